@@ -1,0 +1,87 @@
+"""The one composition root: settings in, wired services out. Tests pass fakes as overrides."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from bot.config import Settings
+from bot.services.codegen import CodeGenerator, OpenAICodeGenerator
+from bot.services.generation import Generation
+from bot.services.tasks import TaskService
+from storage import migrate
+from storage.db import is_sqlite, make_engine, make_session_factory
+from storage.uow import UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database needs ``python -m bot migrate``."""
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    uow: UnitOfWorkFactory
+    generator: CodeGenerator
+    tasks: TaskService
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def prepare_schema(engine: Engine) -> None:
+    """SQLite (one machine) upgrades itself; PostgreSQL is migrated by the release step."""
+    if is_sqlite(str(engine.url)):
+        if not migrate.is_current(engine):
+            logger.info("upgrading the SQLite schema to %s", migrate.head_revision(engine))
+            migrate.upgrade(engine)
+        return
+    if not migrate.is_current(engine):
+        raise SchemaOutOfDate(
+            "The database schema is not up to date: run `python -m bot migrate` "
+            "(the Procfile's release step does this on deploy)."
+        )
+
+
+def build_generator(settings: Settings) -> CodeGenerator:
+    return OpenAICodeGenerator(
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        model=settings.openai_model,
+        timeout=settings.openai_timeout,
+        max_retries=settings.openai_max_retries,
+        response_format="json_object"
+        if settings.openai_response_format == "json_object"
+        else "json_schema",
+    )
+
+
+def build_services(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    generator: CodeGenerator | None = None,
+    clock: Callable[[], datetime] | None = None,
+    check_schema: bool = True,
+) -> Services:
+    engine = engine or make_engine(settings.database_url)
+    if check_schema:
+        prepare_schema(engine)
+    uow = UnitOfWorkFactory(make_session_factory(engine))
+    generator = generator or build_generator(settings)
+    generation = Generation(
+        generator, packages=settings.sandbox_packages, max_code_bytes=settings.code_max_bytes
+    )
+    tasks = (
+        TaskService(uow=uow, generation=generation, clock=clock)
+        if clock
+        else TaskService(uow=uow, generation=generation)
+    )
+    return Services(settings=settings, engine=engine, uow=uow, generator=generator, tasks=tasks)

@@ -1,0 +1,270 @@
+"""Settings, built once from the environment (after ``load_dotenv``).
+
+Every setting is declared once in ``SETTINGS``: its variable, its default and one line on what
+it does. ``.example.env`` is written from that table (``python -m bot config --example``) and a
+test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    doc: str
+    group: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SLACK_BOT_TOKEN", "", "Bot token (xoxb-...) for a single workspace.", "Slack"),
+    Setting(
+        "SLACK_SIGNING_SECRET", "", "Signing secret that checks requests to /slack/events.", "Slack"
+    ),
+    Setting(
+        "SLACK_APP_TOKEN",
+        "",
+        "App-level token (xapp-...): when set, Slack traffic uses Socket Mode.",
+        "Slack",
+    ),
+    Setting(
+        "SLACK_API_URL",
+        "https://slack.com/api/",
+        "Base of every Web API call; the bot token goes only here and to Slack's file host.",
+        "Slack",
+    ),
+    Setting(
+        "SLACK_CLIENT_ID",
+        "",
+        "OAuth client id: with the secret, enables multi-workspace install.",
+        "Slack",
+    ),
+    Setting("SLACK_CLIENT_SECRET", "", "OAuth client secret.", "Slack"),
+    Setting(
+        "ALLOWED_CHANNELS",
+        "",
+        "Comma-separated channel ids allowed to use the app (empty: all).",
+        "Slack",
+    ),
+    Setting(
+        "ALLOWED_USERS",
+        "",
+        "Comma-separated user ids allowed to use the app (empty: all).",
+        "Slack",
+    ),
+    Setting("OPENAI_API_KEY", "", "API key for the model server.", "Model"),
+    Setting(
+        "OPENAI_BASE_URL", "https://api.openai.com/v1", "Any OpenAI-compatible server.", "Model"
+    ),
+    Setting("OPENAI_MODEL", "gpt-4o-mini", "Model that writes the code.", "Model"),
+    Setting("OPENAI_TIMEOUT", "60", "Seconds before one model request is abandoned.", "Model"),
+    Setting(
+        "OPENAI_MAX_RETRIES",
+        "2",
+        "Retries the SDK makes on 429, 5xx and connection errors.",
+        "Model",
+    ),
+    Setting(
+        "OPENAI_RESPONSE_FORMAT",
+        "json_schema",
+        "json_schema (structured output) or json_object for servers without it.",
+        "Model",
+    ),
+    Setting("CODE_MAX_BYTES", "65536", "Largest generated module accepted, in bytes.", "Model"),
+    Setting(
+        "DATABASE_URL",
+        "sqlite:///taskbot.db",
+        "SQLAlchemy URL: an SQLite file by default, postgresql://... in production.",
+        "Storage",
+    ),
+    Setting("TASK_QUEUE", "local", "local (in-process worker pool) or celery.", "Worker"),
+    Setting(
+        "CELERY_BROKER_URL", "redis://127.0.0.1:6379/0", "Broker for TASK_QUEUE=celery.", "Worker"
+    ),
+    Setting("WORKER_CONCURRENCY", "2", "Sandbox slots per worker process.", "Worker"),
+    Setting("SANDBOX_WALL_SECONDS", "30", "Wall-clock limit of one run.", "Sandbox"),
+    Setting("SANDBOX_CPU_SECONDS", "20", "CPU-time limit of one run.", "Sandbox"),
+    Setting("SANDBOX_MEMORY_MB", "512", "Memory limit of one run, in MiB.", "Sandbox"),
+    Setting("SANDBOX_MAX_PROCESSES", "32", "Processes one run may have at once.", "Sandbox"),
+    Setting("SANDBOX_MAX_FILE_MB", "50", "Largest file a run may write, in MiB.", "Sandbox"),
+    Setting("SANDBOX_MAX_OPEN_FILES", "256", "Open files one run may hold.", "Sandbox"),
+    Setting(
+        "SANDBOX_MAX_OUTPUT_KB",
+        "1024",
+        "Result, stdout and stderr kept per run, each, in KiB.",
+        "Sandbox",
+    ),
+    Setting("SANDBOX_MAX_INPUT_MB", "20", "Largest input file, in MiB.", "Sandbox"),
+    Setting(
+        "SANDBOX_PACKAGES",
+        "numpy,pandas",
+        "Packages generated code may import besides the standard library.",
+        "Sandbox",
+    ),
+    Setting(
+        "SANDBOX_INSECURE",
+        "0",
+        "1 runs code even where the host cannot isolate it. Never in production.",
+        "Sandbox",
+    ),
+    Setting(
+        "API_TOKEN",
+        "",
+        "Bearer token for the HTTP API under /api/ (the API is off without it).",
+        "Server",
+    ),
+    Setting("PORT", "3000", "HTTP port of python -m bot serve.", "Server"),
+    Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", "Server"),
+)
+
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = _DEFAULTS["SLACK_API_URL"]
+    slack_client_id: str = ""
+    slack_client_secret: str = ""
+    allowed_channels: tuple[str, ...] = ()
+    allowed_users: tuple[str, ...] = ()
+    openai_api_key: str = ""
+    openai_base_url: str = _DEFAULTS["OPENAI_BASE_URL"]
+    openai_model: str = _DEFAULTS["OPENAI_MODEL"]
+    openai_timeout: float = 60.0
+    openai_max_retries: int = 2
+    openai_response_format: str = "json_schema"
+    code_max_bytes: int = 65536
+    database_url: str = _DEFAULTS["DATABASE_URL"]
+    task_queue: str = "local"
+    celery_broker_url: str = _DEFAULTS["CELERY_BROKER_URL"]
+    worker_concurrency: int = 2
+    sandbox_wall_seconds: float = 30.0
+    sandbox_cpu_seconds: int = 20
+    sandbox_memory_mb: int = 512
+    sandbox_max_processes: int = 32
+    sandbox_max_file_mb: int = 50
+    sandbox_max_open_files: int = 256
+    sandbox_max_output_kb: int = 1024
+    sandbox_max_input_mb: int = 20
+    sandbox_packages: tuple[str, ...] = ("numpy", "pandas")
+    sandbox_insecure: bool = False
+    api_token: str = ""
+    port: int = 3000
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def raw(name: str) -> str:
+            return env.get(name, _DEFAULTS[name]).strip()
+
+        def number(name: str, kind: type[int] | type[float]) -> int | float:
+            value = raw(name) or _DEFAULTS[name]
+            try:
+                parsed = kind(value)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {value!r}") from None
+            if parsed < 0:
+                raise ConfigError(f"{name} must not be negative, got {value!r}")
+            return parsed
+
+        queue = raw("TASK_QUEUE") or "local"
+        if queue not in ("local", "celery"):
+            raise ConfigError(f"TASK_QUEUE must be 'local' or 'celery', got {queue!r}")
+        response_format = raw("OPENAI_RESPONSE_FORMAT") or "json_schema"
+        if response_format not in ("json_schema", "json_object"):
+            raise ConfigError(
+                f"OPENAI_RESPONSE_FORMAT must be 'json_schema' or 'json_object', "
+                f"got {response_format!r}"
+            )
+        return cls(
+            slack_bot_token=raw("SLACK_BOT_TOKEN"),
+            slack_signing_secret=raw("SLACK_SIGNING_SECRET"),
+            slack_app_token=raw("SLACK_APP_TOKEN"),
+            slack_api_url=raw("SLACK_API_URL") or _DEFAULTS["SLACK_API_URL"],
+            slack_client_id=raw("SLACK_CLIENT_ID"),
+            slack_client_secret=raw("SLACK_CLIENT_SECRET"),
+            allowed_channels=_csv(raw("ALLOWED_CHANNELS")),
+            allowed_users=_csv(raw("ALLOWED_USERS")),
+            openai_api_key=raw("OPENAI_API_KEY"),
+            openai_base_url=raw("OPENAI_BASE_URL") or _DEFAULTS["OPENAI_BASE_URL"],
+            openai_model=raw("OPENAI_MODEL") or _DEFAULTS["OPENAI_MODEL"],
+            openai_timeout=float(number("OPENAI_TIMEOUT", float)),
+            openai_max_retries=int(number("OPENAI_MAX_RETRIES", int)),
+            openai_response_format=response_format,
+            code_max_bytes=int(number("CODE_MAX_BYTES", int)),
+            database_url=raw("DATABASE_URL") or _DEFAULTS["DATABASE_URL"],
+            task_queue=queue,
+            celery_broker_url=raw("CELERY_BROKER_URL") or _DEFAULTS["CELERY_BROKER_URL"],
+            worker_concurrency=max(1, int(number("WORKER_CONCURRENCY", int))),
+            sandbox_wall_seconds=float(number("SANDBOX_WALL_SECONDS", float)),
+            sandbox_cpu_seconds=int(number("SANDBOX_CPU_SECONDS", int)),
+            sandbox_memory_mb=int(number("SANDBOX_MEMORY_MB", int)),
+            sandbox_max_processes=int(number("SANDBOX_MAX_PROCESSES", int)),
+            sandbox_max_file_mb=int(number("SANDBOX_MAX_FILE_MB", int)),
+            sandbox_max_open_files=int(number("SANDBOX_MAX_OPEN_FILES", int)),
+            sandbox_max_output_kb=int(number("SANDBOX_MAX_OUTPUT_KB", int)),
+            sandbox_max_input_mb=int(number("SANDBOX_MAX_INPUT_MB", int)),
+            sandbox_packages=_csv(raw("SANDBOX_PACKAGES")),
+            sandbox_insecure=raw("SANDBOX_INSECURE").lower() in ("1", "true", "yes"),
+            api_token=raw("API_TOKEN"),
+            port=int(number("PORT", int)),
+            log_level=(raw("LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def missing_for_slack(self) -> list[str]:
+        """Settings that must be set before Slack can be served, each with how to get it."""
+        missing: list[str] = []
+        multi = bool(self.slack_client_id and self.slack_client_secret)
+        if not self.slack_signing_secret and not self.slack_app_token:
+            missing.append(
+                "SLACK_SIGNING_SECRET: Basic Information > App Credentials > Signing Secret "
+                "(or SLACK_APP_TOKEN for Socket Mode)"
+            )
+        if not self.slack_bot_token and not multi:
+            missing.append(
+                "SLACK_BOT_TOKEN: OAuth & Permissions > Bot User OAuth Token (xoxb-...) "
+                "(or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for multi-workspace install)"
+            )
+        return missing
+
+
+def example_env() -> str:
+    """The text of ``.example.env``: every setting with its default and what it does."""
+    lines = [
+        "# Taskbot configuration. Copy to .env and fill in what you need.",
+        "# Every variable is optional unless its line says otherwise; the value shown is the default.",
+    ]
+    group = ""
+    for setting in SETTINGS:
+        if setting.group != group:
+            group = setting.group
+            lines += ["", f"# --- {group} ---"]
+        lines.append(f"# {setting.doc}")
+        lines.append(f"{setting.name}={setting.default}")
+    return "\n".join(lines) + "\n"
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Read ``.env`` (when present, never overriding the real environment), then the environment."""
+    from dotenv import load_dotenv
+
+    load_dotenv(env_file or Path.cwd() / ".env", override=False)
+    return Settings.from_env()

@@ -1,0 +1,47 @@
+"""The small family of errors services raise; each edge turns them into its own answer."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of every error a user can cause or meet; ``str()`` is a short, clear sentence."""
+
+    code = "error"
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+
+
+class AmbiguousId(ServiceError):
+    code = "ambiguous_id"
+
+
+class InvalidInput(ServiceError):
+    code = "invalid_input"
+
+
+class NotAllowed(ServiceError):
+    code = "not_allowed"
+
+
+class NotReady(ServiceError):
+    """The task has no working version yet (still generating, or generation failed)."""
+
+    code = "not_ready"
+
+
+class ModelUnavailable(ServiceError):
+    """The model server could not be reached or kept failing after the SDK's retries."""
+
+    code = "model_unavailable"
+
+
+class GenerationFailed(ServiceError):
+    """The model's answers stayed invalid after every repair round."""
+
+    code = "generation_failed"
+
+    def __init__(self, message: str, *, errors: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.errors = errors

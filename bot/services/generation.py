@@ -1,0 +1,241 @@
+"""Prompts, the answer's schema, and the validate-and-repair loop around a ``CodeGenerator``."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.services.codegen import ChatMessage, CodeGenerator
+from bot.services.errors import GenerationFailed
+from bot.services.validation import check_code
+
+PROMPT_VERSION = "2026-11-25.1"
+MAX_REPAIR_ROUNDS = 2
+
+_IO_SHAPE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["description", "formats"],
+    "properties": {
+        "description": {"type": "string"},
+        "formats": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "title", "summary", "inputs", "outputs", "code", "change_summary"],
+    "properties": {
+        "name": {"type": "string", "description": "snake_case name of the task"},
+        "title": {"type": "string"},
+        "summary": {"type": "string", "description": "one or two sentences on what it does"},
+        "inputs": _IO_SHAPE,
+        "outputs": _IO_SHAPE,
+        "code": {"type": "string", "description": "the whole Python module"},
+        "change_summary": {
+            "type": "string",
+            "description": "what changed from the previous version (empty for a new task)",
+        },
+    },
+}
+
+_TYPE_RULES = {
+    "passthrough": (
+        "The task type is passthrough: `run(input_path)` is called with the path (a str) of "
+        "one input file the user supplied, and returns the result."
+    ),
+    "generator": (
+        "The task type is generator: `run(input_path)` is called with None (there is no input) "
+        "and returns the result."
+    ),
+}
+
+
+def system_prompt(*, task_type: str, packages: Sequence[str]) -> str:
+    allowed = ", ".join(packages) if packages else "none"
+    return "\n".join(
+        [
+            "You write one small, self-contained Python 3.11 module for Taskbot, which runs it "
+            "in a sandbox on files people share in Slack.",
+            "Rules:",
+            "- Define a top-level function `run(input_path)` taking exactly one argument.",
+            f"- {_TYPE_RULES.get(task_type, _TYPE_RULES['passthrough'])}",
+            "- Return JSON-serialisable data (a list of flat records shows as a table), a str, or "
+            "bytes. Files written under the relative directory `output/` are also shown to the "
+            "user (images inline).",
+            "- Import only the Python standard library and these packages: "
+            f"{allowed}. Nothing else is installed.",
+            "- The code has no network, no environment variables and no files but its input and "
+            "`output/`; it is stopped after 30 seconds or 512 MiB. Do not call input().",
+            "- Handle the formats the user is likely to give (say which in `inputs.formats`) "
+            "and fail with a clear exception message when the input cannot be used.",
+            "Answer with JSON only, matching the schema: name (snake_case), title, summary, "
+            "inputs, outputs, code (the whole module) and change_summary.",
+        ]
+    )
+
+
+def create_messages(
+    *, description: str, task_type: str, packages: Sequence[str]
+) -> list[ChatMessage]:
+    return [
+        ChatMessage("system", system_prompt(task_type=task_type, packages=packages)),
+        ChatMessage(
+            "user",
+            f"Task type: {task_type}\nWhat the user needs:\n{description}\n\n"
+            "Leave change_summary empty.",
+        ),
+    ]
+
+
+def refine_messages(
+    *,
+    description: str,
+    task_type: str,
+    packages: Sequence[str],
+    previous_number: int,
+    previous_code: str,
+    previous_metadata: Mapping[str, Any],
+    feedback: str,
+    last_error: str | None,
+) -> list[ChatMessage]:
+    parts = [
+        f"Task type: {task_type}",
+        f"What the user first asked for:\n{description}",
+        f"Version {previous_number}'s metadata:\n{json.dumps(previous_metadata, indent=2)}",
+        f"Version {previous_number}'s code:\n```python\n{previous_code}\n```",
+    ]
+    if last_error:
+        parts.append(f"The last run of version {previous_number} failed:\n{last_error}")
+    parts.append(f"The user's request for the next version:\n{feedback}")
+    parts.append(
+        "Write the next version: the whole module again, changed as the user asks (fix the "
+        "failure above if they ask to fix it). In change_summary, say in one or two sentences "
+        "what changed."
+    )
+    return [
+        ChatMessage("system", system_prompt(task_type=task_type, packages=packages)),
+        ChatMessage("user", "\n\n".join(parts)),
+    ]
+
+
+@dataclass(frozen=True)
+class Generated:
+    code: str
+    name: str
+    title: str
+    summary: str
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    dependencies: tuple[str, ...]
+    change_summary: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    model_requests: int
+    errors: tuple[str, ...] = field(default=())
+
+
+def snake_case(text: str) -> str:
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+    name = re.sub(r"_+", "_", name)
+    if not name or not name[0].isalpha():
+        name = f"task_{name}".rstrip("_")
+    return name[:60]
+
+
+def _io(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        formats = value.get("formats", [])
+        return {
+            "description": str(value.get("description", "")),
+            "formats": [str(f) for f in formats] if isinstance(formats, list) else [],
+        }
+    return {"description": str(value or ""), "formats": []}
+
+
+def parse_answer(content: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The answer as a dict, or the reason it cannot be used."""
+    text = content.strip()
+    fence = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, flags=re.DOTALL)
+    if fence:
+        text = fence.group(1)
+    if not text:
+        return None, "the answer was empty; answer with the JSON object"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"the answer is not valid JSON ({exc.msg} at line {exc.lineno})"
+    if not isinstance(data, dict):
+        return None, "the answer must be a JSON object"
+    if not isinstance(data.get("code"), str):
+        return None, "the answer has no `code` string"
+    return data, None
+
+
+class Generation:
+    """Asks the model, checks the answer, and sends errors back for at most two repair rounds."""
+
+    def __init__(
+        self,
+        generator: CodeGenerator,
+        *,
+        packages: Sequence[str],
+        max_code_bytes: int,
+        max_repairs: int = MAX_REPAIR_ROUNDS,
+    ) -> None:
+        self.generator = generator
+        self.packages = tuple(packages)
+        self.max_code_bytes = max_code_bytes
+        self.max_repairs = max_repairs
+
+    def run(self, messages: Sequence[ChatMessage]) -> Generated:
+        history = list(messages)
+        errors: list[str] = []
+        input_tokens = output_tokens = 0
+        for attempt in range(1 + self.max_repairs):
+            reply = self.generator.generate(history, schema=ANSWER_SCHEMA)
+            input_tokens += reply.input_tokens
+            output_tokens += reply.output_tokens
+            data, error = parse_answer(reply.content)
+            if data is not None and reply.finish_reason == "length":
+                data, error = None, "the answer was cut off; make the code shorter"
+            if data is not None:
+                check = check_code(
+                    data["code"], allowed_packages=self.packages, max_bytes=self.max_code_bytes
+                )
+                if check.ok:
+                    return Generated(
+                        code=data["code"],
+                        name=snake_case(str(data.get("name") or data.get("title") or "task")),
+                        title=str(data.get("title") or data.get("name") or "Task"),
+                        summary=str(data.get("summary", "")),
+                        inputs=_io(data.get("inputs")),
+                        outputs=_io(data.get("outputs")),
+                        dependencies=check.imports,
+                        change_summary=str(data.get("change_summary", "")),
+                        model=reply.model,
+                        input_tokens=input_tokens,
+                        output_tokens=output_tokens,
+                        model_requests=attempt + 1,
+                        errors=tuple(errors),
+                    )
+                error = check.error
+            errors.append(error or "unusable answer")
+            history.append(ChatMessage("assistant", reply.content))
+            history.append(
+                ChatMessage(
+                    "user",
+                    f"That answer cannot be used: {errors[-1]}.\n"
+                    "Answer again with the whole JSON object, fixing this.",
+                )
+            )
+        raise GenerationFailed(
+            f"The model's code was still invalid after {self.max_repairs} repair rounds: "
+            f"{errors[-1]}",
+            errors=tuple(errors),
+        )

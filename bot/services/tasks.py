@@ -1,0 +1,411 @@
+"""The task service: create, refine, read, list and export tasks and their versions."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.services.errors import (
+    AmbiguousId,
+    GenerationFailed,
+    InvalidInput,
+    ModelUnavailable,
+    NotFound,
+    NotReady,
+    ServiceError,
+)
+from bot.services.generation import (
+    PROMPT_VERSION,
+    Generated,
+    Generation,
+    create_messages,
+    refine_messages,
+)
+from bot.services.views import (
+    Refinement,
+    TaskDetail,
+    TaskSummary,
+    TaskView,
+    VersionView,
+    Workspace,
+)
+from storage.models import RunStatus, Task, TaskState, TaskVersion
+from storage.uow import UnitOfWork, UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+TASK_TYPES = ("passthrough", "generator")
+MIN_PREFIX = 6
+MAX_DESCRIPTION = 4000
+_ID_CHARS = re.compile(r"^[0-9a-f-]+$")
+LOCAL = Workspace()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_error_text(
+    *, status: str, error_type: str | None, message: str | None, tail: str | None
+) -> str:
+    """The last run's failure as the model is told it."""
+    lines = [f"status: {status}"]
+    if error_type or message:
+        lines.append(f"{error_type or 'Error'}: {message or ''}".rstrip())
+    if tail:
+        lines.append(tail)
+    return "\n".join(lines)
+
+
+class TaskService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        generation: Generation,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._uow = uow
+        self._generation = generation
+        self._clock = clock
+
+    # --- creating -------------------------------------------------------------------------
+
+    def start(
+        self,
+        *,
+        description: str,
+        task_type: str = "passthrough",
+        requested_by: str,
+        source: str,
+        workspace: Workspace = LOCAL,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
+    ) -> TaskView:
+        """Store a new task (state ``generating``) before anyone is told it exists."""
+        description = description.strip()
+        if not description:
+            raise InvalidInput("Say what the task should do, e.g. `count the lines of the file`.")
+        if len(description) > MAX_DESCRIPTION:
+            raise InvalidInput(f"The description is over {MAX_DESCRIPTION} characters.")
+        if task_type not in TASK_TYPES:
+            raise InvalidInput(f"Unknown task type {task_type!r}: use {' or '.join(TASK_TYPES)}.")
+        now = self._clock()
+        with self._uow() as uow:
+            task = Task(
+                id=str(uuid.uuid4()),
+                team_id=workspace.team_id,
+                enterprise_id=workspace.enterprise_id,
+                channel_id=channel_id,
+                thread_ts=thread_ts,
+                creator=requested_by,
+                source=source,
+                desired_action=description,
+                task_type=task_type,
+                state=TaskState.GENERATING.value,
+                created_at=now,
+                updated_at=now,
+            )
+            uow.tasks.add(task)
+            uow.commit()
+            return TaskView.of(task)
+
+    def attach_thread(self, task_id: str, *, channel_id: str, thread_ts: str) -> None:
+        with self._uow() as uow:
+            task = self._get(uow, task_id)
+            task.channel_id, task.thread_ts = channel_id, thread_ts
+            uow.commit()
+
+    def generate_first(self, task_id: str) -> TaskDetail:
+        """Generate and store version 1 of a task made by ``start``."""
+        with self._uow() as uow:
+            task = TaskView.of(self._get(uow, task_id))
+        if task.current_version is not None:
+            with self._uow() as uow:
+                version = uow.tasks.version(task.id, task.current_version)
+                assert version is not None
+                return TaskDetail(task, VersionView.of(version))
+        messages = create_messages(
+            description=task.desired_action,
+            task_type=task.task_type,
+            packages=self._generation.packages,
+        )
+        generated = self._generate(task.id, messages)
+        return self._store_version(
+            task.id,
+            generated,
+            request_kind="create",
+            request_text=task.desired_action,
+            requested_by=task.creator,
+            expected_previous=0,
+        )
+
+    def create(
+        self,
+        *,
+        description: str,
+        task_type: str = "passthrough",
+        requested_by: str,
+        source: str,
+        workspace: Workspace = LOCAL,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
+    ) -> TaskDetail:
+        task = self.start(
+            description=description,
+            task_type=task_type,
+            requested_by=requested_by,
+            source=source,
+            workspace=workspace,
+            channel_id=channel_id,
+            thread_ts=thread_ts,
+        )
+        return self.generate_first(task.id)
+
+    # --- refining -------------------------------------------------------------------------
+
+    def refine(
+        self,
+        ref: str,
+        *,
+        feedback: str,
+        requested_by: str,
+        team_id: str | None = None,
+    ) -> Refinement:
+        feedback = feedback.strip()
+        if not feedback:
+            raise InvalidInput("Say what should change, e.g. `also count empty lines`.")
+        if len(feedback) > MAX_DESCRIPTION:
+            raise InvalidInput(f"The request is over {MAX_DESCRIPTION} characters.")
+        with self._uow() as uow:
+            task = self._resolve(uow, ref, team_id=team_id)
+            if task.current_version is None:
+                raise NotReady(f"Task {task.id[:8]} has no working version to refine yet.")
+            current = uow.tasks.version(task.id, task.current_version)
+            assert current is not None
+            previous = VersionView.of(current)
+            view = TaskView.of(task)
+            last_run = uow.runs.latest_for_task(task.id)
+            last_error = None
+            failed = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.KILLED)
+            if last_run is not None and last_run.status in {s.value for s in failed}:
+                last_error = run_error_text(
+                    status=last_run.status,
+                    error_type=last_run.error_type or last_run.killed_reason,
+                    message=last_run.error_message,
+                    tail=last_run.traceback_tail,
+                )
+        messages = refine_messages(
+            description=view.desired_action,
+            task_type=view.task_type,
+            packages=self._generation.packages,
+            previous_number=previous.number,
+            previous_code=previous.code,
+            previous_metadata=previous.metadata,
+            feedback=feedback,
+            last_error=last_error,
+        )
+        generated = self._generate(view.id, messages, keep_state=True)
+        detail = self._store_version(
+            view.id,
+            generated,
+            request_kind="refine",
+            request_text=feedback,
+            requested_by=requested_by,
+            expected_previous=previous.number,
+        )
+        diff = "".join(
+            difflib.unified_diff(
+                previous.code.splitlines(keepends=True),
+                detail.version.code.splitlines(keepends=True),
+                fromfile=f"v{previous.number}/function.py",
+                tofile=f"v{detail.version.number}/function.py",
+            )
+        )
+        return Refinement(detail.task, detail.version, previous, diff)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def get(self, ref: str, *, team_id: str | None = None) -> TaskView:
+        with self._uow() as uow:
+            return TaskView.of(self._resolve(uow, ref, team_id=team_id))
+
+    def by_thread(self, *, channel_id: str, thread_ts: str) -> TaskView | None:
+        with self._uow() as uow:
+            task = uow.tasks.by_thread(channel_id=channel_id, thread_ts=thread_ts)
+            return None if task is None else TaskView.of(task)
+
+    def show(
+        self, ref: str, *, version: int | None = None, team_id: str | None = None
+    ) -> TaskDetail:
+        with self._uow() as uow:
+            task = self._resolve(uow, ref, team_id=team_id)
+            number = version if version is not None else task.current_version
+            if number is None:
+                raise NotReady(self._not_ready_message(task))
+            row = uow.tasks.version(task.id, number)
+            if row is None:
+                latest = uow.tasks.latest_version_number(task.id)
+                raise NotFound(f"Task {task.id[:8]} has no version {number} (latest: v{latest}).")
+            return TaskDetail(TaskView.of(task), VersionView.of(row))
+
+    def versions(self, ref: str, *, team_id: str | None = None) -> list[VersionView]:
+        with self._uow() as uow:
+            task = self._resolve(uow, ref, team_id=team_id)
+            return [VersionView.of(v) for v in uow.tasks.versions(task.id)]
+
+    def list(
+        self, *, team_id: str | None = None, channel_id: str | None = None, limit: int = 20
+    ) -> Sequence[TaskSummary]:
+        with self._uow() as uow:
+            tasks = uow.tasks.recent(team_id=team_id, channel_id=channel_id, limit=limit)
+            runs = uow.runs.latest_for_tasks([t.id for t in tasks])
+            return [
+                TaskSummary(TaskView.of(t), runs[t.id].status if t.id in runs else None)
+                for t in tasks
+            ]
+
+    def export(
+        self,
+        ref: str,
+        *,
+        version: int | None = None,
+        directory: Path = Path("user_tasks"),
+        team_id: str | None = None,
+    ) -> Path:
+        """Write the seed's layout: ``<directory>/<uuid>/function.py`` and ``metadata.json``."""
+        detail = self.show(ref, version=version, team_id=team_id)
+        target = directory / detail.task.id
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "function.py").write_text(detail.version.code, encoding="utf-8")
+        metadata: dict[str, Any] = {
+            "task_id": detail.task.id,
+            "version": detail.version.number,
+            "desired_action": detail.task.desired_action,
+            **detail.version.metadata,
+        }
+        (target / "metadata.json").write_text(
+            json.dumps(metadata, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        return target
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _generate(
+        self, task_id: str, messages: Sequence[Any], *, keep_state: bool = False
+    ) -> Generated:
+        try:
+            return self._generation.run(messages)
+        except (GenerationFailed, ModelUnavailable) as exc:
+            if not keep_state:
+                with self._uow() as uow:
+                    task = self._get(uow, task_id)
+                    task.state, task.state_detail = TaskState.FAILED.value, str(exc)
+                    task.updated_at = self._clock()
+                    uow.commit()
+            raise
+
+    def _store_version(
+        self,
+        task_id: str,
+        generated: Generated,
+        *,
+        request_kind: str,
+        request_text: str,
+        requested_by: str,
+        expected_previous: int,
+    ) -> TaskDetail:
+        now = self._clock()
+        with self._uow() as uow:
+            task = self._get(uow, task_id)
+            if uow.tasks.latest_version_number(task_id) != expected_previous:
+                raise InvalidInput(
+                    "Another change to this task landed first; look at the new version and "
+                    "ask again."
+                )
+            number = expected_previous + 1
+            metadata = {
+                "name": generated.name,
+                "title": generated.title,
+                "summary": generated.summary,
+                "task_type": task.task_type,
+                "inputs": dict(generated.inputs),
+                "outputs": dict(generated.outputs),
+                "dependencies": list(generated.dependencies),
+                "model": generated.model,
+                "prompt_version": PROMPT_VERSION,
+                "created_at": now.isoformat(),
+            }
+            version = TaskVersion(
+                task_id=task_id,
+                number=number,
+                code=generated.code,
+                meta=metadata,
+                request_kind=request_kind,
+                request_text=request_text,
+                requested_by=requested_by,
+                change_summary=generated.change_summary or None,
+                model=generated.model,
+                prompt_version=PROMPT_VERSION,
+                input_tokens=generated.input_tokens,
+                output_tokens=generated.output_tokens,
+                model_requests=generated.model_requests,
+                created_at=now,
+            )
+            uow.tasks.add_version(version)
+            task.current_version = number
+            task.name = generated.name
+            task.state, task.state_detail = TaskState.READY.value, None
+            task.updated_at = now
+            try:
+                uow.commit()
+            except IntegrityError:
+                logger.warning("version %s of task %s was stored concurrently", number, task_id)
+                raise InvalidInput(
+                    "Another change to this task landed first; look at the new version and "
+                    "ask again."
+                ) from None
+            return TaskDetail(TaskView.of(task), VersionView.of(version))
+
+    @staticmethod
+    def _get(uow: UnitOfWork, task_id: str) -> Task:
+        task = uow.tasks.get(task_id)
+        if task is None:
+            raise NotFound(f"No task {task_id}.")
+        return task
+
+    @staticmethod
+    def _not_ready_message(task: Task) -> str:
+        if task.state == TaskState.FAILED.value:
+            return f"Task {task.id[:8]} has no working version: {task.state_detail}"
+        return f"Task {task.id[:8]} is still being generated."
+
+    def _resolve(self, uow: UnitOfWork, ref: str, *, team_id: str | None) -> Task:
+        prefix = ref.strip().lower()
+        if len(prefix) < MIN_PREFIX:
+            raise InvalidInput(
+                f"Task ids need at least {MIN_PREFIX} characters (got {ref.strip()!r})."
+            )
+        if not _ID_CHARS.match(prefix):
+            raise NotFound(f"No task with id {ref.strip()!r}.")
+        found = uow.tasks.by_prefix(prefix, team_id=team_id)
+        if not found:
+            raise NotFound(f"No task with id {ref.strip()!r}.")
+        if len(found) > 1:
+            ids = ", ".join(t.id[:12] for t in found[:3])
+            raise AmbiguousId(
+                f"{ref.strip()!r} matches several tasks ({ids}…): give more of the id."
+            )
+        return found[0]
+
+
+__all__ = ["TASK_TYPES", "ServiceError", "TaskService", "run_error_text"]

@@ -1,0 +1,114 @@
+"""What services return: frozen, plain values, never ORM objects or Slack payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.models import Task, TaskVersion
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a request came from: a Slack team (and enterprise), or the local terminal/API."""
+
+    team_id: str = ""
+    enterprise_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskView:
+    id: str
+    team_id: str
+    enterprise_id: str | None
+    channel_id: str | None
+    thread_ts: str | None
+    creator: str
+    source: str
+    desired_action: str
+    task_type: str
+    state: str
+    state_detail: str | None
+    name: str | None
+    current_version: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, task: Task) -> TaskView:
+        return cls(
+            id=task.id,
+            team_id=task.team_id,
+            enterprise_id=task.enterprise_id,
+            channel_id=task.channel_id,
+            thread_ts=task.thread_ts,
+            creator=task.creator,
+            source=task.source,
+            desired_action=task.desired_action,
+            task_type=task.task_type,
+            state=task.state,
+            state_detail=task.state_detail,
+            name=task.name,
+            current_version=task.current_version,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+        )
+
+
+@dataclass(frozen=True)
+class VersionView:
+    task_id: str
+    number: int
+    code: str
+    metadata: Mapping[str, Any]
+    request_kind: str
+    request_text: str
+    requested_by: str
+    change_summary: str | None
+    model: str
+    prompt_version: str
+    input_tokens: int
+    output_tokens: int
+    model_requests: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, version: TaskVersion) -> VersionView:
+        return cls(
+            task_id=version.task_id,
+            number=version.number,
+            code=version.code,
+            metadata=dict(version.meta),
+            request_kind=version.request_kind,
+            request_text=version.request_text,
+            requested_by=version.requested_by,
+            change_summary=version.change_summary,
+            model=version.model,
+            prompt_version=version.prompt_version,
+            input_tokens=version.input_tokens,
+            output_tokens=version.output_tokens,
+            model_requests=version.model_requests,
+            created_at=version.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class TaskDetail:
+    task: TaskView
+    version: VersionView
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    task: TaskView
+    last_run_status: str | None
+
+
+@dataclass(frozen=True)
+class Refinement:
+    task: TaskView
+    version: VersionView
+    previous: VersionView
+    diff: str

@@ -1,0 +1,150 @@
+"""Repositories: the only place that writes queries. They live inside a unit of work's session."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.models import Run, RunFile, RunInput, RunStatus, SlackDelivery, Task, TaskVersion
+
+
+class TaskRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, task: Task) -> None:
+        self.session.add(task)
+
+    def get(self, task_id: str) -> Task | None:
+        return self.session.get(Task, task_id)
+
+    def by_prefix(self, prefix: str, *, team_id: str | None = None, limit: int = 5) -> list[Task]:
+        """Tasks whose id starts with ``prefix`` (lower-case hex and hyphens only)."""
+        stmt = select(Task).where(Task.id.startswith(prefix, autoescape=True))
+        if team_id is not None:
+            stmt = stmt.where(Task.team_id == team_id)
+        return list(self.session.scalars(stmt.order_by(Task.id).limit(limit)))
+
+    def by_thread(self, *, channel_id: str, thread_ts: str) -> Task | None:
+        stmt = select(Task).where(Task.channel_id == channel_id, Task.thread_ts == thread_ts)
+        return self.session.scalars(stmt).first()
+
+    def recent(
+        self, *, team_id: str | None = None, channel_id: str | None = None, limit: int = 20
+    ) -> list[Task]:
+        stmt = select(Task)
+        if team_id is not None:
+            stmt = stmt.where(Task.team_id == team_id)
+        if channel_id is not None:
+            stmt = stmt.where(Task.channel_id == channel_id)
+        stmt = stmt.order_by(Task.created_at.desc(), Task.id).limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def version(self, task_id: str, number: int) -> TaskVersion | None:
+        stmt = select(TaskVersion).where(
+            TaskVersion.task_id == task_id, TaskVersion.number == number
+        )
+        return self.session.scalars(stmt).first()
+
+    def versions(self, task_id: str) -> list[TaskVersion]:
+        stmt = select(TaskVersion).where(TaskVersion.task_id == task_id)
+        return list(self.session.scalars(stmt.order_by(TaskVersion.number)))
+
+    def latest_version_number(self, task_id: str) -> int:
+        stmt = select(func.max(TaskVersion.number)).where(TaskVersion.task_id == task_id)
+        return self.session.scalar(stmt) or 0
+
+    def add_version(self, version: TaskVersion) -> None:
+        self.session.add(version)
+
+
+class RunRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, run: Run, *, input_data: bytes | None = None) -> None:
+        self.session.add(run)
+        if input_data is not None:
+            self.session.add(RunInput(run_id=run.id, data=input_data))
+
+    def get(self, run_id: str) -> Run | None:
+        return self.session.get(Run, run_id)
+
+    def input_data(self, run_id: str) -> bytes | None:
+        row = self.session.get(RunInput, run_id)
+        return None if row is None else row.data
+
+    def drop_input(self, run_id: str) -> None:
+        self.session.execute(delete(RunInput).where(RunInput.run_id == run_id))
+
+    def files(self, run_id: str) -> list[RunFile]:
+        stmt = select(RunFile).where(RunFile.run_id == run_id).order_by(RunFile.id)
+        return list(self.session.scalars(stmt))
+
+    def add_file(self, run_file: RunFile) -> None:
+        self.session.add(run_file)
+
+    def latest_for_task(self, task_id: str) -> Run | None:
+        stmt = (
+            select(Run)
+            .where(Run.task_id == task_id)
+            .order_by(Run.queued_at.desc(), Run.id.desc())
+            .limit(1)
+        )
+        return self.session.scalars(stmt).first()
+
+    def latest_for_tasks(self, task_ids: Sequence[str]) -> dict[str, Run]:
+        if not task_ids:
+            return {}
+        newest = (
+            select(Run.task_id, func.max(Run.queued_at).label("at"))
+            .where(Run.task_id.in_(task_ids))
+            .group_by(Run.task_id)
+            .subquery()
+        )
+        stmt = select(Run).join(
+            newest, (Run.task_id == newest.c.task_id) & (Run.queued_at == newest.c.at)
+        )
+        return {run.task_id: run for run in self.session.scalars(stmt)}
+
+    def with_status(self, status: RunStatus, *, limit: int = 1000) -> list[Run]:
+        stmt = select(Run).where(Run.status == status.value).order_by(Run.queued_at).limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def claim(self, run_id: str, *, worker: str, started_at: datetime) -> bool:
+        """Move a queued run to running; False when another worker got it first."""
+        result = self.session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value)
+            .values(
+                status=RunStatus.RUNNING.value,
+                worker=worker,
+                started_at=started_at,
+                attempts=Run.attempts + 1,
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+class DeliveryRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(self, key: str, *, kind: str) -> bool:
+        """Record a delivery; False when it was seen before (it must not be processed again)."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(SlackDelivery(key=key, kind=kind))
+        except IntegrityError:
+            return False
+        return True
+
+    def forget_before(self, moment: datetime) -> int:
+        result = self.session.execute(
+            delete(SlackDelivery).where(SlackDelivery.received_at < moment)
+        )
+        return int(getattr(result, "rowcount", 0))

@@ -1,0 +1,33 @@
+"""An in-memory ``CodeGenerator``: a queue of answers and a history of prompts (no IO)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.services.codegen import ChatMessage, ModelReply
+from bot.services.errors import ModelUnavailable
+
+
+class FakeCodeGenerator:
+    def __init__(self, *answers: str | Exception, model: str = "fake-model") -> None:
+        self.answers: deque[str | Exception] = deque(answers)
+        self.prompts: list[list[ChatMessage]] = []
+        self._model = model
+
+    @property
+    def model_name(self) -> str:
+        return self._model
+
+    def queue(self, *answers: str | Exception) -> None:
+        self.answers.extend(answers)
+
+    def generate(self, messages: Sequence[ChatMessage], *, schema: Mapping[str, Any]) -> ModelReply:
+        self.prompts.append(list(messages))
+        if not self.answers:
+            raise ModelUnavailable("fake model: no answer queued")
+        answer = self.answers.popleft()
+        if isinstance(answer, Exception):
+            raise answer
+        return ModelReply(answer, self._model, input_tokens=10, output_tokens=20)

@@ -1,0 +1,186 @@
+"""A fake OpenAI-compatible server on loopback: a queue of answers and a history of requests.
+
+The real ``openai`` client talks to it over real HTTP, so retries, timeouts and status codes are
+exercised exactly as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    content: str | None = None
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    prompt_tokens: int = 100
+    completion_tokens: int = 50
+    finish_reason: str = "stop"
+
+
+def answer_json(
+    *,
+    code: str,
+    name: str = "count_lines",
+    title: str = "Count lines",
+    summary: str = "Counts the lines of the input file.",
+    change_summary: str = "",
+    formats: tuple[str, ...] = ("txt",),
+) -> str:
+    return json.dumps(
+        {
+            "name": name,
+            "title": title,
+            "summary": summary,
+            "inputs": {"description": "a text file", "formats": list(formats)},
+            "outputs": {"description": "the number of lines", "formats": ["json"]},
+            "code": code,
+            "change_summary": change_summary,
+        }
+    )
+
+
+COUNT_LINES = (
+    "def run(input_path):\n"
+    "    with open(input_path, encoding='utf-8') as f:\n"
+    "        return {'lines': sum(1 for _ in f)}\n"
+)
+
+
+class FakeOpenAIServer:
+    def __init__(self, *, model: str = "fake-model-1") -> None:
+        self.model = model
+        self.answers: deque[Answer] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # --- scripting ------------------------------------------------------------------------
+
+    def reply(self, content: str, **kwargs: Any) -> None:
+        self.answers.append(Answer(content=content, **kwargs))
+
+    def reply_code(
+        self, code: str, *, prompt_tokens: int = 100, completion_tokens: int = 50, **kwargs: Any
+    ) -> None:
+        self.reply(
+            answer_json(code=code, **kwargs),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+
+    def fail(
+        self, status: int, *, message: str = "boom", headers: dict[str, str] | None = None
+    ) -> None:
+        body = {"error": {"message": message, "type": "server_error", "code": None}}
+        self.answers.append(Answer(status=status, body=body, headers=headers or {}))
+
+    def stall(self, seconds: float, content: str | None = None) -> None:
+        self.answers.append(Answer(content=content or "{}", delay=seconds))
+
+    # --- inspection -----------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def user_texts(self, index: int = -1) -> str:
+        """Everything the user role said in request ``index``."""
+        messages = self.requests[index]["messages"]
+        return "\n".join(m["content"] for m in messages if m["role"] == "user")
+
+    def all_text(self, index: int = -1) -> str:
+        return "\n".join(m["content"] for m in self.requests[index]["messages"])
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> FakeOpenAIServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Answer:
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(headers)
+            if self.answers:
+                return self.answers.popleft()
+        return Answer(status=500, body={"error": {"message": "fake server: no answer queued"}})
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                raw = self.rfile.read(length)
+                if not self.path.endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                answer = fake._next(
+                    json.loads(raw), {k.lower(): v for k, v in self.headers.items()}
+                )
+                if answer.delay:
+                    time.sleep(answer.delay)
+                if answer.status != 200:
+                    self._send(answer.status, answer.body or {}, answer.headers)
+                    return
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": fake.model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": answer.content},
+                                "finish_reason": answer.finish_reason,
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": answer.prompt_tokens,
+                            "completion_tokens": answer.completion_tokens,
+                            "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+                        },
+                    },
+                )
+
+            def _send(
+                self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+        return Handler

@@ -1,0 +1,155 @@
+"""Migrations and repositories on SQLite and on the local PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from storage import migrate
+from storage.db import make_engine, make_session_factory
+from storage.models import Run, RunStatus, Task, TaskVersion
+from storage.uow import UnitOfWorkFactory
+
+TABLES = {"tasks", "task_versions", "runs", "run_inputs", "run_files", "slack_deliveries"}
+
+
+def test_migrations_upgrade_from_empty_and_downgrade_to_empty(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        assert set(inspect(engine).get_table_names()) == set()
+        migrate.upgrade(engine)
+        assert set(inspect(engine).get_table_names()) >= TABLES
+        assert migrate.is_current(engine)
+        migrate.downgrade(engine)
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        migrate.upgrade(engine)
+        assert migrate.is_current(engine)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    engine.dispose()
+
+
+@pytest.fixture
+def uow(db_url: str):  # type: ignore[no-untyped-def]
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    yield UnitOfWorkFactory(make_session_factory(engine))
+    engine.dispose()
+
+
+def _task(task_id: str, **kw: object) -> Task:
+    return Task(id=task_id, creator="U1", desired_action="do it", task_type="passthrough", **kw)
+
+
+def _version(task_id: str, number: int) -> TaskVersion:
+    return TaskVersion(
+        task_id=task_id,
+        number=number,
+        code="def run(p): pass",
+        meta={"name": "x"},
+        request_kind="create",
+        request_text="do it",
+        requested_by="U1",
+        model="m",
+        prompt_version="p",
+    )
+
+
+@freeze_time("2026-11-25 12:00:00")
+def test_tasks_versions_and_timestamps_round_trip(uow) -> None:  # type: ignore[no-untyped-def]
+    with uow() as u:
+        u.tasks.add(_task("aaaaaaaa-0000-4000-8000-000000000001", team_id="T1", channel_id="C1"))
+        u.tasks.add_version(_version("aaaaaaaa-0000-4000-8000-000000000001", 1))
+        u.commit()
+    with uow() as u:
+        task = u.tasks.get("aaaaaaaa-0000-4000-8000-000000000001")
+        assert task is not None
+        assert task.created_at == datetime(2026, 11, 25, 12, tzinfo=UTC)
+        assert [v.number for v in u.tasks.versions(task.id)] == [1]
+        assert u.tasks.version(task.id, 1).meta == {"name": "x"}  # type: ignore[union-attr]
+        assert u.tasks.latest_version_number(task.id) == 1
+
+
+def test_version_numbers_are_unique_per_task(uow) -> None:  # type: ignore[no-untyped-def]
+    with uow() as u:
+        u.tasks.add(_task("bbbbbbbb-0000-4000-8000-000000000001"))
+        u.tasks.add_version(_version("bbbbbbbb-0000-4000-8000-000000000001", 1))
+        u.commit()
+    with uow() as u, pytest.raises(IntegrityError):
+        u.tasks.add_version(_version("bbbbbbbb-0000-4000-8000-000000000001", 1))
+        u.commit()
+
+
+def test_foreign_keys_hold(uow) -> None:  # type: ignore[no-untyped-def]
+    with uow() as u, pytest.raises(IntegrityError):
+        u.tasks.add_version(_version("no-such-task", 1))
+        u.commit()
+
+
+def test_prefix_lookup_and_team_scope(uow) -> None:  # type: ignore[no-untyped-def]
+    with uow() as u:
+        u.tasks.add(_task("abcdef01-0000-4000-8000-000000000001", team_id="T1"))
+        u.tasks.add(_task("abcdef02-0000-4000-8000-000000000002", team_id="T2"))
+        u.commit()
+    with uow() as u:
+        assert len(u.tasks.by_prefix("abcdef")) == 2
+        assert [t.id[:8] for t in u.tasks.by_prefix("abcdef0", team_id="T2")] == ["abcdef02"]
+        assert u.tasks.by_prefix("abcde_") == []  # LIKE wildcards are escaped
+
+
+def test_uncommitted_work_is_rolled_back(uow) -> None:  # type: ignore[no-untyped-def]
+    with uow() as u:
+        u.tasks.add(_task("cccccccc-0000-4000-8000-000000000001"))
+    with uow() as u:
+        assert u.tasks.get("cccccccc-0000-4000-8000-000000000001") is None
+
+
+def test_runs_claim_once_and_keep_their_input(uow) -> None:  # type: ignore[no-untyped-def]
+    with uow() as u:
+        u.tasks.add(_task("dddddddd-0000-4000-8000-000000000001"))
+        u.flush()
+        u.runs.add(
+            Run(
+                id="r1",
+                task_id="dddddddd-0000-4000-8000-000000000001",
+                version_number=1,
+                requested_by="U1",
+                input_name="a.csv",
+                input_size=3,
+                input_sha256="x",
+            ),
+            input_data=b"a,b",
+        )
+        u.commit()
+    now = datetime.now(UTC)
+    with uow() as u:
+        assert u.runs.get("r1").status == RunStatus.QUEUED  # type: ignore[union-attr]
+        assert u.runs.input_data("r1") == b"a,b"
+        assert u.runs.claim("r1", worker="w1", started_at=now) is True
+        assert u.runs.claim("r1", worker="w2", started_at=now) is False
+        u.commit()
+    with uow() as u:
+        run = u.runs.get("r1")
+        assert run is not None and run.status == "running" and run.worker == "w1"
+        assert run.attempts == 1
+
+
+def test_a_delivery_is_recorded_once(uow) -> None:  # type: ignore[no-untyped-def]
+    with uow() as u:
+        assert u.deliveries.record("event:Ev1", kind="event") is True
+        assert u.deliveries.record("event:Ev1", kind="event") is False
+        assert u.deliveries.record("event:Ev2", kind="event") is True
+        u.commit()
+    with uow() as u:
+        assert u.deliveries.record("event:Ev1", kind="event") is False
