@@ -1,0 +1,66 @@
+"""Public value types of the sandbox."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Status = Literal["succeeded", "failed", "timed_out", "killed"]
+ResultKind = Literal["json", "text", "bytes", "none"]
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    wall_seconds: float = 30.0
+    cpu_seconds: int = 20
+    memory_bytes: int = 512 * 2**20
+    max_processes: int = 32
+    max_file_bytes: int = 50 * 2**20
+    max_open_files: int = 256
+    max_output_bytes: int = 1 * 2**20  # result, stdout, stderr each, and each output file
+    max_input_bytes: int = 20 * 2**20
+
+    def __post_init__(self) -> None:
+        if self.wall_seconds <= 0 or self.cpu_seconds <= 0:
+            raise ValueError("wall_seconds and cpu_seconds must be positive")
+        if self.memory_bytes < 16 * 2**20:
+            raise ValueError("memory_bytes must be at least 16 MiB")
+        if min(self.max_processes, self.max_file_bytes, self.max_output_bytes) <= 0:
+            raise ValueError("limits must be positive")
+        if self.max_open_files < 16 or self.max_input_bytes < 0:
+            raise ValueError("max_open_files must be >= 16 and max_input_bytes >= 0")
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    name: str  # path relative to output/, "/"-separated
+    size: int
+    content: bytes
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    status: Status
+    result_kind: ResultKind
+    result: bytes
+    result_truncated: bool
+    stdout: str
+    stdout_truncated: bool
+    stderr: str
+    stderr_truncated: bool
+    error_type: str | None
+    error_message: str | None
+    traceback_tail: str | None
+    killed_reason: str | None
+    duration_seconds: float
+    output_files: tuple[OutputFile, ...]
+    exit_code: int | None
+    # Regular files under output/ that were not collected (over the size or count cap).
+    output_files_omitted: tuple[str, ...] = ()
+
+
+class SandboxUnavailable(Exception):
+    """The host cannot isolate untrusted code and the insecure opt-out was not given."""

@@ -1,0 +1,159 @@
+"""What isolation the host offers, and whether that is enough to run untrusted code."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._child import landlock, seccomp
+
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class HostIsolation:
+    kernel: str = ""
+    is_root: bool = False
+    user_namespaces: bool = False
+    network_namespace: bool = False
+    mount_namespace: bool = False
+    seccomp: bool = False
+    landlock_abi: int | None = None
+    pidfd: bool = False
+    cgroup_version: int | None = None
+    cgroup_memory: str | None = None  # writable parent directory for per-slot memory cgroups
+    cgroup_pids: str | None = None  # writable parent directory for per-slot pids cgroups
+
+    @property
+    def cgroup_memory_writable(self) -> bool:
+        return self.cgroup_memory is not None
+
+    @property
+    def cgroup_pids_writable(self) -> bool:
+        return self.cgroup_pids is not None
+
+    @property
+    def problems(self) -> list[str]:
+        """Why this host cannot meet the threat model (empty when it can)."""
+        found: list[str] = []
+        if not self.seccomp:
+            reach = "named unix sockets (the PostgreSQL socket, trust auth)"
+            if not self.network_namespace:
+                reach = "TCP/UDP (loopback included) and " + reach
+            found.append(
+                f"no seccomp (libseccomp.so.2): cannot deny socket(); {reach} stay reachable"
+            )
+        if self.landlock_abi is None:
+            found.append(
+                "no Landlock: world-readable files outside the run dir (a .env with mode 0644, "
+                "other runs' files) stay readable"
+                + ("" if self.is_root else "; without root runs also share the app's uid")
+            )
+        if not self.pidfd:
+            found.append("no pidfd_open (Linux >= 5.3 and Python >= 3.9 needed)")
+        return found
+
+    @property
+    def secure(self) -> bool:
+        return not self.problems
+
+    @property
+    def warnings(self) -> list[str]:
+        """Layers that are missing but covered by others: weaker defence in depth."""
+        found: list[str] = []
+        if not self.network_namespace:
+            found.append("no network namespace: network blocked by seccomp/Landlock only")
+        if self.landlock_abi is not None and self.landlock_abi < 4:
+            found.append("Landlock ABI < 4: TCP blocked by seccomp only")
+        if self.landlock_abi is not None and self.landlock_abi < 6:
+            found.append("Landlock ABI < 6: signals and abstract sockets not scoped")
+        if not self.is_root:
+            found.append("not root: no per-run uid, no uid sweep, RLIMIT_NPROC not applied")
+        if not self.mount_namespace:
+            found.append("no mount namespace: scratch space is not bounded by a tmpfs")
+        if self.cgroup_memory is None:
+            found.append("no writable memory cgroup: memory limited by RLIMIT_AS only")
+        if self.cgroup_pids is None:
+            found.append("no writable pids cgroup: processes limited by RLIMIT_NPROC only")
+        return found
+
+
+def _own_cgroups() -> dict[str, str]:
+    """controller -> path of this process's cgroup ('' key for the v2 hierarchy)."""
+    owned: dict[str, str] = {}
+    try:
+        text = Path("/proc/self/cgroup").read_text(encoding="ascii")
+    except OSError:
+        return owned
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(","):
+                owned[controller] = parts[2]
+    return owned
+
+
+def _writable_dir(path: Path) -> str | None:
+    if path.is_dir() and os.access(path, os.W_OK | os.X_OK):
+        return str(path)
+    return None
+
+
+def _probe_cgroups(is_root: bool) -> tuple[int | None, str | None, str | None]:
+    if not is_root:
+        return None, None, None  # delegation to non-root users is not handled
+    owned = _own_cgroups()
+    memory_v1 = _CGROUP_ROOT / "memory"
+    pids_v1 = _CGROUP_ROOT / "pids"
+    if "memory" in owned and (memory_v1 / "memory.limit_in_bytes").exists():
+        memory = _writable_dir(memory_v1 / owned["memory"].lstrip("/"))
+        pids = (
+            _writable_dir(pids_v1 / owned.get("pids", "/").lstrip("/")) if "pids" in owned else None
+        )
+        return 1, memory, pids
+    if "" in owned:
+        for base in (_CGROUP_ROOT, _CGROUP_ROOT / "unified"):
+            own = base / owned[""].lstrip("/")
+            try:
+                delegated = set((own / "cgroup.subtree_control").read_text().split())
+            except OSError:
+                continue
+            usable = _writable_dir(own)
+            return (
+                2,
+                usable if "memory" in delegated else None,
+                usable if "pids" in delegated else None,
+            )
+    return None, None, None
+
+
+def _user_namespaces() -> bool:
+    try:
+        if Path("/proc/sys/kernel/unprivileged_userns_clone").read_text().strip() == "0":
+            return False
+    except OSError:
+        pass
+    try:
+        return int(Path("/proc/sys/user/max_user_namespaces").read_text()) > 0
+    except (OSError, ValueError):
+        return False
+
+
+def probe_host() -> HostIsolation:
+    """Inspect the host without forking (safe to call from a threaded app)."""
+    is_root = os.geteuid() == 0
+    version, memory, pids = _probe_cgroups(is_root)
+    return HostIsolation(
+        kernel=os.uname().release,
+        is_root=is_root,
+        user_namespaces=_user_namespaces(),
+        network_namespace=is_root and Path("/proc/self/ns/net").exists(),
+        mount_namespace=is_root and Path("/proc/self/ns/mnt").exists(),
+        seccomp=seccomp.available(),
+        landlock_abi=landlock.abi_version(),
+        pidfd=hasattr(os, "pidfd_open"),
+        cgroup_version=version,
+        cgroup_memory=memory,
+        cgroup_pids=pids,
+    )
