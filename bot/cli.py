@@ -16,6 +16,8 @@ from bot.composition import SchemaOutOfDate, Services, build_services
 from bot.config import ConfigError, Settings, example_env, load_settings
 from bot.services.errors import ServiceError
 from bot.services.views import TaskDetail
+from bot.worker.sandbox import SandboxUnavailable
+from storage.errors import StorageUnavailable
 
 logger = logging.getLogger("bot")
 
@@ -27,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="serve Slack, the HTTP API and /healthz (the default)")
+    sub.add_parser("worker", help="run tasks from the Celery queue (TASK_QUEUE=celery)")
+    sub.add_parser("doctor", help="print the isolation this host offers the sandbox")
     migrate = sub.add_parser("migrate", help="upgrade the database schema")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
     migrate.add_argument("--downgrade", action="store_true", help="downgrade to --revision")
@@ -47,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     show = task.add_parser("show", help="a version's metadata and code")
     show.add_argument("id")
     show.add_argument("--version", type=int)
+    run = task.add_parser("run", help="run a task; prints the result on standard output")
+    run.add_argument("id")
+    run.add_argument("--input", type=Path, help="the input file (passthrough tasks)")
+    run.add_argument("--text", help="text to use as the input file input.txt")
+    run.add_argument("--version", type=int)
+    run.add_argument("--output-dir", type=Path, help="save the files the run wrote here")
     task.add_parser("list", help="recent tasks")
     export = task.add_parser("export", help="write user_tasks/<uuid>/function.py and metadata.json")
     export.add_argument("id")
@@ -86,6 +96,10 @@ def _task_command(args: argparse.Namespace, services: Services, out: TextIO) -> 
         print_detail(TaskDetail(refinement.task, refinement.version), out, diff=refinement.diff)
     elif args.action == "show":
         print_detail(tasks.show(args.id, version=args.version), out)
+    elif args.action == "run":
+        from bot.cli_run import run_task
+
+        return run_task(args, services, out)
     elif args.action == "list":
         summaries = tasks.list(limit=50)
         if not summaries:
@@ -113,8 +127,9 @@ def _serve(settings: Settings, err: TextIO) -> int:
             "install it, then copy the tokens.\n"
         )
         return 2
-    err.write("The Slack server is not part of this build yet (issue 4).\n")
-    return 2
+    from bot.server import serve
+
+    return serve(settings)
 
 
 def main(
@@ -143,9 +158,9 @@ def main(
             )
         )
         return 0
-    if command == "serve":
-        return _serve(settings, err)
     try:
+        if command == "serve":
+            return _serve(settings, err)
         if command == "migrate":
             from storage import migrate
             from storage.db import make_engine
@@ -160,15 +175,29 @@ def main(
             finally:
                 engine.dispose()
             return 0
-        services = build_services(settings)
+        if command == "doctor":
+            from bot.cli_run import doctor
+
+            return doctor(settings, out)
+        if command == "worker":
+            from bot.worker.main import run_worker
+
+            return run_worker(settings)
+        runs_here = command == "task" and args.action == "run"
+        services = build_services(
+            settings,
+            runner=("celery" if settings.task_queue == "celery" else "local")
+            if runs_here
+            else "none",
+        )
         try:
             return _task_command(args, services, out)
         finally:
             services.close()
-    except ServiceError as exc:
+    except (ServiceError, StorageUnavailable) as exc:
         err.write(f"error: {exc}\n")
         return 1
-    except SchemaOutOfDate as exc:
+    except (SchemaOutOfDate, SandboxUnavailable) as exc:
         err.write(f"error: {exc}\n")
         return 2
     except OperationalError as exc:

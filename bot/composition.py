@@ -6,18 +6,28 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.services.codegen import CodeGenerator, OpenAICodeGenerator
+from bot.services.deliveries import DeliveryService
 from bot.services.generation import Generation
+from bot.services.runs import RunService
 from bot.services.tasks import TaskService
 from storage import migrate
 from storage.db import is_sqlite, make_engine, make_session_factory
 from storage.uow import UnitOfWorkFactory
 
+if TYPE_CHECKING:
+    from bot.worker.executor import RunExecutor
+    from bot.worker.local import LocalPool
+    from bot.worker.sandbox import Sandbox
+
 logger = logging.getLogger(__name__)
+
+Runner = Literal["none", "local", "celery"]
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -31,8 +41,17 @@ class Services:
     uow: UnitOfWorkFactory
     generator: CodeGenerator
     tasks: TaskService
+    runs: RunService
+    deliveries: DeliveryService
+    sandbox: Sandbox | None = None
+    executor: RunExecutor | None = None
+    pool: LocalPool | None = None
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+        if self.sandbox is not None:
+            self.sandbox.close()
         self.engine.dispose()
 
 
@@ -70,7 +89,11 @@ def build_services(
     generator: CodeGenerator | None = None,
     clock: Callable[[], datetime] | None = None,
     check_schema: bool = True,
+    runner: Runner = "none",
+    sandbox: Sandbox | None = None,
 ) -> Services:
+    """Wire everything. ``runner``: "local" starts the sandbox and an in-process pool,
+    "celery" sends runs to Celery workers, "none" records runs without executing them."""
     engine = engine or make_engine(settings.database_url)
     if check_schema:
         prepare_schema(engine)
@@ -79,9 +102,38 @@ def build_services(
     generation = Generation(
         generator, packages=settings.sandbox_packages, max_code_bytes=settings.code_max_bytes
     )
-    tasks = (
-        TaskService(uow=uow, generation=generation, clock=clock)
-        if clock
-        else TaskService(uow=uow, generation=generation)
+    timing = {"clock": clock} if clock else {}
+    tasks = TaskService(uow=uow, generation=generation, **timing)
+    runs = RunService(
+        uow=uow,
+        tasks=tasks,
+        queue=None,
+        packages=settings.sandbox_packages,
+        max_code_bytes=settings.code_max_bytes,
+        max_input_bytes=settings.sandbox_max_input_mb * 2**20,
+        wall_seconds=settings.sandbox_wall_seconds,
+        **timing,
     )
-    return Services(settings=settings, engine=engine, uow=uow, generator=generator, tasks=tasks)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        uow=uow,
+        generator=generator,
+        tasks=tasks,
+        runs=runs,
+        deliveries=DeliveryService(uow=uow),
+    )
+    if runner == "local":
+        from bot.worker.executor import RunExecutor, build_sandbox
+        from bot.worker.local import LocalPool
+
+        services.sandbox = sandbox or build_sandbox(settings)
+        services.sandbox.start()
+        services.executor = RunExecutor(runs, services.sandbox)
+        services.pool = LocalPool(services.executor, concurrency=settings.worker_concurrency)
+        runs.queue = services.pool
+    elif runner == "celery":
+        from bot.worker.celery_app import CeleryQueue, make_celery
+
+        runs.queue = CeleryQueue(make_celery(settings))
+    return services

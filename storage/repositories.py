@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -88,6 +89,51 @@ class RunRepository:
     def add_file(self, run_file: RunFile) -> None:
         self.session.add(run_file)
 
+    def job(self, run_id: str) -> dict[str, Any] | None:
+        """What a worker needs to execute a run, in one query."""
+        stmt = (
+            select(Task.task_type, TaskVersion.code, Run.input_name, RunInput.data)
+            .select_from(Run)
+            .join(Task, Task.id == Run.task_id)
+            .join(
+                TaskVersion,
+                (TaskVersion.task_id == Run.task_id) & (TaskVersion.number == Run.version_number),
+            )
+            .outerjoin(RunInput, RunInput.run_id == Run.id)
+            .where(Run.id == run_id)
+        )
+        row = self.session.execute(stmt).first()
+        if row is None:
+            return None
+        return {
+            "task_type": row.task_type,
+            "code": row.code,
+            "input_name": row.input_name,
+            "input_data": row.data,
+        }
+
+    def record_outcome(
+        self, run_id: str, *, values: dict[str, Any], files: Sequence[tuple[str, int, bytes]]
+    ) -> bool:
+        """Store a run's outcome unless it already has one; drops its input. True if stored."""
+        result = self.session.execute(
+            update(Run)
+            .where(
+                Run.id == run_id,
+                Run.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
+            )
+            .values(**values)
+        )
+        if not getattr(result, "rowcount", 0):
+            return False
+        if files:
+            self.session.execute(
+                insert(RunFile),
+                [{"run_id": run_id, "name": n, "size": s, "content": c} for n, s, c in files],
+            )
+        self.session.execute(delete(RunInput).where(RunInput.run_id == run_id))
+        return True
+
     def latest_for_task(self, task_id: str) -> Run | None:
         stmt = (
             select(Run)
@@ -126,6 +172,26 @@ class RunRepository:
                 started_at=started_at,
                 attempts=Run.attempts + 1,
             )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def reply_pending(self, *, limit: int = 50) -> list[Run]:
+        """Runs with a Slack message that shows another status than the run's."""
+        stmt = (
+            select(Run)
+            .where(
+                Run.reply_ts.is_not(None),
+                or_(Run.notified_status.is_(None), Run.notified_status != Run.status),
+            )
+            .order_by(Run.queued_at)
+            .limit(limit)
+        )
+        return list(self.session.scalars(stmt))
+
+    def claim_reply(self, run_id: str, *, shown: str | None, showing: str | None) -> bool:
+        shown_now = Run.notified_status.is_(None) if shown is None else Run.notified_status == shown
+        result = self.session.execute(
+            update(Run).where(Run.id == run_id, shown_now).values(notified_status=showing)
         )
         return bool(getattr(result, "rowcount", 0))
 

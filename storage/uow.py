@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.errors import StorageUnavailable
 from storage.repositories import DeliveryRepository, RunRepository, TaskRepository
 
 
@@ -41,9 +43,15 @@ class UnitOfWork:
     ) -> None:
         try:
             self.session.rollback()
+        except DBAPIError:
+            pass  # the connection is gone; closing the session discards it
         finally:
             self.session.close()
             self._session = None
+        if isinstance(exc, OperationalError) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        ):
+            raise StorageUnavailable() from exc
 
     def commit(self) -> None:
         self.session.commit()

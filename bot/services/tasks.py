@@ -125,6 +125,14 @@ class TaskService:
             task.channel_id, task.thread_ts = channel_id, thread_ts
             uow.commit()
 
+    def abandon(self, task_id: str, *, reason: str) -> None:
+        """A task that could not be announced: keep it, marked failed with the reason."""
+        with self._uow() as uow:
+            task = self._get(uow, task_id)
+            task.state, task.state_detail = TaskState.FAILED.value, reason
+            task.updated_at = self._clock()
+            uow.commit()
+
     def generate_first(self, task_id: str) -> TaskDetail:
         """Generate and store version 1 of a task made by ``start``."""
         with self._uow() as uow:
@@ -397,6 +405,10 @@ class TaskService:
             )
         if not _ID_CHARS.match(prefix):
             raise NotFound(f"No task with id {ref.strip()!r}.")
+        if len(prefix) == 36:
+            exact = uow.tasks.get(prefix)
+            if exact is not None and (team_id is None or exact.team_id == team_id):
+                return exact
         found = uow.tasks.by_prefix(prefix, team_id=team_id)
         if not found:
             raise NotFound(f"No task with id {ref.strip()!r}.")

@@ -1,0 +1,118 @@
+"""``python -m bot task run`` and ``python -m bot doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TextIO
+
+from bot.composition import Services
+from bot.config import Settings
+from bot.services.errors import InvalidInput
+from bot.services.runs import RunView
+from bot.worker.sandbox import probe_host
+
+
+def _read_input(args: argparse.Namespace, limit: int) -> tuple[bytes | None, str | None]:
+    if args.input is not None and args.text is not None:
+        raise InvalidInput("Give --input FILE or --text, not both.")
+    if args.text is not None:
+        return args.text.encode("utf-8"), "input.txt"
+    if args.input is None:
+        return None, None
+    path: Path = args.input
+    if not path.is_file():
+        raise InvalidInput(f"No such file: {path}")
+    if path.stat().st_size > limit:
+        raise InvalidInput(
+            f"The file is too large: {path.stat().st_size / 2**20:.1f} MiB, "
+            f"the limit is {limit / 2**20:.1f} MiB."
+        )
+    return path.read_bytes(), path.name
+
+
+def _wait(services: Services, run_id: str) -> RunView:
+    deadline = time.monotonic() + services.runs.stale_after.total_seconds() + 30
+    while True:
+        view = services.runs.get(run_id)
+        if view.final or time.monotonic() > deadline:
+            return view
+        time.sleep(0.1)
+
+
+def describe(view: RunView) -> str:
+    if view.status == "succeeded":
+        return f"succeeded in {view.duration_seconds or 0:.2f} s"
+    if view.status == "timed_out":
+        return f"timed out after {view.duration_seconds or 0:.1f} s"
+    if view.status == "killed":
+        return f"killed: over the {view.killed_reason or 'resource'} limit"
+    if view.status == "failed":
+        return f"failed: {view.error_type or 'Error'}: {view.error_message or ''}".rstrip()
+    return view.status
+
+
+def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
+    data, name = _read_input(args, services.runs.max_input_bytes)
+    submit = services.executor is None  # local: execute right here, in this process
+    view = services.runs.request(
+        args.id,
+        requested_by="cli",
+        input_data=data,
+        input_name=name,
+        version=args.version,
+        submit=submit,
+    )
+    if services.executor is not None:
+        services.executor.execute(view.id)
+    view = _wait(services, view.id)
+    err = sys.stderr
+    err.write(f"run {view.id} of v{view.version_number}: {describe(view)}\n")
+    for label, text in (("stdout", view.stdout), ("stderr", view.stderr)):
+        if text:
+            err.write(f"--- {label} ---\n{text}{'' if text.endswith(chr(10)) else chr(10)}")
+    if view.traceback_tail:
+        err.write(f"--- traceback ---\n{view.traceback_tail}\n")
+    if view.result_kind == "json" and view.result is not None:
+        out.write(json.dumps(json.loads(view.result), indent=2, ensure_ascii=False) + "\n")
+    elif view.result_kind == "text" and view.result is not None:
+        text = view.result.decode("utf-8", "replace")
+        out.write(text if text.endswith("\n") else text + "\n")
+    elif view.result_kind == "bytes" and view.result is not None:
+        out.flush()
+        getattr(out, "buffer", sys.stdout.buffer).write(view.result)
+    if view.result_truncated:
+        err.write("(the result was cut at the output limit)\n")
+    for f in view.files:
+        if args.output_dir is not None:
+            target = args.output_dir / f.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.content)
+            err.write(f"wrote {target} ({f.size} bytes)\n")
+        else:
+            err.write(f"output file {f.name} ({f.size} bytes); save with --output-dir DIR\n")
+    return 0 if view.status == "succeeded" else 1
+
+
+def doctor(settings: Settings, out: TextIO) -> int:
+    iso = probe_host()
+    out.write("Sandbox isolation on this host:\n")
+    for key, value in asdict(iso).items():
+        out.write(f"  {key:<18} {value}\n")
+    for warning in iso.warnings:
+        out.write(f"  note: {warning}\n")
+    if iso.secure:
+        out.write("The sandbox can isolate generated code on this host.\n")
+        return 0
+    out.write("The sandbox CANNOT fully isolate generated code here:\n")
+    for problem in iso.problems:
+        out.write(f"  - {problem}\n")
+    if settings.sandbox_insecure:
+        out.write("SANDBOX_INSECURE=1 is set: code will run anyway, WITHOUT these protections.\n")
+        return 0
+    out.write("Runs are refused until this is fixed (or SANDBOX_INSECURE=1 opts out).\n")
+    return 1

@@ -1,0 +1,404 @@
+"""The run service: request a run, hand it to a worker, record every step of its lifecycle.
+
+A run is stored ``queued`` (with its input) before anything executes; a worker claims it
+(``running``), executes it in the sandbox and records the outcome. The queue and the sandbox
+are ports: the worker package provides them, so this module imports neither.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from bot.services.errors import InvalidInput, NotFound, NotReady
+from bot.services.tasks import TaskService
+from bot.services.validation import check_code
+from storage.models import Run, RunFile, RunStatus
+from storage.uow import UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+
+def process_start_ticks(pid: int | str = "self") -> str:
+    """When a process started (clock ticks since boot), so a reused pid is not mistaken for it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+# host:pid:start: names this process; ``bot.worker.local.local_worker_alive`` reads it back.
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{process_start_ticks()}"
+
+
+class RunQueue(Protocol):
+    """Where queued runs go: the in-process pool or Celery."""
+
+    def submit(self, run_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutputFileView:
+    name: str
+    size: int
+    content: bytes
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: str
+    task_id: str
+    version_number: int
+    status: str
+    requested_by: str
+    input_name: str | None
+    input_size: int | None
+    input_sha256: str | None
+    result_kind: str | None
+    result: bytes | None
+    result_truncated: bool
+    stdout: str | None
+    stderr: str | None
+    error_type: str | None
+    error_message: str | None
+    traceback_tail: str | None
+    killed_reason: str | None
+    attempts: int
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    files: tuple[OutputFileView, ...] = ()
+
+    @property
+    def final(self) -> bool:
+        return RunStatus(self.status).final
+
+    @classmethod
+    def of(cls, run: Run, files: Sequence[RunFile] = ()) -> RunView:
+        return cls(
+            id=run.id,
+            task_id=run.task_id,
+            version_number=run.version_number,
+            status=run.status,
+            requested_by=run.requested_by,
+            input_name=run.input_name,
+            input_size=run.input_size,
+            input_sha256=run.input_sha256,
+            result_kind=run.result_kind,
+            result=run.result,
+            result_truncated=run.result_truncated,
+            stdout=run.stdout,
+            stderr=run.stderr,
+            error_type=run.error_type,
+            error_message=run.error_message,
+            traceback_tail=run.traceback_tail,
+            killed_reason=run.killed_reason,
+            attempts=run.attempts,
+            queued_at=run.queued_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            duration_seconds=run.duration_seconds,
+            files=tuple(OutputFileView(f.name, f.size, f.content) for f in files),
+        )
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """Where a run's progress is shown (a Slack thread); the service only stores it."""
+
+    team_id: str
+    enterprise_id: str | None
+    channel_id: str
+    thread_ts: str
+
+
+@dataclass(frozen=True)
+class PendingReply:
+    """A run whose message shows an older status than the run has."""
+
+    run: RunView
+    target: ReplyTarget
+    message_ts: str
+    shown_status: str | None
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """What a worker needs to execute a claimed run: paths and bytes, nothing else."""
+
+    run_id: str
+    task_type: str
+    code: str
+    input_name: str | None
+    input_data: bytes | None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the sandbox reports; the worker translates its own result into this."""
+
+    status: RunStatus
+    result_kind: str = "none"
+    result: bytes = b""
+    result_truncated: bool = False
+    stdout: str = ""
+    stderr: str = ""
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback_tail: str | None = None
+    killed_reason: str | None = None
+    duration_seconds: float = 0.0
+    files: tuple[OutputFileView, ...] = ()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+STALE_GRACE_SECONDS = 60
+WORKER_LOST = RunOutcome(
+    status=RunStatus.FAILED,
+    error_type="WorkerLost",
+    error_message="The worker running this stopped before it finished. Run it again.",
+)
+
+
+class RunService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        tasks: TaskService,
+        queue: RunQueue | None,
+        packages: Sequence[str],
+        max_code_bytes: int,
+        max_input_bytes: int,
+        wall_seconds: float,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._uow = uow
+        self._tasks = tasks
+        self.queue = queue
+        self._packages = tuple(packages)
+        self._max_code_bytes = max_code_bytes
+        self.max_input_bytes = max_input_bytes
+        self._wall_seconds = wall_seconds
+        self._clock = clock
+
+    # --- requesting -----------------------------------------------------------------------
+
+    def request(
+        self,
+        ref: str,
+        *,
+        requested_by: str,
+        input_data: bytes | None = None,
+        input_name: str | None = None,
+        version: int | None = None,
+        team_id: str | None = None,
+        submit: bool = True,
+        reply: ReplyTarget | None = None,
+    ) -> RunView:
+        """Record a run as queued (with its input), then hand it to the queue."""
+        detail = self._tasks.show(ref, version=version, team_id=team_id)
+        task = detail.task
+        if task.task_type == "generator" and input_data is not None:
+            raise InvalidInput(
+                f"Task {task.id[:8]} is a generator: it takes no input file. Run it without one."
+            )
+        if task.task_type == "passthrough" and input_data is None:
+            raise InvalidInput(
+                f"Task {task.id[:8]} needs an input file: upload one in its thread, "
+                "or pass --input FILE."
+            )
+        if input_data is not None and len(input_data) > self.max_input_bytes:
+            raise InvalidInput(
+                f"The file is too large: {_mib(len(input_data))}, the limit is "
+                f"{_mib(self.max_input_bytes)}."
+            )
+        name = _safe_name(input_name) if input_data is not None else None
+        run = Run(
+            id=str(uuid.uuid4()),
+            task_id=task.id,
+            version_number=detail.version.number,
+            status=RunStatus.QUEUED.value,
+            requested_by=requested_by,
+            input_name=name,
+            input_size=None if input_data is None else len(input_data),
+            input_sha256=None if input_data is None else hashlib.sha256(input_data).hexdigest(),
+            queued_at=self._clock(),
+        )
+        if reply is not None:
+            run.reply_team, run.reply_enterprise = reply.team_id, reply.enterprise_id
+            run.reply_channel, run.reply_thread_ts = reply.channel_id, reply.thread_ts
+        with self._uow() as uow:
+            uow.runs.add(run, input_data=input_data)
+            uow.commit()
+            view = RunView.of(run)
+        if submit:
+            self.submit(view.id)
+        return view
+
+    def submit(self, run_id: str) -> None:
+        if self.queue is None:
+            return
+        try:
+            self.queue.submit(run_id)
+        except Exception:
+            # The run is safely queued in the database; recovery hands it out again.
+            logger.exception("could not hand run %s to the queue; it stays queued", run_id)
+
+    def attach_reply(self, run_id: str, *, message_ts: str, shown_status: str) -> None:
+        with self._uow() as uow:
+            run = uow.runs.get(run_id)
+            if run is None:
+                raise NotFound(f"No run {run_id}.")
+            run.reply_ts, run.notified_status = message_ts, shown_status
+            uow.commit()
+
+    def pending_replies(self, *, limit: int = 50) -> list[PendingReply]:
+        with self._uow() as uow:
+            pending = []
+            for run in uow.runs.reply_pending(limit=limit):
+                assert run.reply_channel and run.reply_thread_ts and run.reply_ts
+                files = uow.runs.files(run.id) if RunStatus(run.status).final else []
+                pending.append(
+                    PendingReply(
+                        run=RunView.of(run, files),
+                        target=ReplyTarget(
+                            team_id=run.reply_team or "",
+                            enterprise_id=run.reply_enterprise,
+                            channel_id=run.reply_channel,
+                            thread_ts=run.reply_thread_ts,
+                        ),
+                        message_ts=run.reply_ts,
+                        shown_status=run.notified_status,
+                    )
+                )
+            return pending
+
+    def claim_reply(self, run_id: str, *, shown: str | None, showing: str) -> bool:
+        """Take the job of showing ``showing``; False when another process already did."""
+        with self._uow() as uow:
+            claimed = uow.runs.claim_reply(run_id, shown=shown, showing=showing)
+            uow.commit()
+            return claimed
+
+    def release_reply(self, run_id: str, *, showing: str, back_to: str | None) -> None:
+        """Showing failed (Slack unreachable): let a later pass try again."""
+        with self._uow() as uow:
+            uow.runs.claim_reply(run_id, shown=showing, showing=back_to)
+            uow.commit()
+
+    def get(self, run_id: str) -> RunView:
+        with self._uow() as uow:
+            run = uow.runs.get(run_id)
+            if run is None:
+                raise NotFound(f"No run {run_id}.")
+            return RunView.of(run, uow.runs.files(run_id))
+
+    def queued_ids(self, *, limit: int = 1000) -> list[str]:
+        with self._uow() as uow:
+            return [r.id for r in uow.runs.with_status(RunStatus.QUEUED, limit=limit)]
+
+    # --- executing (called by workers) ------------------------------------------------------
+
+    def start(self, run_id: str, *, worker: str = WORKER_ID) -> RunJob | None:
+        """Claim a queued run; None when it is gone or another worker has it."""
+        with self._uow() as uow:
+            if not uow.runs.claim(run_id, worker=worker, started_at=self._clock()):
+                return None
+            row = uow.runs.job(run_id)
+            uow.commit()
+        if row is None:
+            raise NotReady(f"Run {run_id} names a version that does not exist.")
+        job = RunJob(run_id=run_id, **row)
+        error = _code_error(job.code, self._packages, self._max_code_bytes)
+        if error is not None:
+            self.finish(
+                run_id,
+                RunOutcome(
+                    status=RunStatus.FAILED,
+                    error_type="CodeCheckFailed",
+                    error_message=f"This version cannot run here: {error}",
+                ),
+            )
+            return None
+        return job
+
+    def finish(self, run_id: str, outcome: RunOutcome) -> bool:
+        """Record a run's outcome once; False (and nothing changed) when it had already ended."""
+        with self._uow() as uow:
+            recorded = uow.runs.record_outcome(
+                run_id,
+                values={
+                    "status": outcome.status.value,
+                    "result_kind": outcome.result_kind,
+                    "result": outcome.result,
+                    "result_truncated": outcome.result_truncated,
+                    "stdout": outcome.stdout,
+                    "stderr": outcome.stderr,
+                    "error_type": outcome.error_type,
+                    "error_message": outcome.error_message,
+                    "traceback_tail": outcome.traceback_tail,
+                    "killed_reason": outcome.killed_reason,
+                    "duration_seconds": outcome.duration_seconds,
+                    "finished_at": self._clock(),
+                },
+                files=[(f.name, f.size, f.content) for f in outcome.files],
+            )
+            uow.commit()
+        if not recorded:
+            logger.warning("run %s had already ended; ignoring a second outcome", run_id)
+        return recorded
+
+    @property
+    def stale_after(self) -> timedelta:
+        """How long a run may stay ``running`` before its worker is presumed dead."""
+        return timedelta(seconds=self._wall_seconds + STALE_GRACE_SECONDS)
+
+    def fail_abandoned(self, *, worker_alive: Callable[[str], bool]) -> list[str]:
+        """Mark failed every ``running`` run whose worker is gone or overdue; returns their ids."""
+        stale_before = self._clock() - self.stale_after
+        failed: list[str] = []
+        with self._uow() as uow:
+            for run in uow.runs.with_status(RunStatus.RUNNING):
+                gone = not worker_alive(run.worker or "")
+                if gone or (run.started_at is not None and run.started_at < stale_before):
+                    failed.append(run.id)
+        for run_id in failed:
+            self.finish(run_id, WORKER_LOST)
+        return failed
+
+    def overdue_queued(self, *, older_than: timedelta) -> list[str]:
+        """Queued runs waiting longer than ``older_than``: their queue message may be lost."""
+        cutoff = self._clock() - older_than
+        with self._uow() as uow:
+            return [r.id for r in uow.runs.with_status(RunStatus.QUEUED) if r.queued_at < cutoff]
+
+
+@functools.lru_cache(maxsize=256)
+def _code_error(code: str, packages: tuple[str, ...], max_bytes: int) -> str | None:
+    """The static check before every run (cached: it depends only on its arguments)."""
+    return check_code(code, allowed_packages=packages, max_bytes=max_bytes).error
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def _safe_name(name: str | None) -> str:
+    base = (name or "input").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    cleaned = "".join(c for c in base if c.isalnum() or c in "._- ")[:100].strip(". ")
+    return cleaned or "input"

@@ -1,0 +1,92 @@
+"""Executes one claimed run in the sandbox and records its outcome through the run service."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from bot.config import Settings
+from bot.services.runs import WORKER_ID, OutputFileView, RunJob, RunOutcome, RunService
+from bot.worker.sandbox import Sandbox, SandboxLimits, SandboxResult
+from storage.models import RunStatus
+
+logger = logging.getLogger(__name__)
+
+
+def limits_from(settings: Settings) -> SandboxLimits:
+    return SandboxLimits(
+        wall_seconds=settings.sandbox_wall_seconds,
+        cpu_seconds=settings.sandbox_cpu_seconds,
+        memory_bytes=settings.sandbox_memory_mb * 2**20,
+        max_processes=settings.sandbox_max_processes,
+        max_file_bytes=settings.sandbox_max_file_mb * 2**20,
+        max_open_files=settings.sandbox_max_open_files,
+        max_output_bytes=settings.sandbox_max_output_kb * 1024,
+        max_input_bytes=settings.sandbox_max_input_mb * 2**20,
+    )
+
+
+def build_sandbox(settings: Settings, *, slots: int | None = None) -> Sandbox:
+    return Sandbox(
+        slots=slots or settings.worker_concurrency,
+        limits=limits_from(settings),
+        packages=settings.sandbox_packages,
+        allow_insecure=settings.sandbox_insecure,
+    )
+
+
+def outcome_of(result: SandboxResult) -> RunOutcome:
+    stdout = result.stdout + ("\n[stdout truncated]" if result.stdout_truncated else "")
+    stderr = result.stderr + ("\n[stderr truncated]" if result.stderr_truncated else "")
+    return RunOutcome(
+        status=RunStatus(result.status),
+        result_kind=result.result_kind,
+        result=result.result,
+        result_truncated=result.result_truncated,
+        stdout=stdout,
+        stderr=stderr,
+        error_type=result.error_type,
+        error_message=result.error_message,
+        traceback_tail=result.traceback_tail,
+        killed_reason=result.killed_reason,
+        duration_seconds=result.duration_seconds,
+        files=tuple(OutputFileView(f.name, f.size, f.content) for f in result.output_files),
+    )
+
+
+class RunExecutor:
+    """Claim, execute in the sandbox, record. Safe to call twice for one run: it runs once."""
+
+    def __init__(self, runs: RunService, sandbox: Sandbox, *, worker: str = WORKER_ID) -> None:
+        self.runs = runs
+        self.sandbox = sandbox
+        self.worker = worker
+
+    def execute(self, run_id: str) -> None:
+        job = self.runs.start(run_id, worker=self.worker)
+        if job is None:
+            return
+        try:
+            outcome = self._sandboxed(job)
+        except Exception as exc:
+            logger.exception("run %s could not be executed", run_id)
+            outcome = RunOutcome(
+                status=RunStatus.FAILED,
+                error_type="SandboxError",
+                error_message=f"The sandbox could not run this: {exc}",
+            )
+        self.runs.finish(run_id, outcome)
+
+    def _sandboxed(self, job: RunJob) -> RunOutcome:
+        if job.input_data is None:
+            return outcome_of(self.sandbox.run(code=job.code, input_path=None))
+        # The input goes through a private file that only this (supervising) process can read;
+        # the sandbox copies it into the run's own directory.
+        with tempfile.TemporaryDirectory(prefix="taskbot-input-") as folder:
+            os.chmod(folder, 0o700)
+            path = Path(folder) / (job.input_name or "input")
+            path.write_bytes(job.input_data)
+            result = self.sandbox.run(code=job.code, input_path=path, input_name=job.input_name)
+        return outcome_of(result)

@@ -1,0 +1,86 @@
+"""The default queue: a pool of threads in this process, one per sandbox slot."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from bot.services.runs import RunService, process_start_ticks
+from bot.worker.executor import RunExecutor
+
+logger = logging.getLogger(__name__)
+
+
+def local_worker_alive(worker: str) -> bool:
+    """Whether a worker id (``host:pid:start``) names a live process on this host."""
+    host, _, rest = worker.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another host's worker: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not start or process_start_ticks(pid) == start
+
+
+class LocalPool:
+    """``submit(run_id)`` runs it on one of ``concurrency`` threads; results go to the database."""
+
+    def __init__(self, executor: RunExecutor, *, concurrency: int) -> None:
+        self.executor = executor
+        # Two threads per sandbox slot: while one records a finished run in the database, the
+        # other already has the slot (Sandbox.run blocks until a slot is free).
+        self._pool = ThreadPoolExecutor(
+            max_workers=2 * concurrency, thread_name_prefix="taskbot-run"
+        )
+        self._pending: set[Future[None]] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, run_id: str) -> None:
+        future = self._pool.submit(self._execute, run_id)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    def _execute(self, run_id: str) -> None:
+        try:
+            self.executor.execute(run_id)
+        except Exception:
+            logger.exception("run %s failed in the local pool", run_id)
+
+    def recover(self, runs: RunService) -> tuple[list[str], list[str]]:
+        """After a restart: fail runs a dead process left running, resubmit the queued ones."""
+        failed = runs.fail_abandoned(worker_alive=local_worker_alive)
+        queued = runs.queued_ids()
+        for run_id in queued:
+            self.submit(run_id)
+        if failed or queued:
+            logger.info(
+                "recovered: %d abandoned runs failed, %d queued runs resubmitted",
+                len(failed),
+                len(queued),
+            )
+        return failed, queued
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            pending = list(self._pending)
+        for future in pending:
+            try:
+                future.result(timeout=timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)

@@ -1,0 +1,47 @@
+"""``python -m bot worker``: a Celery worker that executes runs in the sandbox."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.composition import build_services
+from bot.config import Settings
+from bot.worker.celery_app import CeleryQueue, Sweeper, make_celery, register_worker_task
+from bot.worker.executor import RunExecutor, build_sandbox
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> int:
+    if settings.task_queue != "celery":
+        logger.error(
+            "TASK_QUEUE=local runs tasks inside `python -m bot serve`; "
+            "set TASK_QUEUE=celery and CELERY_BROKER_URL to run separate workers"
+        )
+        return 2
+    app = make_celery(settings)
+    services = build_services(settings)
+    sandbox = build_sandbox(settings)
+    sandbox.start()
+    executor = RunExecutor(services.runs, sandbox)
+    services.runs.queue = CeleryQueue(app)
+    register_worker_task(app, executor)
+    sweeper = Sweeper(services.runs, CeleryQueue(app))
+    sweeper.start()
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=threads",
+                f"--concurrency={settings.worker_concurrency}",
+                f"--loglevel={settings.log_level}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )
+    finally:
+        sweeper.stop()
+        sandbox.close()
+        services.close()
+    return 0
