@@ -161,10 +161,19 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     duration_seconds: Mapped[float | None] = mapped_column(Float)
+    # Where the run's Slack message lives (None for runs from the terminal or the API), and the
+    # status that message shows, so any web process can bring it up to date.
+    reply_team: Mapped[str | None] = mapped_column(String(32))
+    reply_enterprise: Mapped[str | None] = mapped_column(String(32))
+    reply_channel: Mapped[str | None] = mapped_column(String(32))
+    reply_thread_ts: Mapped[str | None] = mapped_column(String(32))
+    reply_ts: Mapped[str | None] = mapped_column(String(32))
+    notified_status: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         Index("ix_runs_task_queued", "task_id", "queued_at"),
         Index("ix_runs_status", "status"),
+        Index("ix_runs_reply_pending", "reply_channel", "notified_status"),
     )
 
 

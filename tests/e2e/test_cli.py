@@ -139,7 +139,7 @@ def test_serve_without_slack_settings_says_what_is_missing(
 def test_migrate_creates_the_schema_on_an_empty_file(tmp_path: Path, env: dict[str, str]) -> None:
     result = bot(tmp_path, {**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}, "migrate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "database at revision 0001"
+    assert result.stdout.strip() == "database at revision 0002"
 
 
 @pytest.mark.postgres

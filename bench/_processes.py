@@ -1,0 +1,46 @@
+"""Helper processes for the benchmarks: `fakes` (mock Slack + stalled model) and `bare` (a bare
+Bolt app with a no-op ack on the same server stack as Taskbot: sync Bolt under waitress)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def fakes(first_code_file: str, stall: float) -> None:
+    from tests.fakes.openai_server import FakeOpenAIServer, answer_json
+    from tests.fakes.slack_api import MockSlackAPI
+
+    mock = MockSlackAPI().start()
+    model = FakeOpenAIServer().start()
+    model.reply(answer_json(code=Path(first_code_file).read_text(), name="busy"))
+    for _ in range(50_000):
+        model.stall(stall)
+    print(mock.api_url, model.base_url, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def bare(port: int, secret: str, api_url: str) -> None:
+    from slack_bolt import Ack, App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+    from slack_sdk import WebClient
+    from waitress import serve
+
+    app = App(signing_secret=secret, client=WebClient(token="xoxb-test", base_url=api_url))
+
+    @app.command("/task")
+    def noop(ack: Ack) -> None:
+        ack()
+
+    serve(SlackRequestHandler(app), host="127.0.0.1", port=port, threads=32, _quiet=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "fakes":
+        fakes(sys.argv[2], float(sys.argv[3]))
+    else:
+        bare(int(sys.argv[2]), sys.argv[3], sys.argv[4])

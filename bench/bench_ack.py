@@ -1,0 +1,291 @@
+"""How fast Slack gets its acknowledgement: Taskbot against a bare Bolt app, same stack, same run.
+
+Both apps are Bolt's sync App behind waitress (32 threads) on loopback. Taskbot's model is
+stalled (every generation waits 30 s) and sandboxed runs execute throughout. Measured:
+- ack latency of signed ``/task create`` commands at 32 concurrent (p50, p99), phases
+  alternating bare / Taskbot so machine noise hits both;
+- a 1,000-request burst (all sent at once from 100 connections): how many acks took over 3 s;
+- the first visible message (the task's root message) after ``/task create`` while the model
+  is stalled 5 s.
+
+Run: .venv/bin/python bench/bench_ack.py [--requests 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode, urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from slack_sdk.signature import SignatureVerifier
+
+from bot.composition import build_services
+from bot.config import Settings
+from bot.server import build_server
+from bot.web import BackgroundServer
+from storage import migrate
+from storage.db import make_engine
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.slack_api import MockSlackAPI
+
+SECRET = "bench-secret"
+BUSY = "import time\n\ndef run(input_path):\n    t = time.time()\n    while time.time() - t < 0.2:\n        pass\n    return 1\n"
+_counter = iter(range(10**9))
+_lock = threading.Lock()
+
+
+def command_body(text: str) -> str:
+    with _lock:
+        n = next(_counter)
+    return urlencode(
+        {
+            "command": "/task",
+            "text": text,
+            "team_id": "T1",
+            "channel_id": "C1",
+            "user_id": "U1",
+            "trigger_id": f"bench.{n}",
+            "response_url": "http://127.0.0.1:9/r",
+        }
+    )
+
+
+class Client:
+    """One keep-alive connection sending signed commands, timing each."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urlparse(url)
+        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        self.path = parsed.path
+        self.signer = SignatureVerifier(SECRET)
+
+    def send(self, text: str) -> float:
+        body = command_body(text)
+        ts = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": self.signer.generate_signature(timestamp=ts, body=body),
+        }
+        start = time.perf_counter()
+        self.conn.request("POST", self.path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        response.read()
+        elapsed = time.perf_counter() - start
+        if response.status != 200:
+            raise RuntimeError(f"status {response.status}")
+        return elapsed
+
+
+def load(url: str, *, total: int, concurrency: int, text: str) -> list[float]:
+    latencies: list[float] = []
+    per = total // concurrency
+    start = threading.Barrier(concurrency)
+
+    def worker() -> None:
+        client = Client(url)
+        start.wait()
+        mine = [client.send(text) for _ in range(per)]
+        with _lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_up(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Stack:
+    """Fakes, Taskbot (`python -m bot serve`) and a bare Bolt app, each in its own process."""
+
+    def __init__(self, tmp: Path, *, stall: float, queued_runs: int) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        code = tmp / "busy.py"
+        code.write_text(BUSY)
+        fakes = self._spawn(
+            [sys.executable, str(HERE / "_processes.py"), "fakes", str(code), str(stall)],
+            stdout=subprocess.PIPE,
+        )
+        assert fakes.stdout is not None
+        self.api_url, model_url = fakes.stdout.readline().decode().split()
+        db = f"sqlite:///{tmp / 'bench.db'}"
+        self.env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": self.api_url,
+            "OPENAI_BASE_URL": model_url,
+            "OPENAI_TIMEOUT": "120",
+            "OPENAI_MAX_RETRIES": "0",
+            "DATABASE_URL": db,
+            "WORKER_CONCURRENCY": "2",
+            "LOG_LEVEL": "ERROR",
+        }
+        if queued_runs:
+            self._queue_runs(db, model_url, queued_runs)
+        ours_port, bare_port = free_port(), free_port()
+        self._spawn(
+            [sys.executable, "-m", "bot", "serve"], env={**self.env, "PORT": str(ours_port)}
+        )
+        self._spawn(
+            [
+                sys.executable,
+                str(HERE / "_processes.py"),
+                "bare",
+                str(bare_port),
+                SECRET,
+                self.api_url,
+            ]
+        )
+        self.ours = f"http://127.0.0.1:{ours_port}/slack/events"
+        self.bare = f"http://127.0.0.1:{bare_port}/slack/events"
+        wait_up(f"http://127.0.0.1:{ours_port}/healthz")
+        wait_up(f"http://127.0.0.1:{bare_port}/slack/events")
+
+    def _queue_runs(self, db: str, model_url: str, count: int) -> None:
+        settings = Settings(database_url=db, openai_base_url=model_url, openai_max_retries=0)
+        engine = make_engine(db)
+        migrate.upgrade(engine)
+        services = build_services(settings, engine=engine)
+        busy = services.tasks.create(
+            description="busy", task_type="generator", requested_by="U1", source="cli"
+        ).task
+        for _ in range(count):  # the server's pool picks these up at start and runs them throughout
+            services.runs.request(busy.id, requested_by="U1", submit=False)
+        services.close()
+
+    def _spawn(self, argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        kwargs.setdefault("env", getattr(self, "env", {"PATH": os.environ.get("PATH", "")}))
+        proc = subprocess.Popen(argv, cwd=ROOT, **kwargs)  # type: ignore[call-overload]
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ack-"))
+    stack = Stack(tmp, stall=30.0, queued_runs=int(os.environ.get("BENCH_RUNS", "400")))
+    try:
+        text = "create summarise the numbers in the file"
+        load(stack.bare, total=256, concurrency=32, text=text)  # warm up both
+        load(stack.ours, total=256, concurrency=32, text=text)
+        results: dict[str, list[float]] = {"bare": [], "ours": []}
+        for _ in range(4):
+            results["bare"] += load(stack.bare, total=args.requests // 4, concurrency=32, text=text)
+            results["ours"] += load(stack.ours, total=args.requests // 4, concurrency=32, text=text)
+        print(
+            f"ack latency: {len(results['ours'])} signed /task create per app, 32 concurrent; "
+            "Taskbot's model stalled 30 s, sandboxed runs executing"
+        )
+        for name, values in results.items():
+            print(
+                f"  {name:5} p50 {pct(values, 0.5) * 1000:7.2f} ms   p99 {pct(values, 0.99) * 1000:7.2f} ms"
+                f"   max {max(values) * 1000:7.2f} ms"
+            )
+        p50 = pct(results["ours"], 0.5) / pct(results["bare"], 0.5)
+        p99 = pct(results["ours"], 0.99) / pct(results["bare"], 0.99)
+        print(f"  ratio Taskbot/bare: p50 {p50:.2f}x  p99 {p99:.2f}x   (target p99 <= 1.2x)")
+        burst = load(stack.ours, total=1000, concurrency=100, text=text)
+        slow = sum(1 for v in burst if v > 3.0)
+        print(
+            f"burst: 1000 /task create from 100 connections at once: p50 {pct(burst, 0.5) * 1000:.1f} ms,"
+            f" p99 {pct(burst, 0.99) * 1000:.1f} ms, max {max(burst) * 1000:.1f} ms, acks over 3 s: {slow}"
+        )
+    finally:
+        stack.stop()
+    first_message(tmp)
+
+
+def first_message(tmp: Path) -> None:
+    """Time from /task create to the task's root message, model stalled 5 s (in-process mock)."""
+    mock = MockSlackAPI().start()
+    model = FakeOpenAIServer().start()
+    for _ in range(100):
+        model.stall(5.0)
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=mock.api_url,
+        database_url=f"sqlite:///{tmp / 'first.db'}",
+        openai_base_url=model.base_url,
+        openai_timeout=30,
+        openai_max_retries=0,
+        log_level="ERROR",
+    )
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    server = build_server(settings, services=build_services(settings, engine=engine))
+    http = BackgroundServer(server.web, threads=32).start()
+    client = Client(f"{http.url}/slack/events")
+    firsts = []
+    for i in range(10):
+        before = len(mock.of("chat.postMessage"))
+        t0 = time.monotonic()
+        client.send(f"create first message probe {i}")
+        mock.wait_for("chat.postMessage", before + 1, timeout=10)
+        firsts.append(mock.of("chat.postMessage")[before].at - t0)
+    print(
+        f"first visible message after /task create, model stalled 5 s: median "
+        f"{statistics.median(firsts) * 1000:.0f} ms, max {max(firsts) * 1000:.0f} ms (target <= 1000 ms)"
+    )
+    http.stop()
+    server.close()
+    mock.stop()
+    model.stop()
+
+
+if __name__ == "__main__":
+    main()

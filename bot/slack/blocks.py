@@ -1,0 +1,365 @@
+"""Block Kit, built by small pure functions. Listeners and flows never write block dicts inline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.services.runs import RunView
+from bot.services.views import Refinement, TaskDetail, TaskSummary, TaskView
+
+Block = dict[str, Any]
+
+CODE_INLINE_LIMIT = 2800  # longer code goes as a .py file
+RESULT_INLINE_LIMIT = 2500  # longer results are previewed and attached in full
+RUN_ACTION = "run_task"
+RUN_MODAL = "run_with_file"
+FILE_BLOCK = "input_files"
+FILE_ACTION = "files"
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def preformatted(text: str) -> Block:
+    """A code block (rich_text_preformatted keeps it verbatim, no mrkdwn escaping issues)."""
+    return {
+        "type": "rich_text",
+        "elements": [
+            {"type": "rich_text_preformatted", "elements": [{"type": "text", "text": text}]}
+        ],
+    }
+
+
+def run_button(task_id: str) -> Block:
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Run"},
+                "style": "primary",
+                "action_id": RUN_ACTION,
+                "value": task_id,
+            }
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str  # the notification / fallback text
+    blocks: list[Block]
+
+
+def task_generating(task: TaskView) -> Message:
+    text = f"Generating a task for: {task.desired_action}"
+    return Message(
+        text,
+        [
+            _mrkdwn(
+                ":hourglass_flowing_sand: Generating a task for: "
+                f"_{_escape(task.desired_action[:500])}_"
+            ),
+            _context(f"id `{task.id}` · {task.task_type} · asked by <@{task.creator}>"),
+        ],
+    )
+
+
+def task_ready(detail: TaskDetail) -> Message:
+    task, version = detail.task, detail.version
+    title = version.metadata.get("title") or task.name or "Task"
+    text = f"{title} (v{version.number}) is ready"
+    return Message(
+        text,
+        [
+            _mrkdwn(
+                f":white_check_mark: *{_escape(str(title))}* `{task.name}` · v{version.number} · "
+                f"ready\n{_escape(str(version.metadata.get('summary', '')))}"
+            ),
+            _context(
+                f"id `{task.id}` · {task.task_type} · asked by <@{task.creator}> · "
+                "reply in the thread to change it, drop a file there to run it"
+            ),
+            run_button(task.id),
+        ],
+    )
+
+
+def task_failed(task: TaskView, reason: str) -> Message:
+    return Message(
+        f"Could not generate the task: {reason}",
+        [
+            _mrkdwn(
+                f":x: Could not generate a task for: _{_escape(task.desired_action[:500])}_\n"
+                f"{_escape(reason)}"
+            ),
+            _context(f"id `{task.id}` · try `/task create` again, or describe it differently"),
+        ],
+    )
+
+
+def _io_line(value: Any) -> str:
+    if isinstance(value, Mapping):
+        formats = ", ".join(str(f) for f in value.get("formats", []) or [])
+        return f"{value.get('description', '')}" + (f" ({formats})" if formats else "")
+    return str(value or "")
+
+
+def version_metadata(detail: TaskDetail) -> Message:
+    task, version = detail.task, detail.version
+    meta = version.metadata
+    deps = ", ".join(meta.get("dependencies", []) or []) or "standard library only"
+    how = (
+        "Drop a file in this thread to run it on that file, or click *Run*."
+        if task.task_type == "passthrough"
+        else "Click *Run* (or `/task run " + task.id[:8] + "`) to run it."
+    )
+    lines = [
+        f"*{_escape(str(meta.get('title', task.name)))}* · v{version.number} · `{task.task_type}`",
+        _escape(str(meta.get("summary", ""))),
+        f"*Input:* {_escape(_io_line(meta.get('inputs')))}",
+        f"*Output:* {_escape(_io_line(meta.get('outputs')))}",
+        f"*Imports:* {_escape(deps)}",
+    ]
+    return Message(
+        f"v{version.number} of {task.name}",
+        [
+            _mrkdwn("\n".join(lines)),
+            _context(
+                f"model {version.model} · {version.input_tokens}+{version.output_tokens} tokens · "
+                f"prompt {version.prompt_version}"
+            ),
+            _mrkdwn(how),
+        ],
+    )
+
+
+def code_message(code: str, *, number: int) -> Message | None:
+    """The code inline when short; None when it must go as a file."""
+    if len(code) > CODE_INLINE_LIMIT:
+        return None
+    return Message(f"v{number} code", [preformatted(code)])
+
+
+def refinement_summary(refinement: Refinement) -> Message:
+    version = refinement.version
+    summary = version.change_summary or "Updated."
+    diff = refinement.diff or "(no change to the code)"
+    blocks: list[Block] = [
+        _mrkdwn(f":pencil2: *v{version.number}*: {_escape(summary)}"),
+    ]
+    if len(diff) <= CODE_INLINE_LIMIT:
+        blocks.append(preformatted(diff))
+    else:
+        blocks.append(_context("The diff is long: it is attached as a file."))
+    return Message(f"v{version.number}: {summary}", blocks)
+
+
+def refining(feedback: str) -> Message:
+    return Message(
+        "Working on it…",
+        [
+            _mrkdwn(
+                f":hourglass_flowing_sand: Working on the next version: _{_escape(feedback[:500])}_"
+            )
+        ],
+    )
+
+
+def refine_failed(reason: str) -> Message:
+    return Message(
+        f"Could not make the next version: {reason}",
+        [
+            _mrkdwn(
+                f":x: Could not make the next version: {_escape(reason)}\n"
+                "The current version is unchanged."
+            )
+        ],
+    )
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+def _is_table(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and 0 < len(value) <= 50
+        and all(isinstance(row, dict) for row in value)
+        and all(not isinstance(v, dict | list) for row in value for v in row.values())
+    )
+
+
+def table_text(rows: Sequence[Mapping[str, Any]], *, max_width: int = 30) -> str:
+    """A list of flat records as a fixed-width text table."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [str(k) for k in row if str(k) not in columns]
+
+    def cell(value: Any) -> str:
+        text = "" if value is None else str(value)
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+    widths = {c: len(c[:max_width]) for c in columns}
+    for row in rows:
+        for c in columns:
+            widths[c] = max(widths[c], len(cell(row.get(c))))
+    lines = [" | ".join(cell(c).ljust(widths[c]) for c in columns)]
+    lines.append("-+-".join("-" * widths[c] for c in columns))
+    lines += [" | ".join(cell(row.get(c)).ljust(widths[c]) for c in columns) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@dataclass(frozen=True)
+class RenderedResult:
+    preview: str | None  # shown inline (None: nothing to show)
+    attachment: tuple[str, bytes] | None  # (filename, content) when the full result is attached
+
+
+def render_result(run: RunView) -> RenderedResult:
+    if run.result_kind in (None, "none") or run.result is None:
+        return RenderedResult(None, None)
+    if run.result_kind == "bytes":
+        return RenderedResult(f"({len(run.result)} bytes, attached)", ("result.bin", run.result))
+    if run.result_kind == "json":
+        try:
+            value = json.loads(run.result)
+        except ValueError:
+            value = run.result.decode("utf-8", "replace")
+        text = (
+            table_text(value)
+            if _is_table(value)
+            else json.dumps(value, indent=2, ensure_ascii=False)
+        )
+        name = "result.json"
+        full = json.dumps(value, indent=2, ensure_ascii=False).encode()
+    else:
+        text = run.result.decode("utf-8", "replace")
+        name, full = "result.txt", run.result
+    if run.result_truncated:
+        return RenderedResult(
+            text[:RESULT_INLINE_LIMIT] + "\n… (cut at the output limit)", (name, full)
+        )
+    if len(text) > RESULT_INLINE_LIMIT:
+        return RenderedResult(
+            text[:RESULT_INLINE_LIMIT] + "\n… (full result attached)", (name, full)
+        )
+    return RenderedResult(text or "(empty)", None)
+
+
+_STATUS_ICON = {
+    "queued": ":hourglass:",
+    "running": ":gear:",
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "timed_out": ":alarm_clock:",
+    "killed": ":no_entry:",
+}
+
+
+def run_headline(run: RunView) -> str:
+    subject = f"run `{run.id[:8]}` of v{run.version_number}"
+    if run.input_name:
+        subject += f" on `{_escape(run.input_name)}`"
+    seconds = run.duration_seconds or 0.0
+    outcome = {
+        "queued": "queued",
+        "running": "running…",
+        "succeeded": f"succeeded in {seconds:.2f} s",
+        "failed": f"failed: *{_escape(run.error_type or 'Error')}*",
+        "timed_out": f"timed out after {seconds:.1f} s (wall-time limit)",
+        "killed": f"killed: over the {_escape(run.killed_reason or 'resource')} limit",
+    }.get(run.status, run.status)
+    return f"{_STATUS_ICON.get(run.status, '')} {subject.capitalize()}: {outcome}"
+
+
+def run_message(run: RunView) -> Message:
+    headline = run_headline(run)
+    blocks: list[Block] = [_mrkdwn(headline)]
+    if run.status == "failed":
+        detail = (run.error_message or "").strip()
+        tail = "\n".join((run.traceback_tail or "").strip().splitlines()[-8:])
+        blocks.append(
+            preformatted(f"{detail}\n{tail}".strip()[:RESULT_INLINE_LIMIT] or "(no details)")
+        )
+    elif run.status == "succeeded":
+        rendered = render_result(run)
+        if rendered.preview is not None:
+            blocks.append(preformatted(rendered.preview))
+    if run.final and run.stderr and run.status != "succeeded":
+        blocks.append(_context("stderr: " + _escape(run.stderr.strip()[-500:])))
+    if run.final and run.files:
+        names = ", ".join(f"`{_escape(f.name)}`" for f in run.files)
+        blocks.append(_context(f"Output files: {names} (uploaded below)"))
+    return Message(headline.replace("*", "").replace("`", ""), blocks)
+
+
+# --- ephemeral answers ------------------------------------------------------------------
+
+
+def task_list(summaries: Sequence[TaskSummary]) -> Message:
+    if not summaries:
+        return Message(
+            "No tasks in this channel yet.",
+            [_mrkdwn("No tasks in this channel yet. Start one: `/task create <what you need>`")],
+        )
+    lines = []
+    for s in summaries:
+        t = s.task
+        version = f"v{t.current_version}" if t.current_version else "-"
+        name = t.name or _escape(t.desired_action[:40])
+        lines.append(
+            f"`{t.id[:8]}` *{name}* · {version} · {t.state} · last run: {s.last_run_status or '-'}"
+        )
+    return Message("Recent tasks", [_mrkdwn("*Recent tasks in this channel*\n" + "\n".join(lines))])
+
+
+def task_show(detail: TaskDetail, *, permalink: str | None) -> Message:
+    meta = version_metadata(detail)
+    blocks = list(meta.blocks[:2])
+    code = detail.version.code
+    if len(code) > CODE_INLINE_LIMIT:
+        code = code[:CODE_INLINE_LIMIT] + "\n# … (cut: the full code is in the task's thread)"
+    blocks.append(preformatted(code))
+    if permalink:
+        blocks.append(_context(f"<{permalink}|Open the task's thread>"))
+    return Message(meta.text, blocks)
+
+
+def notice(text: str) -> Message:
+    return Message(text, [_mrkdwn(text)])
+
+
+def run_modal(*, task: TaskView, private_metadata: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": RUN_MODAL,
+        "private_metadata": private_metadata,
+        "title": {"type": "plain_text", "text": "Run task"},
+        "submit": {"type": "plain_text", "text": "Run"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _mrkdwn(
+                f"Run *{_escape(task.name or 'task')}* (`{task.id[:8]}`) on one or more files; "
+                "each file is one run."
+            ),
+            {
+                "type": "input",
+                "block_id": FILE_BLOCK,
+                "label": {"type": "plain_text", "text": "Input files"},
+                "element": {"type": "file_input", "action_id": FILE_ACTION, "max_files": 10},
+            },
+        ],
+    }

@@ -1,0 +1,91 @@
+"""Parsing ``/task`` command text into a small, typed command (pure)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+USAGE = (
+    "*Taskbot* turns a plain-language request into a small Python program and runs it on your "
+    "files.\n"
+    "• `/task create <what you need>`: a new task (add `--type generator` when it needs no "
+    "input file)\n"
+    "• `/task run <id> [text]`: run it (the text becomes `input.txt`; without text, a task that "
+    "needs a file asks for one)\n"
+    "• `/task list`: this channel's recent tasks\n"
+    "• `/task show <id> [vN]`: a version's metadata and code\n"
+    "• `/task help`: this message\n"
+    "In a task's thread: drop files to run it on each, or reply in words to change it "
+    '("fix it" works after a failed run). Ids can be shortened to their first 6 characters.'
+)
+
+
+@dataclass(frozen=True)
+class Create:
+    description: str
+    task_type: str
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    ref: str
+    text: str | None
+
+
+@dataclass(frozen=True)
+class Show:
+    ref: str
+    version: int | None
+
+
+@dataclass(frozen=True)
+class ListTasks:
+    pass
+
+
+@dataclass(frozen=True)
+class Help:
+    problem: str | None = None
+
+
+Command = Create | RunCommand | Show | ListTasks | Help
+
+_TYPE = re.compile(r"^--type(?:=|\s+)(\S+)\s*", re.IGNORECASE)
+
+
+def parse(text: str) -> Command:
+    words = text.strip().split(maxsplit=1)
+    if not words:
+        return Help()
+    verb, rest = words[0].lower(), (words[1].strip() if len(words) > 1 else "")
+    if verb == "create":
+        task_type = "passthrough"
+        match = _TYPE.match(rest)
+        if match:
+            task_type, rest = match.group(1).lower(), rest[match.end() :]
+            if task_type not in ("passthrough", "generator"):
+                return Help(f"Unknown task type `{task_type}`: use `passthrough` or `generator`.")
+        if not rest.strip():
+            return Help("Say what the task should do: `/task create count the rows per country`.")
+        return Create(rest.strip(), task_type)
+    if verb == "run":
+        parts = rest.split(maxsplit=1)
+        if not parts:
+            return Help("Which task? `/task run <id>`")
+        return RunCommand(parts[0], parts[1] if len(parts) > 1 else None)
+    if verb == "show":
+        parts = rest.split()
+        if not parts:
+            return Help("Which task? `/task show <id> [vN]`")
+        version = None
+        if len(parts) > 1:
+            match = re.fullmatch(r"v?(\d+)", parts[1], re.IGNORECASE)
+            if not match:
+                return Help(f"`{parts[1]}` is not a version: use e.g. `v2`.")
+            version = int(match.group(1))
+        return Show(parts[0], version)
+    if verb == "list":
+        return ListTasks()
+    if verb == "help":
+        return Help()
+    return Help(f"I don't know `{verb}`.")

@@ -1,0 +1,375 @@
+"""The slow halves of Slack interactions, run on Taskbot's own executor after the ack."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.composition import Services
+from bot.services.access import check_gate, check_task_access
+from bot.services.errors import InvalidInput, NotFound, ServiceError
+from bot.services.runs import ReplyTarget
+from bot.services.views import TaskDetail, TaskView, Workspace
+from bot.slack import blocks
+from bot.slack.files import SlackFiles, Upload, upload_to_thread
+from storage.errors import StorageUnavailable
+
+logger = logging.getLogger(__name__)
+
+Say = Callable[[str], None]  # tells the user something only they see, where they are
+NOT_IN_CHANNEL = ("not_in_channel", "channel_not_found", "is_archived")
+_MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
+
+
+def _nobody(text: str) -> None:
+    logger.warning("nobody to tell: %s", text)
+
+
+@dataclass(frozen=True)
+class Origin:
+    team_id: str
+    enterprise_id: str | None
+    channel_id: str
+    user_id: str
+
+
+def post(
+    client: WebClient, channel: str, message: blocks.Message, thread_ts: str | None = None
+) -> str:
+    response = client.chat_postMessage(
+        channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts
+    )
+    return str(response["ts"])
+
+
+def update(client: WebClient, channel: str, ts: str, message: blocks.Message) -> None:
+    client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+
+
+class SlackFlows:
+    def __init__(
+        self,
+        *,
+        services: Services,
+        files: SlackFiles,
+        workers: ThreadPoolExecutor,
+        generators: ThreadPoolExecutor,
+        on_run_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.services = services
+        self.deliveries = services.deliveries
+        self.files = files
+        self.workers = workers
+        self.generators = generators
+        self.on_run_queued = on_run_queued
+        settings = services.settings
+        self.allowed_channels = settings.allowed_channels
+        self.allowed_users = settings.allowed_users
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def submit(
+        self,
+        say: Say,
+        work: Callable[[], object],
+        *,
+        delivery: tuple[str, str] | None = None,
+        slow: bool = False,
+    ) -> Future[None]:
+        """Run ``work`` after the ack, once per delivery (kind, key): Slack's retries of a
+        delivery are dropped here, off the ack's path. Any failure is logged and told.
+
+        ``slow`` work (waiting on the model) has its own pool, so a stalled model never delays
+        the quick first replies that run on ``workers``."""
+
+        def guarded() -> None:
+            try:
+                if delivery is not None and not self.deliveries.first_time(
+                    delivery[1], kind=delivery[0]
+                ):
+                    logger.info("ignoring a repeated delivery %s", delivery[1])
+                    return
+                work()
+            except (ServiceError, StorageUnavailable) as exc:
+                say(str(exc))
+            except SlackApiError as exc:
+                logger.exception("Slack refused a call")
+                say(f"Slack refused a call ({exc.response.get('error')}). Try again in a moment.")
+            except Exception:
+                logger.exception("a Slack flow failed")
+                say("Something went wrong on my side; it is logged. Try again in a moment.")
+
+        return (self.generators if slow else self.workers).submit(guarded)
+
+    def gate(self, origin: Origin) -> None:
+        check_gate(
+            channel_id=origin.channel_id,
+            user_id=origin.user_id,
+            allowed_channels=self.allowed_channels,
+            allowed_users=self.allowed_users,
+        )
+
+    def _task_for(self, origin: Origin, ref: str) -> TaskView:
+        task = self.services.tasks.get(ref, team_id=origin.team_id)
+        check_task_access(
+            task, team_id=origin.team_id, channel_id=origin.channel_id, user_id=origin.user_id
+        )
+        return task
+
+    # --- create -----------------------------------------------------------------------------
+
+    def create(
+        self, client: WebClient, origin: Origin, *, description: str, task_type: str, say: Say
+    ) -> None:
+        self.gate(origin)
+        tasks = self.services.tasks
+        task = tasks.start(
+            description=description,
+            task_type=task_type,
+            requested_by=origin.user_id,
+            source="slack",
+            workspace=Workspace(origin.team_id, origin.enterprise_id),
+            channel_id=origin.channel_id,
+        )
+        try:
+            root = post(client, origin.channel_id, blocks.task_generating(task))
+        except SlackApiError as exc:
+            if exc.response.get("error") not in NOT_IN_CHANNEL:
+                raise
+            tasks.abandon(task.id, reason="Taskbot is not in the channel")
+            say(
+                "I'm not in this channel, so I can't post the task here. Invite me with "
+                "`/invite @Taskbot`, then run the command again."
+            )
+            return
+        tasks.attach_thread(task.id, channel_id=origin.channel_id, thread_ts=root)
+        self.submit(say, lambda: self._generate_first(client, task, root), slow=True)
+
+    def _generate_first(self, client: WebClient, task: TaskView, root: str) -> None:
+        assert task.channel_id
+        try:
+            detail = self.services.tasks.generate_first(task.id)
+        except ServiceError as exc:
+            update(client, task.channel_id, root, blocks.task_failed(task, str(exc)))
+            return
+        self.post_version(client, detail, channel=task.channel_id, thread_ts=root)
+        update(client, task.channel_id, root, blocks.task_ready(detail))
+
+    def post_version(
+        self, client: WebClient, detail: TaskDetail, *, channel: str, thread_ts: str
+    ) -> None:
+        post(client, channel, blocks.version_metadata(detail), thread_ts)
+        number = detail.version.number
+        code = blocks.code_message(detail.version.code, number=number)
+        if code is not None:
+            post(client, channel, code, thread_ts)
+        else:
+            upload_to_thread(
+                client,
+                channel=channel,
+                thread_ts=thread_ts,
+                uploads=[
+                    Upload(
+                        f"{detail.task.name or 'task'}_v{number}.py", detail.version.code.encode()
+                    )
+                ],
+                comment=f"v{number} code (long, so attached as a file)",
+            )
+
+    # --- run --------------------------------------------------------------------------------
+
+    def run_command(
+        self,
+        client: WebClient,
+        origin: Origin,
+        *,
+        ref: str,
+        text: str | None,
+        trigger_id: str,
+        say: Say,
+    ) -> None:
+        self.gate(origin)
+        task = self._task_for(origin, ref)
+        self._run_or_ask(client, origin, task=task, text=text, trigger_id=trigger_id, say=say)
+
+    def run_button(
+        self, client: WebClient, origin: Origin, *, task_id: str, trigger_id: str, say: Say
+    ) -> None:
+        self.gate(origin)
+        task = self._task_for(origin, task_id)
+        self._run_or_ask(client, origin, task=task, text=None, trigger_id=trigger_id, say=say)
+
+    def _run_or_ask(
+        self,
+        client: WebClient,
+        origin: Origin,
+        *,
+        task: TaskView,
+        text: str | None,
+        trigger_id: str,
+        say: Say,
+    ) -> None:
+        if task.current_version is None:
+            raise InvalidInput(f"Task `{task.id[:8]}` has no working version yet.")
+        if text is not None and task.task_type == "passthrough":
+            self.start_run(client, origin, task=task, data=text.encode("utf-8"), name="input.txt")
+        elif task.task_type == "passthrough":
+            metadata = json.dumps({"task": task.id, "channel": origin.channel_id})
+            client.views_open(
+                trigger_id=trigger_id, view=blocks.run_modal(task=task, private_metadata=metadata)
+            )
+        else:
+            self.start_run(client, origin, task=task, data=None, name=None)
+        if origin.channel_id != task.channel_id:
+            say(f"Running task `{task.id[:8]}` in its thread in <#{task.channel_id}>.")
+
+    def run_modal(
+        self,
+        client: WebClient,
+        origin: Origin,
+        *,
+        metadata: str,
+        files: Sequence[Mapping[str, Any]],
+        say: Say,
+    ) -> None:
+        self.gate(origin)
+        task_id = str(json.loads(metadata or "{}").get("task", ""))
+        task = self._task_for(origin, task_id)
+        if not files:
+            raise InvalidInput("Add at least one file to run the task on.")
+        for file in files:
+            name, data = self.files.download(client, file)
+            self.start_run(client, origin, task=task, data=data, name=name)
+
+    def start_run(
+        self,
+        client: WebClient,
+        origin: Origin,
+        *,
+        task: TaskView,
+        data: bytes | None,
+        name: str | None,
+    ) -> None:
+        if not task.channel_id or not task.thread_ts:
+            raise NotFound(f"Task `{task.id[:8]}` has no Slack thread to run in.")
+        runs = self.services.runs
+        run = runs.request(
+            task.id,
+            requested_by=origin.user_id,
+            input_data=data,
+            input_name=name,
+            team_id=origin.team_id,
+            submit=False,
+            reply=ReplyTarget(
+                origin.team_id, origin.enterprise_id, task.channel_id, task.thread_ts
+            ),
+        )
+        ts = post(client, task.channel_id, blocks.run_message(run), task.thread_ts)
+        runs.attach_reply(run.id, message_ts=ts, shown_status=run.status)
+        runs.submit(run.id)
+        self.on_run_queued()
+
+    # --- thread replies -----------------------------------------------------------------------
+
+    def thread_message(
+        self, client: WebClient, origin: Origin, *, event: Mapping[str, Any], say: Say
+    ) -> None:
+        thread_ts = str(event.get("thread_ts") or "")
+        task = self.services.tasks.by_thread(channel_id=origin.channel_id, thread_ts=thread_ts)
+        if task is None or task.team_id != origin.team_id:
+            return  # not a task's thread
+        self.gate(origin)
+        files = event.get("files") or []
+        if files:
+            for file in files:
+                try:
+                    name, data = self.files.download(client, file)
+                    self.start_run(client, origin, task=task, data=data, name=name)
+                except ServiceError as exc:
+                    say(str(exc))
+            return
+        feedback = _MENTION.sub("", str(event.get("text") or "")).strip()
+        if feedback:
+            self.refine(client, origin, task=task, feedback=feedback)
+
+    def refine(self, client: WebClient, origin: Origin, *, task: TaskView, feedback: str) -> None:
+        assert task.channel_id and task.thread_ts
+        channel, thread = task.channel_id, task.thread_ts
+        placeholder = post(client, channel, blocks.refining(feedback), thread)
+        say = _nobody
+        self.submit(
+            say,
+            lambda: self._refine(
+                client, origin, task=task, feedback=feedback, placeholder=placeholder
+            ),
+            slow=True,
+        )
+
+    def _refine(
+        self, client: WebClient, origin: Origin, *, task: TaskView, feedback: str, placeholder: str
+    ) -> None:
+        assert task.channel_id and task.thread_ts
+        channel, thread = task.channel_id, task.thread_ts
+        try:
+            result = self.services.tasks.refine(
+                task.id, feedback=feedback, requested_by=origin.user_id, team_id=origin.team_id
+            )
+        except ServiceError as exc:
+            update(client, channel, placeholder, blocks.refine_failed(str(exc)))
+            return
+        update(client, channel, placeholder, blocks.refinement_summary(result))
+        if len(result.diff) > blocks.CODE_INLINE_LIMIT:
+            upload_to_thread(
+                client,
+                channel=channel,
+                thread_ts=thread,
+                uploads=[
+                    Upload(
+                        f"v{result.previous.number}_to_v{result.version.number}.diff",
+                        result.diff.encode(),
+                    )
+                ],
+                comment="The diff",
+            )
+        detail = TaskDetail(result.task, result.version)
+        self.post_version(client, detail, channel=channel, thread_ts=thread)
+        update(client, channel, thread, blocks.task_ready(detail))
+
+    # --- list and show --------------------------------------------------------------------------
+
+    def list_tasks(self, origin: Origin, say_blocks: Callable[[blocks.Message], None]) -> None:
+        self.gate(origin)
+        summaries = self.services.tasks.list(
+            team_id=origin.team_id, channel_id=origin.channel_id, limit=15
+        )
+        say_blocks(blocks.task_list(summaries))
+
+    def show(
+        self,
+        client: WebClient,
+        origin: Origin,
+        *,
+        ref: str,
+        version: int | None,
+        say_blocks: Callable[[blocks.Message], None],
+    ) -> None:
+        self.gate(origin)
+        task = self._task_for(origin, ref)
+        detail = self.services.tasks.show(task.id, version=version, team_id=origin.team_id)
+        permalink = None
+        if task.channel_id and task.thread_ts:
+            try:
+                permalink = client.chat_getPermalink(
+                    channel=task.channel_id, message_ts=task.thread_ts
+                ).get("permalink")
+            except SlackApiError:
+                logger.warning("no permalink for task %s", task.id)
+        say_blocks(blocks.task_show(detail, permalink=permalink))

@@ -1,0 +1,73 @@
+"""The whole app behind real HTTP: signed requests in, a mock Slack Web API out, the real
+database, worker pool and sandbox, and a fake model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.composition import Services, build_services
+from bot.config import Settings
+from bot.server import Server, build_server
+from bot.web import BackgroundServer
+from storage import migrate
+from storage.db import make_engine
+from tests.fakes.model import FakeCodeGenerator
+from tests.fakes.slack_api import MockSlackAPI
+from tests.fakes.slack_requests import SlackSender
+
+SECRET = "s3cret-signing"
+
+
+@dataclass
+class Stack:
+    mock: MockSlackAPI
+    model: FakeCodeGenerator
+    services: Services
+    server: Server
+    http: BackgroundServer
+    slack: SlackSender
+
+    def task_ids(self) -> list[str]:
+        return [s.task.id for s in self.services.tasks.list(limit=100)]
+
+
+def make_stack(tmp_path: Path, **settings_extra: object) -> Stack:
+    mock = MockSlackAPI().start()
+    values: dict[str, object] = {
+        "slack_bot_token": "xoxb-test",
+        "slack_signing_secret": SECRET,
+        "slack_api_url": mock.api_url,
+        "database_url": f"sqlite:///{tmp_path / 'slack.db'}",
+        "sandbox_wall_seconds": 5,
+        "sandbox_cpu_seconds": 5,
+        "worker_concurrency": 2,
+        **settings_extra,
+    }
+    settings = Settings(**values)  # type: ignore[arg-type]
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    model = FakeCodeGenerator()
+    services = build_services(settings, engine=engine, generator=model, runner="local")
+    server = build_server(settings, services=services)
+    http = BackgroundServer(server.web).start()
+    sender = SlackSender(f"{http.url}/slack/events", SECRET, response_base=mock.base)
+    return Stack(mock, model, services, server, http, sender)
+
+
+def close_stack(stack: Stack) -> None:
+    stack.http.stop()
+    stack.server.close()
+    stack.mock.stop()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    built = make_stack(tmp_path)
+    try:
+        yield built
+    finally:
+        close_stack(built)

@@ -1,0 +1,160 @@
+"""Signed requests into ``/slack/events``, the way Slack sends them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode
+
+from slack_sdk.signature import SignatureVerifier
+
+_ids = itertools.count(1)
+
+
+class SlackSender:
+    def __init__(self, url: str, secret: str, *, response_base: str) -> None:
+        self.url = url
+        self.verifier = SignatureVerifier(secret)
+        self.response_base = response_base
+
+    def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        sig = signature or self.verifier.generate_signature(timestamp=ts, body=body)
+        request = urllib.request.Request(
+            self.url,
+            data=body.encode(),
+            method="POST",
+            headers={
+                "Content-Type": content_type,
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": sig,
+                **(headers or {}),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def command(
+        self,
+        text: str,
+        *,
+        team: str = "T1",
+        channel: str = "C1",
+        user: str = "U1",
+        trigger_id: str | None = None,
+        response_name: str | None = None,
+        **extra: Any,
+    ) -> tuple[int, str]:
+        n = next(_ids)
+        form = {
+            "token": "legacy",
+            "team_id": team,
+            "team_domain": "test",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": "someone",
+            "command": "/task",
+            "text": text,
+            "api_app_id": "A1",
+            "response_url": f"{self.response_base}/response/{response_name or f'cmd{n}'}",
+            "trigger_id": trigger_id or f"trigger.{n}",
+        }
+        return self.post(urlencode(form), "application/x-www-form-urlencoded", **extra)
+
+    def event(
+        self,
+        event: dict[str, Any],
+        *,
+        team: str = "T1",
+        event_id: str | None = None,
+        retry_num: int | None = None,
+    ) -> tuple[int, str]:
+        body = {
+            "token": "legacy",
+            "team_id": team,
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{next(_ids)}",
+            "event_time": int(time.time()),
+            "event": event,
+            "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}],
+        }
+        headers = {}
+        if retry_num is not None:
+            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+        return self.post(json.dumps(body), "application/json", headers=headers)
+
+    def interactive(self, payload: dict[str, Any]) -> tuple[int, str]:
+        return self.post(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        )
+
+    def button(
+        self, task_id: str, *, team: str = "T1", channel: str = "C1", user: str = "U1"
+    ) -> tuple[int, str]:
+        n = next(_ids)
+        return self.interactive(
+            {
+                "type": "block_actions",
+                "team": {"id": team, "domain": "test"},
+                "user": {"id": user},
+                "api_app_id": "A1",
+                "trigger_id": f"trigger.b{n}",
+                "channel": {"id": channel},
+                "container": {"type": "message", "channel_id": channel, "message_ts": "1.1"},
+                "response_url": f"{self.response_base}/response/button{n}",
+                "actions": [
+                    {
+                        "type": "button",
+                        "action_id": "run_task",
+                        "value": task_id,
+                        "action_ts": f"{n}.0",
+                    }
+                ],
+            }
+        )
+
+    def submit_files(
+        self,
+        private_metadata: str,
+        files: list[dict[str, Any]],
+        *,
+        team: str = "T1",
+        user: str = "U1",
+    ) -> tuple[int, str]:
+        n = next(_ids)
+        return self.interactive(
+            {
+                "type": "view_submission",
+                "team": {"id": team, "domain": "test"},
+                "user": {"id": user},
+                "api_app_id": "A1",
+                "trigger_id": f"trigger.v{n}",
+                "view": {
+                    "id": f"V{n}",
+                    "type": "modal",
+                    "callback_id": "run_with_file",
+                    "private_metadata": private_metadata,
+                    "hash": f"h{n}",
+                    "state": {
+                        "values": {"input_files": {"files": {"type": "file_input", "files": files}}}
+                    },
+                },
+            }
+        )
