@@ -1,0 +1,167 @@
+"""Service views -> JSON-ready dicts. The shapes here are the ones ``openapi.py`` documents."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.services.runs import RunView
+from bot.services.views import Refinement, TaskDetail, TaskSummary, TaskView, VersionView
+
+FILE_INLINE_LIMIT = 1024 * 1024
+"""Output files up to this size carry their content (base64); larger ones only name and size."""
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def task_summary(task: TaskView) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "name": task.name,
+        "desired_action": task.desired_action,
+        "task_type": task.task_type,
+        "state": task.state,
+        "state_detail": task.state_detail,
+        "current_version": task.current_version,
+        "source": task.source,
+        "created_at": _time(task.created_at),
+        "updated_at": _time(task.updated_at),
+    }
+
+
+def task_detail(detail: TaskDetail) -> dict[str, Any]:
+    """The seed's create answer (id, version, name, task_type, state, metadata, code, created_at)
+    plus the task's description and the version's provenance."""
+    task, version = detail.task, detail.version
+    return {
+        "id": task.id,
+        "version": version.number,
+        "current_version": task.current_version,
+        "name": task.name,
+        "desired_action": task.desired_action,
+        "task_type": task.task_type,
+        "state": task.state,
+        "metadata": dict(version.metadata),
+        "code": version.code,
+        "change_summary": version.change_summary,
+        "created_at": _time(task.created_at),
+        "version_created_at": _time(version.created_at),
+    }
+
+
+def refinement(result: Refinement) -> dict[str, Any]:
+    body = task_detail(TaskDetail(result.task, result.version))
+    body["previous_version"] = result.previous.number
+    body["diff"] = result.diff
+    return body
+
+
+def version(view: VersionView) -> dict[str, Any]:
+    return {
+        "version": view.number,
+        "request_kind": view.request_kind,
+        "request_text": view.request_text,
+        "requested_by": view.requested_by,
+        "change_summary": view.change_summary,
+        "name": view.metadata.get("name"),
+        "title": view.metadata.get("title"),
+        "summary": view.metadata.get("summary"),
+        "model": view.model,
+        "prompt_version": view.prompt_version,
+        "input_tokens": view.input_tokens,
+        "output_tokens": view.output_tokens,
+        "created_at": _time(view.created_at),
+    }
+
+
+def versions(task_id: str, views: Sequence[VersionView]) -> dict[str, Any]:
+    return {"task_id": task_id, "versions": [version(v) for v in views]}
+
+
+def task_list(summaries: Sequence[TaskSummary]) -> dict[str, Any]:
+    return {
+        "tasks": [{**task_summary(s.task), "last_run_status": s.last_run_status} for s in summaries]
+    }
+
+
+def run_link(run_id: str) -> dict[str, str]:
+    return {"run": f"/api/run/{run_id}"}
+
+
+def run_accepted(view: RunView) -> dict[str, Any]:
+    return {
+        "run_id": view.id,
+        "status": view.status,
+        "task_id": view.task_id,
+        "version": view.version_number,
+        "links": run_link(view.id),
+    }
+
+
+def _result(view: RunView) -> tuple[str | None, Any]:
+    """(encoding, value): ``json`` -> the JSON value, ``text`` -> a string, ``base64`` -> bytes.
+
+    A JSON result cut at the output limit no longer parses; it is returned as text."""
+    data = view.result
+    if data is None or view.result_kind in (None, "none"):
+        return None, None
+    if view.result_kind == "json":
+        try:
+            return "json", json.loads(data)
+        except ValueError:
+            return "text", data.decode("utf-8", "replace")
+    if view.result_kind == "text":
+        return "text", data.decode("utf-8", "replace")
+    return "base64", base64.b64encode(data).decode("ascii")
+
+
+def run(view: RunView) -> dict[str, Any]:
+    encoding, value = _result(view)
+    files = []
+    for f in view.files:
+        inline = f.size <= FILE_INLINE_LIMIT
+        files.append(
+            {
+                "name": f.name,
+                "size": f.size,
+                "content_base64": base64.b64encode(f.content).decode("ascii") if inline else None,
+                "content_omitted": not inline,
+            }
+        )
+    return {
+        "run_id": view.id,
+        "task_id": view.task_id,
+        "version": view.version_number,
+        "status": view.status,
+        "final": view.final,
+        "requested_by": view.requested_by,
+        "attempts": view.attempts,
+        "queued_at": _time(view.queued_at),
+        "started_at": _time(view.started_at),
+        "finished_at": _time(view.finished_at),
+        "duration_seconds": view.duration_seconds,
+        "input": None
+        if view.input_size is None
+        else {"name": view.input_name, "size": view.input_size, "sha256": view.input_sha256},
+        "result_kind": view.result_kind,
+        "result_encoding": encoding,
+        "result": value,
+        "result_truncated": view.result_truncated,
+        "stdout": view.stdout,
+        "stderr": view.stderr,
+        "failure": None
+        if not (view.error_type or view.error_message or view.killed_reason)
+        else {
+            "type": view.error_type,
+            "message": view.error_message,
+            "traceback_tail": view.traceback_tail,
+            "killed_reason": view.killed_reason,
+        },
+        "files": files,
+        "links": run_link(view.id),
+    }
