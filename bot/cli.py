@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from bot.composition import SchemaOutOfDate, Services, build_services
 from bot.config import ConfigError, Settings, example_env, load_settings
 from bot.services.errors import ServiceError
-from bot.services.views import TaskDetail
+from bot.services.views import TaskDetail, checks_listing
 from bot.worker.sandbox import SandboxUnavailable
 from storage.errors import StorageUnavailable
 
@@ -72,6 +72,10 @@ def print_detail(detail: TaskDetail, out: TextIO, *, diff: str | None = None) ->
         f"# {version.metadata.get('title', task.name)} (v{version.number}, {task.task_type})\n"
     )
     out.write(json.dumps(dict(version.metadata), indent=2, ensure_ascii=False) + "\n")
+    state = " (draft: not current)" if version.state == "draft" else ""
+    out.write(f"# checks: {version.check_summary}{state}\n")
+    for replaced in version.replaced_checks:
+        out.write(f"#   replaced {replaced.get('name')}: {replaced.get('reason')}\n")
     if version.change_summary:
         out.write(f"\n# changed: {version.change_summary}\n")
     if diff:
@@ -95,7 +99,10 @@ def _task_command(args: argparse.Namespace, services: Services, out: TextIO) -> 
         refinement = tasks.refine(args.id, feedback=args.feedback, requested_by="cli")
         print_detail(TaskDetail(refinement.task, refinement.version), out, diff=refinement.diff)
     elif args.action == "show":
-        print_detail(tasks.show(args.id, version=args.version), out)
+        detail = tasks.show(args.id, version=args.version)
+        print_detail(detail, out)
+        if detail.version.checks:
+            out.write(f"\n# checks\n{checks_listing(detail.version)}\n")
     elif args.action == "run":
         from bot.cli_run import run_task
 

@@ -21,7 +21,8 @@ from storage.db import is_sqlite, make_engine, make_session_factory
 from storage.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:
-    from bot.worker.executor import RunExecutor
+    from bot.services.checks import CheckRunner
+    from bot.worker.executor import RunExecutor, SandboxHolder
     from bot.worker.local import LocalPool
     from bot.worker.sandbox import Sandbox
 
@@ -46,11 +47,14 @@ class Services:
     sandbox: Sandbox | None = None
     executor: RunExecutor | None = None
     pool: LocalPool | None = None
+    sandboxes: SandboxHolder | None = None
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
-        if self.sandbox is not None:
+        if self.sandboxes is not None:
+            self.sandboxes.close()
+        elif self.sandbox is not None:
             self.sandbox.close()
         self.engine.dispose()
 
@@ -91,6 +95,7 @@ def build_services(
     check_schema: bool = True,
     runner: Runner = "none",
     sandbox: Sandbox | None = None,
+    checker: CheckRunner | None = None,
 ) -> Services:
     """Wire everything. ``runner``: "local" starts the sandbox and an in-process pool,
     "celery" sends runs to Celery workers, "none" records runs without executing them."""
@@ -99,8 +104,15 @@ def build_services(
         prepare_schema(engine)
     uow = UnitOfWorkFactory(make_session_factory(engine))
     generator = generator or build_generator(settings)
+    from bot.services.checks import SandboxChecker
+    from bot.worker.executor import SandboxHolder, check_execute
+
+    sandboxes = SandboxHolder(settings, sandbox=sandbox)
     generation = Generation(
-        generator, packages=settings.sandbox_packages, max_code_bytes=settings.code_max_bytes
+        generator,
+        packages=settings.sandbox_packages,
+        max_code_bytes=settings.code_max_bytes,
+        checker=checker or SandboxChecker(check_execute(sandboxes)),
     )
     timing = {"clock": clock} if clock else {}
     tasks = TaskService(uow=uow, generation=generation, **timing)
@@ -122,13 +134,13 @@ def build_services(
         tasks=tasks,
         runs=runs,
         deliveries=DeliveryService(uow=uow),
+        sandboxes=sandboxes,
     )
     if runner == "local":
-        from bot.worker.executor import RunExecutor, build_sandbox
+        from bot.worker.executor import RunExecutor
         from bot.worker.local import LocalPool
 
-        services.sandbox = sandbox or build_sandbox(settings)
-        services.sandbox.start()
+        services.sandbox = sandboxes.get()
         services.executor = RunExecutor(runs, services.sandbox)
         services.pool = LocalPool(services.executor, concurrency=settings.worker_concurrency)
         runs.queue = services.pool

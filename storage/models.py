@@ -129,6 +129,12 @@ class TaskVersion(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     model_requests: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # "ready" when its checks passed (it may become current), "draft" when they never did.
+    state: Mapped[str] = mapped_column(String(16), default="ready", server_default="ready")
+    checks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    check_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    replaced_checks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    check_seconds: Mapped[float | None] = mapped_column(Float)
 
     task: Mapped[Task] = relationship(back_populates="versions")
 

@@ -113,6 +113,8 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
         "metadata": {"type": "object", "additionalProperties": True},
         "code": {"type": "string"},
         "change_summary": _nullable("string"),
+        "version_state": {"type": "string", "enum": ["ready", "draft"]},
+        "checks": _ref("Checks"),
         "created_at": _TIME,
         "version_created_at": _TIME,
     }
@@ -166,6 +168,28 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
             "required": ["file"],
             "additionalProperties": False,
         },
+        "Checks": _obj(
+            {
+                "passed": {"type": "integer"},
+                "total": {"type": "integer"},
+                "summary": {"type": "string"},
+                "items": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "name": {"type": "string"},
+                            "code": {"type": "string"},
+                            "ok": {"type": "boolean"},
+                            "error": _nullable("string"),
+                        }
+                    ),
+                },
+                "replaced": {
+                    "type": "array",
+                    "items": _obj({"name": {"type": "string"}, "reason": {"type": "string"}}),
+                },
+            }
+        ),
         "TaskDetail": _obj(task_detail),
         "Refinement": _obj(
             {**task_detail, "previous_version": {"type": "integer"}, "diff": {"type": "string"}}
@@ -184,6 +208,8 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
                 "prompt_version": {"type": "string"},
                 "input_tokens": {"type": "integer"},
                 "output_tokens": {"type": "integer"},
+                "state": {"type": "string", "enum": ["ready", "draft"]},
+                "checks": _ref("Checks"),
                 "created_at": _TIME,
             }
         ),

@@ -34,6 +34,26 @@ def task_summary(task: TaskView) -> dict[str, Any]:
     }
 
 
+def checks(view: VersionView) -> dict[str, Any]:
+    """The version's self-checks: counts, a one-line summary, and each check with its outcome."""
+    outcomes = {str(r.get("name")): r for r in view.check_results}
+    return {
+        "passed": view.checks_passed,
+        "total": len(view.check_results),
+        "summary": view.check_summary,
+        "items": [
+            {
+                "name": str(c.get("name")),
+                "code": str(c.get("code")),
+                "ok": bool(outcomes.get(str(c.get("name")), {}).get("ok")),
+                "error": outcomes.get(str(c.get("name")), {}).get("error"),
+            }
+            for c in view.checks
+        ],
+        "replaced": [dict(r) for r in view.replaced_checks],
+    }
+
+
 def task_detail(detail: TaskDetail) -> dict[str, Any]:
     """The seed's create answer (id, version, name, task_type, state, metadata, code, created_at)
     plus the task's description and the version's provenance."""
@@ -49,6 +69,8 @@ def task_detail(detail: TaskDetail) -> dict[str, Any]:
         "metadata": dict(version.metadata),
         "code": version.code,
         "change_summary": version.change_summary,
+        "version_state": version.state,
+        "checks": checks(version),
         "created_at": _time(task.created_at),
         "version_created_at": _time(version.created_at),
     }
@@ -75,6 +97,8 @@ def version(view: VersionView) -> dict[str, Any]:
         "prompt_version": view.prompt_version,
         "input_tokens": view.input_tokens,
         "output_tokens": view.output_tokens,
+        "state": view.state,
+        "checks": checks(view),
         "created_at": _time(view.created_at),
     }
 

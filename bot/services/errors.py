@@ -45,3 +45,13 @@ class GenerationFailed(ServiceError):
     def __init__(self, message: str, *, errors: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.errors = errors
+
+
+class ChecksFailed(ServiceError):
+    """The version's self-checks never passed: it was kept as a draft, not made current."""
+
+    code = "checks_failed"
+
+    def __init__(self, message: str, *, version: int) -> None:
+        super().__init__(message)
+        self.version = version

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bot.services.checks import Check, CheckResult, CheckRunner, merge_kept, parse_checks
 from bot.services.codegen import ChatMessage, CodeGenerator
 from bot.services.errors import GenerationFailed
 from bot.services.validation import check_code
@@ -28,7 +29,17 @@ _IO_SHAPE = {
 ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["name", "title", "summary", "inputs", "outputs", "code", "change_summary"],
+    "required": [
+        "name",
+        "title",
+        "summary",
+        "inputs",
+        "outputs",
+        "code",
+        "checks",
+        "replaced_checks",
+        "change_summary",
+    ],
     "properties": {
         "name": {"type": "string", "description": "snake_case name of the task"},
         "title": {"type": "string"},
@@ -36,6 +47,26 @@ ANSWER_SCHEMA: dict[str, Any] = {
         "inputs": _IO_SHAPE,
         "outputs": _IO_SHAPE,
         "code": {"type": "string", "description": "the whole Python module"},
+        "checks": {
+            "type": "array",
+            "description": "1 to 5 self-checks, each a function check_<what>() with no arguments",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "code"],
+                "properties": {"name": {"type": "string"}, "code": {"type": "string"}},
+            },
+        },
+        "replaced_checks": {
+            "type": "array",
+            "description": "earlier checks this version drops or rewrites, and why",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "reason"],
+                "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
         "change_summary": {
             "type": "string",
             "description": "what changed from the previous version (empty for a new task)",
@@ -73,8 +104,14 @@ def system_prompt(*, task_type: str, packages: Sequence[str]) -> str:
             "`output/`; it is stopped after 30 seconds or 512 MiB. Do not call input().",
             "- Handle the formats the user is likely to give (say which in `inputs.formats`) "
             "and fail with a clear exception message when the input cannot be used.",
+            "- Prove the code works: write 1 to 5 `checks`, each a function `check_<what>()` "
+            "with no arguments and its own imports. A check writes a small sample input file in "
+            "the current directory (for a generator, it calls `run(None)`), calls `run` (already "
+            "defined where the check runs) and asserts on the result. Checks run in the same "
+            "sandbox before the user sees the code; a failing check is sent back to you.",
             "Answer with JSON only, matching the schema: name (snake_case), title, summary, "
-            "inputs, outputs, code (the whole module) and change_summary.",
+            "inputs, outputs, code (the whole module), checks, replaced_checks and "
+            "change_summary.",
         ]
     )
 
@@ -87,7 +124,7 @@ def create_messages(
         ChatMessage(
             "user",
             f"Task type: {task_type}\nWhat the user needs:\n{description}\n\n"
-            "Leave change_summary empty.",
+            "Leave change_summary and replaced_checks empty.",
         ),
     ]
 
@@ -102,6 +139,7 @@ def refine_messages(
     previous_metadata: Mapping[str, Any],
     feedback: str,
     last_error: str | None,
+    previous_checks: Sequence[Check] = (),
 ) -> list[ChatMessage]:
     parts = [
         f"Task type: {task_type}",
@@ -109,6 +147,14 @@ def refine_messages(
         f"Version {previous_number}'s metadata:\n{json.dumps(previous_metadata, indent=2)}",
         f"Version {previous_number}'s code:\n```python\n{previous_code}\n```",
     ]
+    if previous_checks:
+        listed = "\n\n".join(f"# {c.name}\n{c.code}" for c in previous_checks)
+        parts.append(
+            f"Version {previous_number}'s checks (they all passed):\n```python\n{listed}\n```\n"
+            "They are kept and run against the new code unless you list them in "
+            "replaced_checks with the reason (only when the user's request changes what they "
+            "test). Add checks for what the request changes."
+        )
     if last_error:
         parts.append(f"The last run of version {previous_number} failed:\n{last_error}")
     parts.append(f"The user's request for the next version:\n{feedback}")
@@ -138,6 +184,11 @@ class Generated:
     output_tokens: int
     model_requests: int
     errors: tuple[str, ...] = field(default=())
+    checks: tuple[Check, ...] = ()
+    check_results: tuple[CheckResult, ...] = ()
+    replaced_checks: tuple[tuple[str, str], ...] = ()
+    checks_passed: bool = True
+    check_seconds: float = 0.0
 
 
 def snake_case(text: str) -> str:
@@ -156,6 +207,16 @@ def _io(value: Any) -> dict[str, Any]:
             "formats": [str(f) for f in formats] if isinstance(formats, list) else [],
         }
     return {"description": str(value or ""), "formats": []}
+
+
+def _replaced(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple(
+        (str(item.get("name", "")), str(item.get("reason", "")))
+        for item in raw
+        if isinstance(item, Mapping) and item.get("name")
+    )
 
 
 def parse_answer(content: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -187,16 +248,24 @@ class Generation:
         packages: Sequence[str],
         max_code_bytes: int,
         max_repairs: int = MAX_REPAIR_ROUNDS,
+        checker: CheckRunner | None = None,
     ) -> None:
+        self.checker = checker
         self.generator = generator
         self.packages = tuple(packages)
         self.max_code_bytes = max_code_bytes
         self.max_repairs = max_repairs
 
-    def run(self, messages: Sequence[ChatMessage]) -> Generated:
+    def run(
+        self, messages: Sequence[ChatMessage], *, previous_checks: Sequence[Check] = ()
+    ) -> Generated:
+        """Ask, validate, run the checks; repair with the exact error, at most ``max_repairs``
+        times. Code that never validates raises; code whose checks never pass comes back with
+        ``checks_passed=False`` (the caller keeps it as a draft)."""
         history = list(messages)
         errors: list[str] = []
         input_tokens = output_tokens = 0
+        draft: Generated | None = None
         for attempt in range(1 + self.max_repairs):
             reply = self.generator.generate(history, schema=ANSWER_SCHEMA)
             input_tokens += reply.input_tokens
@@ -205,26 +274,24 @@ class Generation:
             if data is not None and reply.finish_reason == "length":
                 data, error = None, "the answer was cut off; make the code shorter"
             if data is not None:
-                check = check_code(
-                    data["code"], allowed_packages=self.packages, max_bytes=self.max_code_bytes
+                error = self._code_error(data)
+            if data is not None and error is None:
+                candidate = self._candidate(data, previous_checks)
+                candidate = self._checked(candidate)
+                generated = replace(
+                    candidate,
+                    model=reply.model,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    model_requests=attempt + 1,
+                    errors=tuple(errors),
                 )
-                if check.ok:
-                    return Generated(
-                        code=data["code"],
-                        name=snake_case(str(data.get("name") or data.get("title") or "task")),
-                        title=str(data.get("title") or data.get("name") or "Task"),
-                        summary=str(data.get("summary", "")),
-                        inputs=_io(data.get("inputs")),
-                        outputs=_io(data.get("outputs")),
-                        dependencies=check.imports,
-                        change_summary=str(data.get("change_summary", "")),
-                        model=reply.model,
-                        input_tokens=input_tokens,
-                        output_tokens=output_tokens,
-                        model_requests=attempt + 1,
-                        errors=tuple(errors),
-                    )
-                error = check.error
+                if generated.checks_passed:
+                    return generated
+                draft = generated
+                error = "these checks failed: " + "; ".join(
+                    f"{r.name}: {r.error}" for r in generated.check_results if not r.ok
+                )
             errors.append(error or "unusable answer")
             history.append(ChatMessage("assistant", reply.content))
             history.append(
@@ -234,8 +301,56 @@ class Generation:
                     "Answer again with the whole JSON object, fixing this.",
                 )
             )
+        if draft is not None and draft.code:
+            return replace(draft, errors=tuple(errors))
         raise GenerationFailed(
             f"The model's code was still invalid after {self.max_repairs} repair rounds: "
             f"{errors[-1]}",
             errors=tuple(errors),
+        )
+
+    def _code_error(self, data: Mapping[str, Any]) -> str | None:
+        check = check_code(
+            data["code"], allowed_packages=self.packages, max_bytes=self.max_code_bytes
+        )
+        if not check.ok:
+            return check.error
+        if self.checker is None:
+            return None
+        _checks, problem = parse_checks(data.get("checks"), allowed_packages=self.packages)
+        return problem
+
+    def _candidate(self, data: Mapping[str, Any], previous: Sequence[Check]) -> Generated:
+        check = check_code(
+            data["code"], allowed_packages=self.packages, max_bytes=self.max_code_bytes
+        )
+        checks, _problem = parse_checks(data.get("checks"), allowed_packages=self.packages)
+        replaced = _replaced(data.get("replaced_checks"))
+        kept = merge_kept(checks, previous, (name for name, _reason in replaced))
+        return Generated(
+            code=data["code"],
+            name=snake_case(str(data.get("name") or data.get("title") or "task")),
+            title=str(data.get("title") or data.get("name") or "Task"),
+            summary=str(data.get("summary", "")),
+            inputs=_io(data.get("inputs")),
+            outputs=_io(data.get("outputs")),
+            dependencies=check.imports,
+            change_summary=str(data.get("change_summary", "")),
+            model="",
+            input_tokens=0,
+            output_tokens=0,
+            model_requests=0,
+            checks=tuple(kept),
+            replaced_checks=replaced,
+        )
+
+    def _checked(self, candidate: Generated) -> Generated:
+        if self.checker is None or not candidate.checks:
+            return candidate
+        report = self.checker.run_checks(candidate.code, candidate.checks)
+        return replace(
+            candidate,
+            check_results=report.results,
+            checks_passed=report.passed,
+            check_seconds=report.seconds,
         )

@@ -14,8 +14,10 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from bot.services.checks import Check
 from bot.services.errors import (
     AmbiguousId,
+    ChecksFailed,
     GenerationFailed,
     InvalidInput,
     ModelUnavailable,
@@ -201,6 +203,7 @@ class TaskService:
             current = uow.tasks.version(task.id, task.current_version)
             assert current is not None
             previous = VersionView.of(current)
+            latest = uow.tasks.latest_version_number(task.id)
             view = TaskView.of(task)
             last_run = uow.runs.latest_for_task(task.id)
             last_error = None
@@ -221,15 +224,17 @@ class TaskService:
             previous_metadata=previous.metadata,
             feedback=feedback,
             last_error=last_error,
+            previous_checks=[Check(str(c["name"]), str(c["code"])) for c in previous.checks],
         )
-        generated = self._generate(view.id, messages, keep_state=True)
+        kept = tuple(Check(str(c["name"]), str(c["code"])) for c in previous.checks)
+        generated = self._generate(view.id, messages, keep_state=True, previous_checks=kept)
         detail = self._store_version(
             view.id,
             generated,
             request_kind="refine",
             request_text=feedback,
             requested_by=requested_by,
-            expected_previous=previous.number,
+            expected_previous=latest,
         )
         diff = "".join(
             difflib.unified_diff(
@@ -309,10 +314,15 @@ class TaskService:
     # --- internals ------------------------------------------------------------------------
 
     def _generate(
-        self, task_id: str, messages: Sequence[Any], *, keep_state: bool = False
+        self,
+        task_id: str,
+        messages: Sequence[Any],
+        *,
+        keep_state: bool = False,
+        previous_checks: Sequence[Check] = (),
     ) -> Generated:
         try:
-            return self._generation.run(messages)
+            return self._generation.run(messages, previous_checks=previous_checks)
         except (GenerationFailed, ModelUnavailable) as exc:
             if not keep_state:
                 with self._uow() as uow:
@@ -369,10 +379,30 @@ class TaskService:
                 model_requests=generated.model_requests,
                 created_at=now,
             )
+            version.checks = [c.as_dict() for c in generated.checks]
+            version.check_results = [r.as_dict() for r in generated.check_results]
+            version.replaced_checks = [
+                {"name": name, "reason": reason} for name, reason in generated.replaced_checks
+            ]
+            version.check_seconds = generated.check_seconds
+            version.state = "ready" if generated.checks_passed else "draft"
             uow.tasks.add_version(version)
-            task.current_version = number
-            task.name = generated.name
-            task.state, task.state_detail = TaskState.READY.value, None
+            draft_reason = None
+            if generated.checks_passed:
+                task.current_version = number
+                task.name = generated.name
+                task.state, task.state_detail = TaskState.READY.value, None
+            else:
+                failures = "; ".join(
+                    f"{r.name}: {r.error}" for r in generated.check_results if not r.ok
+                )
+                draft_reason = (
+                    f"v{number} was kept as a draft, not made current: its checks still failed "
+                    f"after {generated.model_requests} tries ({failures})"
+                )
+                if task.current_version is None:
+                    task.name = generated.name
+                    task.state, task.state_detail = TaskState.FAILED.value, draft_reason
             task.updated_at = now
             try:
                 uow.commit()
@@ -382,6 +412,8 @@ class TaskService:
                     "Another change to this task landed first; look at the new version and "
                     "ask again."
                 ) from None
+            if draft_reason is not None:
+                raise ChecksFailed(draft_reason, version=number)
             return TaskDetail(TaskView.of(task), VersionView.of(version))
 
     @staticmethod

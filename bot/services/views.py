@@ -73,6 +73,26 @@ class VersionView:
     output_tokens: int
     model_requests: int
     created_at: datetime
+    state: str = "ready"
+    checks: tuple[Mapping[str, Any], ...] = ()
+    check_results: tuple[Mapping[str, Any], ...] = ()
+    replaced_checks: tuple[Mapping[str, Any], ...] = ()
+    check_seconds: float | None = None
+
+    @property
+    def checks_passed(self) -> int:
+        return sum(1 for r in self.check_results if r.get("ok"))
+
+    @property
+    def check_summary(self) -> str:
+        """E.g. "3 checks passed", "1 of 3 checks failed: check_x", or "no checks"."""
+        total = len(self.check_results)
+        if not total:
+            return "no checks"
+        failed = [str(r.get("name")) for r in self.check_results if not r.get("ok")]
+        if not failed:
+            return f"{total} check{'s' if total != 1 else ''} passed"
+        return f"{len(failed)} of {total} checks failed: {', '.join(failed)}"
 
     @classmethod
     def of(cls, version: TaskVersion) -> VersionView:
@@ -91,6 +111,11 @@ class VersionView:
             output_tokens=version.output_tokens,
             model_requests=version.model_requests,
             created_at=version.created_at,
+            state=version.state or "ready",
+            checks=tuple(version.checks or ()),
+            check_results=tuple(version.check_results or ()),
+            replaced_checks=tuple(version.replaced_checks or ()),
+            check_seconds=version.check_seconds,
         )
 
 
@@ -112,3 +137,14 @@ class Refinement:
     version: VersionView
     previous: VersionView
     diff: str
+
+
+def checks_listing(version: VersionView) -> str:
+    """Every check's code, as one block of text."""
+    outcomes = {str(r.get("name")): r for r in version.check_results}
+    parts = []
+    for check in version.checks:
+        outcome = outcomes.get(str(check.get("name")), {})
+        mark = "passed" if outcome.get("ok") else f"FAILED: {outcome.get('error')}"
+        parts.append(f"# {check.get('name')}: {mark}\n{str(check.get('code', '')).rstrip()}")
+    return "\n\n".join(parts)

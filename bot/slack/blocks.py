@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.services.runs import RunView
-from bot.services.views import Refinement, TaskDetail, TaskSummary, TaskView
+from bot.services.views import (
+    Refinement,
+    TaskDetail,
+    TaskSummary,
+    TaskView,
+    VersionView,
+    checks_listing,
+)
 
 Block = dict[str, Any]
 
@@ -117,6 +124,15 @@ def _io_line(value: Any) -> str:
     return str(value or "")
 
 
+def _check_line(version: VersionView) -> str:
+    icon = ":white_check_mark:" if version.state == "ready" and version.check_results else ""
+    if version.state == "draft":
+        icon = ":warning: draft, not current:"
+    replaced = ", ".join(f"`{r.get('name')}` ({r.get('reason')})" for r in version.replaced_checks)
+    line = f"{icon} {version.check_summary}".strip()
+    return _escape(line) + (f" · replaced {_escape(replaced)}" if replaced else "")
+
+
 def version_metadata(detail: TaskDetail) -> Message:
     task, version = detail.task, detail.version
     meta = version.metadata
@@ -132,6 +148,7 @@ def version_metadata(detail: TaskDetail) -> Message:
         f"*Input:* {_escape(_io_line(meta.get('inputs')))}",
         f"*Output:* {_escape(_io_line(meta.get('outputs')))}",
         f"*Imports:* {_escape(deps)}",
+        f"*Checks:* {_check_line(version)}",
     ]
     return Message(
         f"v{version.number} of {task.name}",
@@ -333,6 +350,12 @@ def task_show(detail: TaskDetail, *, permalink: str | None) -> Message:
     if len(code) > CODE_INLINE_LIMIT:
         code = code[:CODE_INLINE_LIMIT] + "\n# … (cut: the full code is in the task's thread)"
     blocks.append(preformatted(code))
+    listing = checks_listing(detail.version)
+    if listing:
+        if len(listing) > CODE_INLINE_LIMIT:
+            listing = listing[:CODE_INLINE_LIMIT] + "\n# … (cut)"
+        blocks.append(_context("Checks"))
+        blocks.append(preformatted(listing))
     if permalink:
         blocks.append(_context(f"<{permalink}|Open the task's thread>"))
     return Message(meta.text, blocks)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from bot.config import Settings
+from bot.services.checks import Execute, Execution
 from bot.services.runs import WORKER_ID, OutputFileView, RunJob, RunOutcome, RunService
 from bot.worker.sandbox import Sandbox, SandboxLimits, SandboxResult
 from storage.models import RunStatus
@@ -90,3 +92,45 @@ class RunExecutor:
             path.write_bytes(job.input_data)
             result = self.sandbox.run(code=job.code, input_path=path, input_name=job.input_name)
         return outcome_of(result)
+
+
+class SandboxHolder:
+    """One sandbox per process, started on first use (a terminal command that only creates a
+    task starts it when the first checks run) and shared by runs and checks."""
+
+    def __init__(self, settings: Settings, *, sandbox: Sandbox | None = None) -> None:
+        self._settings = settings
+        self._sandbox = sandbox
+        self._started = False
+        self._lock = threading.Lock()
+
+    def get(self) -> Sandbox:
+        with self._lock:
+            if self._sandbox is None:
+                self._sandbox = build_sandbox(self._settings)
+            if not self._started:
+                self._sandbox.start()
+                self._started = True
+            return self._sandbox
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sandbox is not None and self._started:
+                self._sandbox.close()
+            self._started = False
+
+
+def check_execute(holder: SandboxHolder) -> Execute:
+    """Runs a generator-style module (the checks' harness) in the sandbox."""
+
+    def execute(code: str) -> Execution:
+        result = holder.get().run(code=code, input_path=None)
+        return Execution(
+            status=result.status,
+            result=result.result,
+            error_type=result.error_type,
+            error_message=result.error_message,
+            killed_reason=result.killed_reason,
+        )
+
+    return execute

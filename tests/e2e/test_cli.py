@@ -67,6 +67,8 @@ def test_create_refine_show_list_export(
 
     shown = bot(tmp_path, env, "task", "show", task_id[:8], "--version", "1")
     assert shown.returncode == 0 and COUNT_LINES in shown.stdout and "(v1," in shown.stdout
+    assert "# checks: 1 check passed" in shown.stdout
+    assert "# check_defines_run: passed" in shown.stdout
 
     listed = bot(tmp_path, env, "task", "list")
     assert listed.returncode == 0
@@ -139,7 +141,7 @@ def test_serve_without_slack_settings_says_what_is_missing(
 def test_migrate_creates_the_schema_on_an_empty_file(tmp_path: Path, env: dict[str, str]) -> None:
     result = bot(tmp_path, {**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}, "migrate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "database at revision 0002"
+    assert result.stdout.strip() == "database at revision 0003"
 
 
 @pytest.mark.postgres

@@ -15,6 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many clients connect at once under load (the default is 5)
+
+
 @dataclass
 class Answer:
     status: int = 200
@@ -27,6 +31,11 @@ class Answer:
     finish_reason: str = "stop"
 
 
+DEFAULT_CHECKS = [
+    {"name": "check_defines_run", "code": "def check_defines_run():\n    assert callable(run)\n"}
+]
+
+
 def answer_json(
     *,
     code: str,
@@ -35,6 +44,8 @@ def answer_json(
     summary: str = "Counts the lines of the input file.",
     change_summary: str = "",
     formats: tuple[str, ...] = ("txt",),
+    checks: list[dict[str, str]] | None = None,
+    replaced_checks: list[dict[str, str]] | None = None,
 ) -> str:
     return json.dumps(
         {
@@ -44,6 +55,8 @@ def answer_json(
             "inputs": {"description": "a text file", "formats": list(formats)},
             "outputs": {"description": "the number of lines", "formats": ["json"]},
             "code": code,
+            "checks": DEFAULT_CHECKS if checks is None else checks,
+            "replaced_checks": replaced_checks or [],
             "change_summary": change_summary,
         }
     )
@@ -60,10 +73,11 @@ class FakeOpenAIServer:
     def __init__(self, *, model: str = "fake-model-1") -> None:
         self.model = model
         self.answers: deque[Answer] = deque()
+        self.default: Answer | None = None  # given when the queue is empty (None: a 500)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -80,6 +94,10 @@ class FakeOpenAIServer:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
         )
+
+    def reply_by_default(self, content: str, **kwargs: Any) -> None:
+        """Answer ``content`` whenever no answer is queued (load tests: every request gets one)."""
+        self.default = Answer(content=content, **kwargs)
 
     def fail(
         self, status: int, *, message: str = "boom", headers: dict[str, str] | None = None
@@ -121,6 +139,8 @@ class FakeOpenAIServer:
             self.headers.append(headers)
             if self.answers:
                 return self.answers.popleft()
+            if self.default is not None:
+                return self.default
         return Answer(status=500, body={"error": {"message": "fake server: no answer queued"}})
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -58,6 +58,7 @@ def test_create_posts_root_then_metadata_code_and_ready(stack: Stack) -> None:
     thread = [p for p in posts if p.params.get("thread_ts") == root_ts]
     assert len(thread) == 2
     assert "Input:" in text_of(thread[0]) and "Imports:" in text_of(thread[0])
+    assert "Checks:" in text_of(thread[0]) and "1 check passed" in text_of(thread[0])
     assert "csv.DictReader" in text_of(thread[1])
     ready = stack.mock.of("chat.update")[-1]
     assert ready.params["ts"] == root_ts and "v1" in text_of(ready)
@@ -176,6 +177,7 @@ def test_list_show_and_help_answer_only_the_user(stack: Stack) -> None:
     shown = stack.mock.wait_for("response_url", 2)[-1]
     assert shown.params["response_type"] == "ephemeral"
     assert "csv.DictReader" in text_of(shown) and f"p{root_ts}" in text_of(shown)
+    assert "check_defines_run: passed" in text_of(shown)
     status, body = stack.slack.command("help")
     assert status == 200 and "/task create" in json.loads(body)["text"]
     status, body = stack.slack.command("frobnicate")
@@ -209,3 +211,17 @@ def test_errors_a_user_causes_get_a_short_answer_where_they_are(stack: Stack) ->
     warning = stack.mock.wait_for("chat.postEphemeral")[0]
     assert "too large" in text_of(warning) and warning.params["user"] == "U1"
     assert stack.mock.of("file") == []  # refused before downloading
+
+
+def test_a_refinement_whose_checks_fail_is_refused_with_the_failing_check(stack: Stack) -> None:
+    task_id, root_ts = create(stack, CSV_ROWS)
+    failing = [{"name": "check_sorted", "code": "def check_sorted():\n    assert False, 'rows are not sorted'\n"}]
+    for _ in range(3):
+        stack.model.queue(answer_json(code=CSV_ROWS, checks=failing))
+    before = len(stack.mock.of("chat.update"))
+    stack.slack.event({"type": "message", "channel": "C1", "user": "U1", "text": "sort the rows",
+                       "ts": "1800000000.000077", "thread_ts": root_ts})
+    refused = stack.mock.wait_for("chat.update", before + 1)[-1]
+    assert "v2 was kept as a draft" in text_of(refused)
+    assert "check_sorted" in text_of(refused) and "rows are not sorted" in text_of(refused)
+    assert stack.services.tasks.get(task_id).current_version == 1
