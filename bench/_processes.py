@@ -1,5 +1,7 @@
-"""Helper processes for the benchmarks: `fakes` (mock Slack + stalled model) and `bare` (a bare
-Bolt app with a no-op ack on the same server stack as Taskbot: sync Bolt under waitress)."""
+"""Helper processes for the benchmarks: `fakes` (mock Slack + stalled model), `bare` (a bare
+Bolt app with a no-op ack on the same server stack as Taskbot: sync Bolt under waitress) and
+`drill-fakes` (mock Slack + a model that answers the same valid code to every request, for
+bench/drill.py; it exits on its own when its parent dies or after ``lifetime`` seconds)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,24 @@ def fakes(first_code_file: str, stall: float) -> None:
         time.sleep(3600)
 
 
+def drill_fakes(code_file: str, lifetime: float) -> None:
+    import os
+
+    from tests.fakes.openai_server import FakeOpenAIServer, answer_json
+    from tests.fakes.slack_api import MockSlackAPI
+
+    parent = os.getppid()
+    mock = MockSlackAPI().start()
+    model = FakeOpenAIServer().start()
+    model.reply_by_default(
+        answer_json(code=Path(code_file).read_text(), name="echo", title="Echo the input")
+    )
+    print(mock.api_url, model.base_url, mock.base, flush=True)
+    deadline = time.monotonic() + lifetime
+    while time.monotonic() < deadline and os.getppid() == parent:
+        time.sleep(0.5)
+
+
 def bare(port: int, secret: str, api_url: str) -> None:
     from slack_bolt import Ack, App
     from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -42,5 +62,7 @@ def bare(port: int, secret: str, api_url: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "fakes":
         fakes(sys.argv[2], float(sys.argv[3]))
+    elif sys.argv[1] == "drill-fakes":
+        drill_fakes(sys.argv[2], float(sys.argv[3]))
     else:
         bare(int(sys.argv[2]), sys.argv[3], sys.argv[4])

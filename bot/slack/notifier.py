@@ -96,10 +96,15 @@ class RunWatcher:
         attachment = blocks.render_result(run).attachment if run.status == "succeeded" else None
         if attachment is not None:
             uploads.insert(0, Upload(*attachment))
-        upload_to_thread(
-            client,
-            channel=target.channel_id,
-            thread_ts=target.thread_ts,
-            uploads=uploads,
-            comment=f"Files from run `{run.id[:8]}`",
-        )
+        try:
+            upload_to_thread(
+                client,
+                channel=target.channel_id,
+                thread_ts=target.thread_ts,
+                uploads=uploads,
+                comment=f"Files from run `{run.id[:8]}`",
+            )
+        except Exception:
+            # The message already shows the outcome; a retry would post it (and any files that
+            # did go up) again, so the failure is logged, not retried.
+            logger.exception("could not upload the files of run %s", run.id)

@@ -9,10 +9,14 @@ still ``running`` waits until that run ends or its worker is presumed dead (then
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 from bot.config import Settings
 from bot.services.runs import RunService
@@ -24,6 +28,31 @@ logger = logging.getLogger(__name__)
 TASK_NAME = "taskbot.execute_run"
 QUEUE_NAME = "taskbot.runs"
 SWEEP_SECONDS = 15.0
+
+
+def _env_seconds(name: str) -> float | None:
+    """An optional interval override (drills and tests shorten them); None when unset or bad."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        logger.warning("%s=%r is not a number of seconds; using the default", name, raw)
+        return None
+    return value if value > 0 else None
+
+
+def sweep_seconds() -> float:
+    """How often each worker sweeps (``TASKBOT_SWEEP_SECONDS``, default 15 s)."""
+    return _env_seconds("TASKBOT_SWEEP_SECONDS") or SWEEP_SECONDS
+
+
+def requeue_after() -> timedelta | None:
+    """How long a run may stay queued before it is sent again (``TASKBOT_REQUEUE_AFTER_SECONDS``;
+    None: half of ``RunService.stale_after``)."""
+    seconds = _env_seconds("TASKBOT_REQUEUE_AFTER_SECONDS")
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -54,6 +83,15 @@ class CeleryQueue:
     def submit(self, run_id: str) -> None:
         self.app.send_task(TASK_NAME, args=[run_id], queue=QUEUE_NAME)
 
+    def waiting(self) -> int:
+        """How many messages wait in the broker's queue (0 when the broker forgot the queue)."""
+        with self.app.connection_for_write() as conn:
+            try:
+                declared = conn.default_channel.queue_declare(queue=QUEUE_NAME, passive=True)
+            except ChannelError:
+                return 0  # e.g. Redis restarted empty: no queue until a worker declares it
+            return int(declared.message_count)
+
     def ping(self) -> None:
         """Raise when the broker cannot be reached."""
         with self.app.connection_for_write() as conn:
@@ -76,14 +114,27 @@ def register_worker_task(app: Celery, executor: RunExecutor) -> None:
 
 
 class Sweeper:
-    """In each worker: fail runs whose worker died, re-send queued runs whose message was lost."""
+    """In each worker: fail runs whose worker died, re-send queued runs whose message was lost.
+
+    A queued run only waiting behind a backlog is not re-sent: messages are re-sent only while
+    the broker holds fewer messages than the database has queued runs (some were lost: the
+    broker restarted empty, a publish failed, a task failed before claiming its run), and a
+    run this sweeper re-sent is not re-sent again before ``requeue_after`` has passed.
+    """
 
     def __init__(
-        self, runs: RunService, queue: CeleryQueue, *, every: float = SWEEP_SECONDS
+        self,
+        runs: RunService,
+        queue: CeleryQueue,
+        *,
+        every: float = SWEEP_SECONDS,
+        requeue_after: timedelta | None = None,
     ) -> None:
         self.runs = runs
         self.queue = queue
         self.every = every
+        self.requeue_after = requeue_after or runs.stale_after / 2
+        self._resent: dict[str, float] = {}  # run id -> when this sweeper last re-sent it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskbot-sweeper", daemon=True)
 
@@ -91,9 +142,24 @@ class Sweeper:
         failed = self.runs.fail_abandoned(worker_alive=local_worker_alive)
         if failed:
             logger.warning("failed %d runs whose worker died: %s", len(failed), failed)
-        for run_id in self.runs.overdue_queued(older_than=self.runs.stale_after / 2):
+        overdue = self.runs.overdue_queued(older_than=self.requeue_after)
+        self._resent = {k: v for k, v in self._resent.items() if k in set(overdue)}
+        if not overdue:
+            return
+        waiting = self.queue.waiting()
+        queued = len(self.runs.queued_ids())
+        if waiting >= queued:
+            logger.info(
+                "%d queued runs, %d messages waiting: a backlog, nothing lost", queued, waiting
+            )
+            return
+        now, again = time.monotonic(), self.requeue_after.total_seconds()
+        for run_id in overdue:
+            if now - self._resent.get(run_id, now - again) < again:
+                continue
             logger.info("re-sending queued run %s", run_id)
             self.queue.submit(run_id)
+            self._resent[run_id] = now
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):

@@ -6,7 +6,14 @@ import logging
 
 from bot.composition import build_services
 from bot.config import Settings
-from bot.worker.celery_app import CeleryQueue, Sweeper, make_celery, register_worker_task
+from bot.worker.celery_app import (
+    CeleryQueue,
+    Sweeper,
+    make_celery,
+    register_worker_task,
+    requeue_after,
+    sweep_seconds,
+)
 from bot.worker.executor import RunExecutor, build_sandbox
 
 logger = logging.getLogger(__name__)
@@ -26,7 +33,9 @@ def run_worker(settings: Settings) -> int:
     executor = RunExecutor(services.runs, sandbox)
     services.runs.queue = CeleryQueue(app)
     register_worker_task(app, executor)
-    sweeper = Sweeper(services.runs, CeleryQueue(app))
+    sweeper = Sweeper(
+        services.runs, CeleryQueue(app), every=sweep_seconds(), requeue_after=requeue_after()
+    )
     sweeper.start()
     try:
         app.worker_main(

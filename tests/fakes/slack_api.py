@@ -15,12 +15,33 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many clients connect at once under load (the default is 5)
+
+
 @dataclass
 class Call:
     method: str  # Web API method ("chat.postMessage"), or "response_url", "upload", "file"
     params: dict[str, Any]
     token: str | None
     at: float = field(default_factory=time.monotonic)
+    status: int = 200  # the HTTP status the mock answered (429 while rate limited)
+    ok: bool = True  # the body's "ok"
+    seq: int = 0  # order of recording, across all methods
+    answer_ts: str | None = None  # the ts the mock gave a posted message
+    path: str = ""  # the URL path (tells response_url calls apart)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "method": self.method,
+            "params": self.params,
+            "status": self.status,
+            "ok": self.ok,
+            "answer_ts": self.answer_ts,
+            "path": self.path,
+            "at": self.at,
+        }
 
 
 class MockSlackAPI:
@@ -34,7 +55,7 @@ class MockSlackAPI:
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -110,6 +131,7 @@ class MockSlackAPI:
 
     def _record(self, call: Call) -> None:
         with self._cond:
+            call.seq = len(self.calls) + 1
             self.calls.append(call)
             self._cond.notify_all()
 
@@ -219,7 +241,26 @@ class MockSlackAPI:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                path = urlparse(self.path).path
+                url = urlparse(self.path)
+                path = url.path
+                if path == "/_calls":
+                    # Control surface for a test in another process: the recorded calls as JSON,
+                    # optionally ?method=chat.update&since=SEQ; ?count=1 answers {"count": N}.
+                    query = dict(parse_qsl(url.query))
+                    if "count" in query:
+                        with mock._lock:
+                            count = len(mock.calls)
+                        self._send(200, json.dumps({"count": count}).encode(), "application/json")
+                        return
+                    since = int(query.get("since", "0"))
+                    with mock._lock:
+                        calls = [
+                            c.as_json()
+                            for c in mock.calls[since:]
+                            if "method" not in query or c.method == query["method"]
+                        ]
+                    self._send(200, json.dumps(calls).encode(), "application/json")
+                    return
                 if path.startswith("/files/"):
                     name = path[len("/files/") :]
                     token = self._token()
@@ -242,6 +283,14 @@ class MockSlackAPI:
                 raw = self.rfile.read(length)
                 path = urlparse(self.path).path
                 token = self._token()
+                if path == "/_rate_limit":
+                    # Control surface: {"methods": [...], "seconds": 10} answers those methods
+                    # 429 with Retry-After for that long.
+                    script = json.loads(raw or b"{}")
+                    for name in script.get("methods", []):
+                        mock.rate_limit(str(name), float(script.get("seconds", 0)))
+                    self._send(200, b'{"ok": true}', "application/json")
+                    return
                 if path.startswith("/upload/"):
                     mock._record(
                         Call("upload", {"file_id": path.rsplit("/", 1)[1], "size": len(raw)}, token)
@@ -255,7 +304,7 @@ class MockSlackAPI:
                     params = dict(parse_qsl(raw.decode()))
                     token = token or params.get("token")
                 if path.startswith("/response/"):
-                    mock._record(Call("response_url", params, token))
+                    mock._record(Call("response_url", params, token, path=path))
                     self._send(200, b"ok", "text/plain")
                     return
                 method = path[len("/api/") :] if path.startswith("/api/") else path.strip("/")
@@ -264,7 +313,16 @@ class MockSlackAPI:
                         with contextlib.suppress(ValueError):
                             params[key] = json.loads(params[key])
                 status, headers, body = mock._answer(method, params, token)
-                mock._record(Call(method, params, token))
+                mock._record(
+                    Call(
+                        method,
+                        params,
+                        token,
+                        status=status,
+                        ok=bool(body.get("ok")),
+                        answer_ts=body.get("ts"),
+                    )
+                )
                 self._send(
                     status, json.dumps(body).encode(), "application/json; charset=utf-8", headers
                 )
