@@ -14,7 +14,7 @@ from bot.worker.celery_app import (
     requeue_after,
     sweep_seconds,
 )
-from bot.worker.executor import RunExecutor, build_sandbox
+from bot.worker.executor import RunExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +28,11 @@ def run_worker(settings: Settings) -> int:
         return 2
     app = make_celery(settings)
     services = build_services(settings)
-    sandbox = build_sandbox(settings)
-    sandbox.start()
-    executor = RunExecutor(services.runs, sandbox)
-    services.runs.queue = CeleryQueue(app)
-    register_worker_task(app, executor)
-    sweeper = Sweeper(
-        services.runs, CeleryQueue(app), every=sweep_seconds(), requeue_after=requeue_after()
-    )
+    assert services.sandboxes is not None
+    queue = CeleryQueue(app)
+    services.runs.queue = queue
+    register_worker_task(app, RunExecutor(services.runs, services.sandboxes.get()))
+    sweeper = Sweeper(services.runs, queue, every=sweep_seconds(), requeue_after=requeue_after())
     sweeper.start()
     try:
         app.worker_main(
@@ -51,6 +48,5 @@ def run_worker(settings: Settings) -> int:
         )
     finally:
         sweeper.stop()
-        sandbox.close()
         services.close()
     return 0

@@ -28,7 +28,7 @@ WORDS_CHECK = {
     "name": "check_counts_words",
     "code": "def check_counts_words():\n    with open('w.txt', 'w') as f:\n        f.write('one two\\nthree\\n')\n    assert run('w.txt')['words'] == 3\n",
 }
-HANGS = {"name": "check_hangs", "code": "def check_hangs():\n    while True:\n        pass\n"}
+HANGS = {"name": "check_hangs", "code": "import time\n\ndef check_hangs():\n    time.sleep(60)\n"}
 
 
 @pytest.fixture
