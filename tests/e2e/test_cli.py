@@ -156,3 +156,39 @@ def test_migrate_on_postgres_then_tasks_work(
     openai_server.reply_code(COUNT_LINES)
     created = bot(tmp_path, pg, "task", "create", "count the lines")
     assert created.returncode == 0, created.stderr
+
+
+def test_task_run_prints_the_result_of_a_task_made_by_task_create(
+    tmp_path: Path, env: dict[str, str], openai_server: FakeOpenAIServer
+) -> None:
+    openai_server.reply_code(COUNT_LINES)
+    task_id = bot(tmp_path, env, "task", "create", "count the lines of the input file").stdout.splitlines()[0]
+    data = tmp_path / "three.txt"
+    data.write_text("a\nb\nc\n")
+    ran = bot(tmp_path, env, "task", "run", task_id[:6], "--input", str(data))
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"lines": 3}
+    assert "succeeded in" in ran.stderr
+    text = bot(tmp_path, env, "task", "run", task_id[:6], "--text", "one\ntwo")
+    assert json.loads(text.stdout) == {"lines": 2}
+    missing = bot(tmp_path, env, "task", "run", task_id[:6])
+    assert missing.returncode == 1 and "needs an input file" in missing.stderr
+
+
+def test_task_run_reports_a_failure_and_exits_non_zero(
+    tmp_path: Path, env: dict[str, str], openai_server: FakeOpenAIServer
+) -> None:
+    openai_server.reply_code("def run(input_path):\n    raise ValueError('bad input: no header')\n")
+    task_id = bot(tmp_path, env, "task", "create", "parse it").stdout.splitlines()[0]
+    ran = bot(tmp_path, env, "task", "run", task_id, "--text", "x")
+    assert ran.returncode == 1
+    assert "failed: ValueError: bad input: no header" in ran.stderr
+    assert "--- traceback ---" in ran.stderr and ran.stdout == ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="this machine's isolation (root, namespaces) is asserted")
+def test_doctor_reports_the_isolation(tmp_path: Path, env: dict[str, str]) -> None:
+    result = bot(tmp_path, env, "doctor")
+    assert result.returncode == 0, result.stdout
+    assert "network_namespace  True" in result.stdout and "seccomp            True" in result.stdout
+    assert "The sandbox can isolate generated code on this host." in result.stdout
