@@ -19,12 +19,15 @@ class Server:
     web: WebApp
     slack: Any  # SlackRuntime (bot.slack is imported lazily: it needs Slack settings)
     socket_mode: Any = None
+    flow_process: Any = None  # FlowProcess, when the slow half runs in a process of its own
 
     def close(self) -> None:
         if self.socket_mode is not None:
             self.socket_mode.close()
         if self.slack is not None:
             self.slack.close()
+        if self.flow_process is not None:
+            self.flow_process.close()
         self.services.close()
 
 
@@ -38,16 +41,34 @@ def api_app(services: Services) -> Any:
 
 
 def build_server(
-    settings: Settings, *, services: Services | None = None, slack_client: Any = None
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    slack_client: Any = None,
+    flow_process: bool = False,
 ) -> Server:
+    """The web app. With ``flow_process`` the slow half (Slack flows, model calls, run
+    messages and, with TASK_QUEUE=local, the worker pool) runs in a process of its own and this
+    one only acks, serves the API and /healthz; otherwise everything runs here (tests)."""
     from bot.slack.app import build_slack, start_socket_mode
 
-    if services is None:
+    flows = None
+    if flow_process:
+        from bot.slack.flowproc import FlowProcess
+        from bot.worker.celery_app import CeleryQueue, make_celery
+
+        services = services or build_services(settings)
+        flows = FlowProcess(settings)
+        flows.start()
+        services.runs.queue = (
+            CeleryQueue(make_celery(settings)) if settings.task_queue == "celery" else flows
+        )
+    elif services is None:
         runner: Runner = "celery" if settings.task_queue == "celery" else "local"
         services = build_services(settings, runner=runner)
         if services.pool is not None:
             services.pool.recover(services.runs)
-    slack = build_slack(services, client=slack_client)
+    slack = build_slack(services, client=slack_client, dispatcher=flows)
     slack.start()
     socket_mode = None
     if settings.slack_app_token:
@@ -58,13 +79,13 @@ def build_server(
         slack=None if settings.slack_app_token else slack.handler,
         api=api_app(services),
     )
-    return Server(services, web, slack, socket_mode)
+    return Server(services, web, slack, socket_mode, flows)
 
 
 def serve(settings: Settings) -> int:
     from waitress import serve as waitress_serve
 
-    server = build_server(settings)
+    server = build_server(settings, flow_process=True)
     logger.info("serving on port %s (Slack at /slack/events, /healthz)", settings.port)
     try:
         waitress_serve(server.web, host="0.0.0.0", port=settings.port, threads=32, ident="taskbot")

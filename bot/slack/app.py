@@ -15,10 +15,12 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.oauth.installation_store import InstallationStore
 
 from bot.composition import Services
 from bot.slack.files import SlackFiles
 from bot.slack.flows import SlackFlows
+from bot.slack.jobs import Dispatcher, Job
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import ClientSource, RunWatcher
 
@@ -50,13 +52,19 @@ def web_client(*, token: str | None, base_url: str) -> WebClient:
 
 
 @dataclass
-class SlackRuntime:
-    app: App
+class FlowRuntime:
+    """The slow half: flows on Taskbot's own pools, and the watcher that keeps run messages
+    current. It runs in the web process, or alone in the flow process (``bot.slack.flowproc``)."""
+
     flows: SlackFlows
     watcher: RunWatcher
+    clients: ClientSource
     workers: ThreadPoolExecutor
     generators: ThreadPoolExecutor
-    handler: SlackRequestHandler
+
+    def dispatch(self, job: Job) -> None:
+        origin = job.origin
+        self.flows.handle(job, self.clients.for_team(origin.team_id, origin.enterprise_id))
 
     def start(self) -> None:
         self.watcher.start()
@@ -67,21 +75,70 @@ class SlackRuntime:
         self.generators.shutdown(wait=False, cancel_futures=True)
 
 
-def build_slack(services: Services, *, client: WebClient | None = None) -> SlackRuntime:
+@dataclass
+class SlackRuntime:
+    app: App
+    handler: SlackRequestHandler
+    flows: FlowRuntime | None  # None when the flow process does the slow half
+
+    def start(self) -> None:
+        if self.flows is not None:
+            self.flows.start()
+
+    def close(self) -> None:
+        if self.flows is not None:
+            self.flows.close()
+
+
+def _installations(services: Services) -> InstallationStore | None:
+    settings = services.settings
+    if not (settings.slack_client_id and settings.slack_client_secret):
+        return None
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+
+    return SQLAlchemyInstallationStore(client_id=settings.slack_client_id, engine=services.engine)
+
+
+def _client(services: Services, client: WebClient | None) -> WebClient:
     settings = services.settings
     multi = bool(settings.slack_client_id and settings.slack_client_secret)
-    client = client or web_client(
+    return client or web_client(
         token=None if multi else settings.slack_bot_token, base_url=settings.slack_api_url
     )
-    installations = None
+
+
+def build_flows(services: Services, *, client: WebClient | None = None) -> FlowRuntime:
+    settings = services.settings
+    clients = ClientSource(
+        default=_client(services, client), installations=_installations(services)
+    )
+    workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
+    generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
+    watcher = RunWatcher(runs=services.runs, clients=clients)
+    files = SlackFiles(
+        api_url=settings.slack_api_url, max_bytes=settings.sandbox_max_input_mb * 2**20
+    )
+    flows = SlackFlows(
+        services=services,
+        files=files,
+        workers=workers,
+        generators=generators,
+        on_run_queued=watcher.poke,
+    )
+    return FlowRuntime(flows, watcher, clients, workers, generators)
+
+
+def build_slack(
+    services: Services, *, client: WebClient | None = None, dispatcher: Dispatcher | None = None
+) -> SlackRuntime:
+    """The Bolt app. Without a ``dispatcher`` the slow half runs in this process."""
+    settings = services.settings
+    client = _client(services, client)
+    installations = _installations(services)
     kwargs: dict[str, object] = {}
-    if multi:
-        from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    if installations is not None:
         from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
-        installations = SQLAlchemyInstallationStore(
-            client_id=settings.slack_client_id, engine=services.engine
-        )
         kwargs["installation_store"] = installations
         kwargs["oauth_settings"] = OAuthSettings(
             client_id=settings.slack_client_id,
@@ -96,30 +153,18 @@ def build_slack(services: Services, *, client: WebClient | None = None) -> Slack
         signing_secret=settings.slack_signing_secret or None,
         request_verification_enabled=bool(settings.slack_signing_secret),
         client=client,
-        # Every listener only parses, acks and hands the slow half to Taskbot's own executors,
-        # so it can run on the request's thread: no hand-off to Bolt's listener pool and no
-        # polling for the ack (Bolt checks every 10 ms). Measured in bench/bench_ack.py.
-        process_before_response=True,
-        listener_executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="bolt-listener"),
+        # Listeners only parse, ack and hand a job to the dispatcher; a wide pool keeps acks
+        # from queueing behind each other. (Running listeners on the request thread instead
+        # gave a worse p99 in bench/bench_ack.py.)
+        listener_executor=ThreadPoolExecutor(max_workers=64, thread_name_prefix="bolt-listener"),
         **kwargs,  # type: ignore[arg-type]
     )
-    workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
-    generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
-    watcher = RunWatcher(
-        runs=services.runs, clients=ClientSource(default=client, installations=installations)
-    )
-    files = SlackFiles(
-        api_url=settings.slack_api_url, max_bytes=settings.sandbox_max_input_mb * 2**20
-    )
-    flows = SlackFlows(
-        services=services,
-        files=files,
-        workers=workers,
-        generators=generators,
-        on_run_queued=watcher.poke,
-    )
-    register_listeners(app, flows)
-    return SlackRuntime(app, flows, watcher, workers, generators, SlackRequestHandler(app))
+    flows = None
+    if dispatcher is None:
+        flows = build_flows(services, client=client)
+        dispatcher = flows
+    register_listeners(app, dispatcher)
+    return SlackRuntime(app, SlackRequestHandler(app), flows)
 
 
 def start_socket_mode(runtime: SlackRuntime, app_token: str) -> object:

@@ -8,10 +8,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 
 from bot.composition import Services
 from bot.services.access import check_gate, check_task_access
@@ -21,6 +22,9 @@ from bot.services.views import TaskDetail, TaskView, Workspace
 from bot.slack import blocks
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
 from storage.errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    from bot.slack.jobs import Job, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -373,3 +377,69 @@ class SlackFlows:
             except SlackApiError:
                 logger.warning("no permalink for task %s", task.id)
         say_blocks(blocks.task_show(detail, permalink=permalink))
+
+    # --- jobs -----------------------------------------------------------------------------------
+
+    def handle(self, job: Job, client: WebClient) -> Future[None]:
+        """Run one job's slow half (after the ack), once per delivery."""
+        say = _sayer(job.reply, client)
+        show = _block_sayer(job.reply, client)
+        origin, p = job.origin, job.params
+        works: dict[str, Callable[[], object]] = {
+            "create": lambda: self.create(
+                client, origin, description=p["description"], task_type=p["task_type"], say=say
+            ),
+            "run_command": lambda: self.run_command(
+                client, origin, ref=p["ref"], text=p["text"], trigger_id=p["trigger_id"], say=say
+            ),
+            "run_button": lambda: self.run_button(
+                client, origin, task_id=p["task_id"], trigger_id=p["trigger_id"], say=say
+            ),
+            "run_modal": lambda: self.run_modal(
+                client, origin, metadata=p["metadata"], files=p["files"], say=say
+            ),
+            "thread_message": lambda: self.thread_message(
+                client, origin, event=p["event"], say=say
+            ),
+            "show": lambda: self.show(
+                client, origin, ref=p["ref"], version=p["version"], say_blocks=show
+            ),
+            "list": lambda: self.list_tasks(origin, show),
+            "usage": lambda: say(p["text"]),
+        }
+        return self.submit(say, works[job.kind], delivery=job.delivery)
+
+
+def _sayer(reply: Reply, client: WebClient) -> Say:
+    def say(text: str) -> None:
+        if reply.response_url:
+            WebhookClient(reply.response_url).send(
+                text=text, response_type="ephemeral", replace_original=False
+            )
+        else:
+            client.chat_postEphemeral(
+                channel=reply.channel_id, user=reply.user_id, text=text, thread_ts=reply.thread_ts
+            )
+
+    return say
+
+
+def _block_sayer(reply: Reply, client: WebClient) -> Callable[[blocks.Message], None]:
+    def say(message: blocks.Message) -> None:
+        if reply.response_url:
+            WebhookClient(reply.response_url).send(
+                text=message.text,
+                blocks=message.blocks,
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        else:
+            client.chat_postEphemeral(
+                channel=reply.channel_id,
+                user=reply.user_id,
+                text=message.text,
+                blocks=message.blocks,
+                thread_ts=reply.thread_ts,
+            )
+
+    return say

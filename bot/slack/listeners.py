@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
-from slack_sdk import WebClient
+from slack_bolt import Ack, App
 
 from bot.slack import blocks, commands
-from bot.slack.flows import Origin, SlackFlows
+from bot.slack.flows import Origin
+from bot.slack.jobs import Dispatcher, Job, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -42,42 +42,16 @@ def delivery_key(body: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _ephemeral(respond: Respond) -> Callable[[str], None]:
-    def say(text: str) -> None:
-        respond(text=text, response_type="ephemeral", replace_original=False)
-
-    return say
-
-
-def _ephemeral_blocks(respond: Respond) -> Callable[[blocks.Message], None]:
-    def say(message: blocks.Message) -> None:
-        respond(
-            text=message.text,
-            blocks=message.blocks,
-            response_type="ephemeral",
-            replace_original=False,
-        )
-
-    return say
-
-
-def _in_thread(client: WebClient, origin: Origin, thread_ts: str | None) -> Callable[[str], None]:
-    def say(text: str) -> None:
-        client.chat_postEphemeral(
-            channel=origin.channel_id, user=origin.user_id, text=text, thread_ts=thread_ts
-        )
-
-    return say
-
-
 def _enterprise(body: Mapping[str, Any]) -> str | None:
     enterprise = body.get("enterprise_id") or (body.get("enterprise") or {}).get("id")
     return str(enterprise) if enterprise else None
 
 
-def register_listeners(app: App, flows: SlackFlows) -> None:
+def register_listeners(app: App, dispatcher: Dispatcher) -> None:
+    """Every listener parses, acks and hands a ``Job`` to the dispatcher; nothing else."""
+
     @app.command("/task")
-    def on_task(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    def on_task(ack: Ack, command: dict[str, Any]) -> None:
         parsed = commands.parse(command.get("text", ""))
         if isinstance(parsed, commands.Help):
             text = f"{parsed.problem}\n\n{commands.USAGE}" if parsed.problem else commands.USAGE
@@ -90,44 +64,26 @@ def register_listeners(app: App, flows: SlackFlows) -> None:
             channel_id=command.get("channel_id", ""),
             user_id=command.get("user_id", ""),
         )
-        say = _ephemeral(respond)
+        reply = Reply(response_url=command.get("response_url"))
+        params: dict[str, Any]
         if isinstance(parsed, commands.Create):
-            description, task_type = parsed.description, parsed.task_type
-            flows.submit(
-                say,
-                lambda: flows.create(
-                    client, origin, description=description, task_type=task_type, say=say
-                ),
-                delivery=delivery_key(command),
-            )
+            kind = "create"
+            params = {"description": parsed.description, "task_type": parsed.task_type}
         elif isinstance(parsed, commands.RunCommand):
-            trigger = command.get("trigger_id", "")
-            run_ref, run_text = parsed.ref, parsed.text
-            flows.submit(
-                say,
-                lambda: flows.run_command(
-                    client, origin, ref=run_ref, text=run_text, trigger_id=trigger, say=say
-                ),
-                delivery=delivery_key(command),
-            )
+            kind = "run_command"
+            params = {
+                "ref": parsed.ref,
+                "text": parsed.text,
+                "trigger_id": command.get("trigger_id", ""),
+            }
         elif isinstance(parsed, commands.Show):
-            show = _ephemeral_blocks(respond)
-            ref, version = parsed.ref, parsed.version
-            flows.submit(
-                say,
-                lambda: flows.show(client, origin, ref=ref, version=version, say_blocks=show),
-                delivery=delivery_key(command),
-            )
-        elif isinstance(parsed, commands.ListTasks):
-            listing = _ephemeral_blocks(respond)
-            flows.submit(
-                say, lambda: flows.list_tasks(origin, listing), delivery=delivery_key(command)
-            )
+            kind, params = "show", {"ref": parsed.ref, "version": parsed.version}
+        else:
+            kind, params = "list", {}
+        dispatcher.dispatch(Job(kind, origin, reply, params, delivery_key(command)))
 
     @app.action(blocks.RUN_ACTION)
-    def on_run_button(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
+    def on_run_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         origin = Origin(
             team_id=(body.get("team") or {}).get("id", ""),
@@ -135,19 +91,12 @@ def register_listeners(app: App, flows: SlackFlows) -> None:
             channel_id=(body.get("channel") or {}).get("id", ""),
             user_id=(body.get("user") or {}).get("id", ""),
         )
-        say = _ephemeral(respond)
-        trigger = body.get("trigger_id", "")
-        task_id = str(action.get("value", ""))
-        flows.submit(
-            say,
-            lambda: flows.run_button(client, origin, task_id=task_id, trigger_id=trigger, say=say),
-            delivery=delivery_key(body),
-        )
+        params = {"task_id": str(action.get("value", "")), "trigger_id": body.get("trigger_id", "")}
+        reply = Reply(response_url=body.get("response_url"))
+        dispatcher.dispatch(Job("run_button", origin, reply, params, delivery_key(body)))
 
     @app.view(blocks.RUN_MODAL)
-    def on_run_modal(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ) -> None:
+    def on_run_modal(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         values = view.get("state", {}).get("values", {})
         files = values.get(blocks.FILE_BLOCK, {}).get(blocks.FILE_ACTION, {}).get("files") or []
         if not files:
@@ -166,17 +115,12 @@ def register_listeners(app: App, flows: SlackFlows) -> None:
             channel_id=channel,
             user_id=(body.get("user") or {}).get("id", ""),
         )
-        say = _in_thread(client, origin, None)
-        flows.submit(
-            say,
-            lambda: flows.run_modal(client, origin, metadata=metadata, files=files, say=say),
-            delivery=delivery_key(body),
-        )
+        reply = Reply(channel_id=channel, user_id=origin.user_id)
+        params = {"metadata": metadata, "files": files}
+        dispatcher.dispatch(Job("run_modal", origin, reply, params, delivery_key(body)))
 
     @app.event("message")
-    def on_message(
-        event: dict[str, Any], body: dict[str, Any], client: WebClient, context: dict[str, Any]
-    ) -> None:
+    def on_message(event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
         if event.get("subtype") in IGNORED_SUBTYPES or event.get("bot_id") or event.get("hidden"):
             return
         user = event.get("user")
@@ -191,15 +135,12 @@ def register_listeners(app: App, flows: SlackFlows) -> None:
             channel_id=str(event.get("channel", "")),
             user_id=str(user),
         )
-        say = _in_thread(client, origin, str(thread_ts))
-        flows.submit(
-            say,
-            lambda: flows.thread_message(client, origin, event=event, say=say),
-            delivery=delivery_key(body),
-        )
+        reply = Reply(channel_id=origin.channel_id, user_id=origin.user_id, thread_ts=thread_ts)
+        job = Job("thread_message", origin, reply, {"event": event}, delivery_key(body))
+        dispatcher.dispatch(job)
 
     @app.event("app_mention")
-    def on_mention(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
+    def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("thread_ts") or event.get("bot_id"):
             return  # in a thread, the message listener handles it
         origin = Origin(
@@ -208,8 +149,9 @@ def register_listeners(app: App, flows: SlackFlows) -> None:
             channel_id=str(event.get("channel", "")),
             user_id=str(event.get("user", "")),
         )
-        say = _in_thread(client, origin, None)
-        flows.submit(say, lambda: say(commands.USAGE), delivery=delivery_key(body))
+        reply = Reply(channel_id=origin.channel_id, user_id=origin.user_id)
+        job = Job("usage", origin, reply, {"text": commands.USAGE}, delivery_key(body))
+        dispatcher.dispatch(job)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.slack_api import MockSlackAPI
+from tests.fakes.openai_server import COUNT_LINES, FakeOpenAIServer
+from tests.fakes.slack_api import MockSlackAPI, text_of
 from tests.fakes.slack_requests import SlackSender
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ def get(url: str) -> tuple[int, dict[str, object]]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, MockSlackAPI]]:
+def served(tmp_path: Path, openai_server: FakeOpenAIServer) -> Iterator[tuple[str, MockSlackAPI]]:
     mock = MockSlackAPI().start()
     port = free_port()
     env = {
@@ -48,6 +49,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, MockSlackAPI]]:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
         "PORT": str(port),
         "LOG_LEVEL": "WARNING",
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "OPENAI_MAX_RETRIES": "0",
     }
     proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -79,3 +82,36 @@ def test_serve_answers_health_and_slack(served: tuple[str, MockSlackAPI]) -> Non
     assert status == 200 and "/task create" in json.loads(text)["text"]
     assert sender.command("help", signature="v0=" + "1" * 64)[0] == 401
     assert mock.of("auth.test")  # the token was checked at start
+
+
+def test_the_slow_half_runs_in_the_flow_process(
+    served: tuple[str, MockSlackAPI], openai_server: FakeOpenAIServer
+) -> None:
+    base, mock = served
+    openai_server.reply_code(COUNT_LINES)
+    sender = SlackSender(f"{base}/slack/events", "serve-secret", response_base=mock.base)
+    assert sender.command("create count the lines")[0] == 200
+    ready = mock.wait_for("chat.update", timeout=60)[-1]
+    assert "ready" in text_of(ready)
+    root_ts = ready.params["ts"]
+    file = mock.host_file("three.txt", b"a\nb\nc\n", "text/plain")
+    sender.event(
+        {
+            "type": "message",
+            "subtype": "file_share",
+            "channel": "C1",
+            "user": "U1",
+            "text": "",
+            "ts": "1800000000.000001",
+            "thread_ts": root_ts,
+            "files": [file],
+        }
+    )
+    deadline = time.monotonic() + 60
+    while not any("succeeded" in text_of(c) for c in mock.of("chat.update")):
+        assert time.monotonic() < deadline, [text_of(c) for c in mock.of("chat.update")]
+        time.sleep(0.1)
+    done = next(text_of(c) for c in mock.of("chat.update") if "succeeded" in text_of(c))
+    assert '"lines": 3' in done
+    sender.command("list", response_name="listing")
+    assert "count_lines" in text_of(mock.wait_for("response_url", timeout=30)[-1])
