@@ -40,6 +40,18 @@ def api_app(services: Services) -> Any:
     return make_api_app(services)
 
 
+def _check_isolation(settings: Settings) -> None:
+    from bot.worker.sandbox import SandboxUnavailable, probe_host
+
+    isolation = probe_host()
+    if not isolation.secure and not settings.sandbox_insecure:
+        raise SandboxUnavailable(
+            "This host cannot isolate generated code: "
+            + "; ".join(isolation.problems)
+            + ". Fix that (python -m bot doctor), or set SANDBOX_INSECURE=1 to run code anyway."
+        )
+
+
 def build_server(
     settings: Settings,
     *,
@@ -57,6 +69,8 @@ def build_server(
         from bot.slack.flowproc import FlowProcess
         from bot.worker.celery_app import CeleryQueue, make_celery
 
+        if settings.task_queue != "celery":
+            _check_isolation(settings)  # before the flow process starts the worker pool
         services = services or build_services(settings)
         flows = FlowProcess(settings)
         flows.start()

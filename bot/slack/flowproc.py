@@ -96,11 +96,15 @@ class FlowProcess:
             self._process = process
 
     def _keep_alive(self) -> None:
-        while not self._stopping.wait(1.0):
+        delay = 1.0
+        while not self._stopping.wait(delay):
             process = self._process
             if process is not None and not process.is_alive() and not self._stopping.is_set():
                 logger.error("the flow process exited (%s); starting it again", process.exitcode)
                 self._spawn()
+                delay = min(delay * 2, 60.0)  # a process that keeps dying is not restarted hot
+            elif process is not None and process.is_alive():
+                delay = 1.0
 
     def dispatch(self, job: Job) -> None:
         self._inbox.put(job)
