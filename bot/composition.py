@@ -44,7 +44,6 @@ class Services:
     tasks: TaskService
     runs: RunService
     deliveries: DeliveryService
-    sandbox: Sandbox | None = None
     executor: RunExecutor | None = None
     pool: LocalPool | None = None
     sandboxes: SandboxHolder | None = None
@@ -54,8 +53,6 @@ class Services:
             self.pool.close()
         if self.sandboxes is not None:
             self.sandboxes.close()
-        elif self.sandbox is not None:
-            self.sandbox.close()
         self.engine.dispose()
 
 
@@ -140,8 +137,7 @@ def build_services(
         from bot.worker.executor import RunExecutor
         from bot.worker.local import LocalPool
 
-        services.sandbox = sandboxes.get()
-        services.executor = RunExecutor(runs, services.sandbox)
+        services.executor = RunExecutor(runs, sandboxes.get())
         services.pool = LocalPool(services.executor, concurrency=settings.worker_concurrency)
         runs.queue = services.pool
     elif runner == "celery":

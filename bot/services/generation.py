@@ -273,10 +273,10 @@ class Generation:
             data, error = parse_answer(reply.content)
             if data is not None and reply.finish_reason == "length":
                 data, error = None, "the answer was cut off; make the code shorter"
+            candidate = None
             if data is not None:
-                error = self._code_error(data)
-            if data is not None and error is None:
-                candidate = self._candidate(data, previous_checks)
+                candidate, error = self._candidate(data, previous_checks)
+            if candidate is not None:
                 candidate = self._checked(candidate)
                 generated = replace(
                     candidate,
@@ -309,22 +309,18 @@ class Generation:
             errors=tuple(errors),
         )
 
-    def _code_error(self, data: Mapping[str, Any]) -> str | None:
+    def _candidate(
+        self, data: Mapping[str, Any], previous: Sequence[Check]
+    ) -> tuple[Generated | None, str | None]:
+        """The answer as an unchecked version, or the exact reason it cannot be one."""
         check = check_code(
             data["code"], allowed_packages=self.packages, max_bytes=self.max_code_bytes
         )
         if not check.ok:
-            return check.error
-        if self.checker is None:
-            return None
-        _checks, problem = parse_checks(data.get("checks"), allowed_packages=self.packages)
-        return problem
-
-    def _candidate(self, data: Mapping[str, Any], previous: Sequence[Check]) -> Generated:
-        check = check_code(
-            data["code"], allowed_packages=self.packages, max_bytes=self.max_code_bytes
-        )
-        checks, _problem = parse_checks(data.get("checks"), allowed_packages=self.packages)
+            return None, check.error
+        checks, problem = parse_checks(data.get("checks"), allowed_packages=self.packages)
+        if problem is not None and self.checker is not None:
+            return None, problem
         replaced = _replaced(data.get("replaced_checks"))
         kept = merge_kept(checks, previous, (name for name, _reason in replaced))
         return Generated(
@@ -342,7 +338,7 @@ class Generation:
             model_requests=0,
             checks=tuple(kept),
             replaced_checks=replaced,
-        )
+        ), None
 
     def _checked(self, candidate: Generated) -> Generated:
         if self.checker is None or not candidate.checks:
