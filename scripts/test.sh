@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (once) and run the tests: ./scripts/test.sh [pytest arguments]
-# Needs PostgreSQL on 127.0.0.1:5432 (database "test", trust auth) and Redis on 6379;
-# .ci/run starts them when they are down.
+# Needs only Python 3.11: the tests start private PostgreSQL and Redis servers of their own
+# (tests/servers.py) unless TEST_POSTGRES_URL / TEST_REDIS_URL name servers to use instead.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/scripts/bootstrap.sh" requirements-dev.txt

@@ -1,4 +1,11 @@
-"""Shared fixtures: databases (SQLite file and the local PostgreSQL), the fake model server."""
+"""Shared fixtures: databases (an SQLite file; PostgreSQL), Redis, the fake model server.
+
+PostgreSQL and Redis are real servers. Without ``TEST_POSTGRES_URL`` (or ``TEST_DATABASE_URL``)
+and ``TEST_REDIS_URL`` the run starts private ones of its own (``tests/servers.py``: a unix
+socket in a temporary directory, a free loopback port), the first time a test needs them, and
+stops them at the end; it never touches a server it did not start. With the URLs, it uses
+those servers (a fresh database per test, dropped afterwards).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,44 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.servers import PrivatePostgres, PrivateRedis
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+
+def _given(*names: str) -> str | None:
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A URL to a database on a PostgreSQL server where this run may create databases."""
+    given = _given("TEST_POSTGRES_URL", "TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    server = PrivatePostgres()
+    try:
+        server.start()
+        yield server.url("postgres")
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database for this run (db 9 of the operator's server, or a private server)."""
+    given = _given("TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = PrivateRedis()
+    try:
+        server.start()
+        yield server.url(9)
+    finally:
+        server.close()
 
 
 @pytest.fixture
@@ -24,17 +65,17 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty database on the local PostgreSQL server, dropped afterwards."""
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database on the test PostgreSQL server, dropped afterwards."""
+    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
     name = f"taskbot_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # pragma: no cover - the CI script starts PostgreSQL
+    except Exception as exc:
         admin.dispose()
-        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not usable: {exc}")
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        pytest.fail(f"PostgreSQL at {postgres_admin_url} is not usable: {exc}")
+    url = make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
     finally:

@@ -27,14 +27,15 @@ from tests.fakes.model import FakeCodeGenerator
 from tests.fakes.openai_server import answer_json
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 CSV_ROWS = (
     "import csv\n\ndef run(input_path):\n"
     "    with open(input_path, newline='') as f:\n"
     "        return [dict(r) for r in csv.DictReader(f)]\n"
 )
-GENERATOR = "def run(input_path):\n    assert input_path is None\n    return 'hello from a generator'\n"
+GENERATOR = (
+    "def run(input_path):\n    assert input_path is None\n    return 'hello from a generator'\n"
+)
 BROKEN = "def run(input_path):\n    data = {}\n    return data['missing']\n"
 SLEEPY = "import time\n\ndef run(input_path):\n    time.sleep(30)\n    return 1\n"
 WRITES = (
@@ -62,13 +63,13 @@ class Harness:
         return detail.task.id
 
 
-def _settings(db_url: str, **extra: object) -> Settings:
+def _settings(db_url: str, broker_url: str = "redis://127.0.0.1:1/0", **extra: object) -> Settings:
     return Settings(
         database_url=db_url,
         sandbox_wall_seconds=3,
         sandbox_cpu_seconds=3,
         worker_concurrency=2,
-        celery_broker_url=REDIS_URL,
+        celery_broker_url=broker_url,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -104,13 +105,13 @@ def local(sqlite_url: str) -> Iterator[Harness]:
 
 
 class CeleryWorker:
-    def __init__(self, db_url: str, log: Path) -> None:
+    def __init__(self, db_url: str, broker_url: str, log: Path) -> None:
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": str(ROOT),
             "DATABASE_URL": db_url,
             "TASK_QUEUE": "celery",
-            "CELERY_BROKER_URL": REDIS_URL,
+            "CELERY_BROKER_URL": broker_url,
             "SANDBOX_WALL_SECONDS": "3",
             "SANDBOX_CPU_SECONDS": "3",
             "WORKER_CONCURRENCY": "2",
@@ -123,7 +124,10 @@ class CeleryWorker:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bot", "worker"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
     def kill(self) -> None:
@@ -142,14 +146,17 @@ class CeleryWorker:
 
 
 @pytest.fixture
-def celery(postgres_url: str, tmp_path: Path) -> Iterator[Harness]:
-    redis.Redis.from_url(REDIS_URL).flushdb()
+def celery(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Harness]:
+    redis.Redis.from_url(redis_url).flushdb()
     engine = make_engine(postgres_url)
     migrate.upgrade(engine)
     services = build_services(
-        _settings(postgres_url), engine=engine, generator=FakeCodeGenerator(), runner="celery"
+        _settings(postgres_url, redis_url),
+        engine=engine,
+        generator=FakeCodeGenerator(),
+        runner="celery",
     )
-    worker = CeleryWorker(postgres_url, tmp_path / "worker.log")
+    worker = CeleryWorker(postgres_url, redis_url, tmp_path / "worker.log")
     worker.start()
 
     def restart() -> None:
@@ -173,8 +180,9 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 def test_a_run_is_recorded_queued_then_succeeds_with_its_result(harness: Harness) -> None:
     task_id = harness.task(CSV_ROWS)
     data = b"name,country\nada,UK\nlin,CN\n"
-    queued = harness.services.runs.request(task_id, requested_by="U1", input_data=data,
-                                           input_name="../../people.csv")
+    queued = harness.services.runs.request(
+        task_id, requested_by="U1", input_data=data, input_name="../../people.csv"
+    )
     assert queued.status in ("queued", "running", "succeeded")
     assert queued.input_name == "people.csv"
     assert queued.input_size == len(data)
@@ -182,8 +190,10 @@ def test_a_run_is_recorded_queued_then_succeeds_with_its_result(harness: Harness
     done = harness.wait(queued.id)
     assert done.status == "succeeded", (done.error_type, done.error_message)
     assert done.result_kind == "json"
-    assert json.loads(done.result or b"") == [{"name": "ada", "country": "UK"},
-                                             {"name": "lin", "country": "CN"}]
+    assert json.loads(done.result or b"") == [
+        {"name": "ada", "country": "UK"},
+        {"name": "lin", "country": "CN"},
+    ]
     assert done.started_at is not None and done.finished_at is not None
     assert done.queued_at <= done.started_at <= done.finished_at
     assert done.duration_seconds is not None and done.duration_seconds > 0
@@ -199,7 +209,9 @@ def test_generator_text_result(harness: Harness) -> None:
 
 def test_failure_keeps_type_message_and_traceback(harness: Harness) -> None:
     task_id = harness.task(BROKEN)
-    done = harness.wait(harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id)
+    done = harness.wait(
+        harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id
+    )
     assert done.status == "failed"
     assert done.error_type == "KeyError" and "missing" in (done.error_message or "")
     assert "data['missing']" in (done.traceback_tail or "")
@@ -207,18 +219,24 @@ def test_failure_keeps_type_message_and_traceback(harness: Harness) -> None:
 
 def test_timeout(harness: Harness) -> None:
     task_id = harness.task(SLEEPY)
-    done = harness.wait(harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id)
+    done = harness.wait(
+        harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id
+    )
     assert done.status == "timed_out"
     assert done.duration_seconds is not None and 2.5 < done.duration_seconds < 10
 
 
 def test_output_files_and_streams(harness: Harness) -> None:
     task_id = harness.task(WRITES)
-    done = harness.wait(harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id)
+    done = harness.wait(
+        harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id
+    )
     assert done.status == "succeeded", done.error_message
     assert [(f.name, f.content) for f in done.files] == [("report.txt", b"done")]
     task_id = harness.task(PRINTS)
-    done = harness.wait(harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id)
+    done = harness.wait(
+        harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id
+    )
     assert (done.result_kind, done.result) == ("bytes", b"\x00\x01")
     assert done.stdout == "to stdout\n" and done.stderr == "to stderr\n"
 
