@@ -27,28 +27,12 @@ from typing import Any
 from urllib.parse import urlencode, urlparse
 
 import psycopg
-import redis
+
+from tests.servers import PrivatePostgres, PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 SECRET = "drill-secret"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_CLUSTER = ("15", "main")
-REDIS_PORT = 6379
-REDIS_START = [
-    "redis-server",
-    "--daemonize",
-    "yes",
-    "--bind",
-    "127.0.0.1",
-    "--port",
-    str(REDIS_PORT),
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-]
-
 # What the fake model answers to every create: echo the input after ~0.2 s, and write it to an
 # output file too (so a run recorded twice would show as duplicate run_files).
 ECHO_CODE = (
@@ -65,24 +49,7 @@ ECHO_CODE = (
 )
 
 
-# --- the services on the box ---------------------------------------------------------------
-
-
-def pg_up() -> bool:
-    try:
-        with psycopg.connect(PG_ADMIN, connect_timeout=2):
-            return True
-    except psycopg.Error:
-        return False
-
-
-def pg_ctl(action: str) -> None:
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", *PG_CLUSTER, action],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+# --- waiting ------------------------------------------------------------------------------
 
 
 def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.2) -> None:
@@ -91,35 +58,6 @@ def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.2) -> N
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} within {timeout:.0f} s")
         time.sleep(every)
-
-
-def pg_start() -> None:
-    if not pg_up():
-        pg_ctl("start")
-    wait_for(pg_up, 60, "PostgreSQL up")
-
-
-def redis_up() -> bool:
-    try:
-        return bool(redis.Redis(port=REDIS_PORT, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-def redis_stop() -> None:
-    subprocess.run(
-        ["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT), "shutdown", "nosave"],
-        check=False,
-        capture_output=True,
-        timeout=30,
-    )
-    wait_for(lambda: not redis_up(), 30, "Redis down")
-
-
-def redis_start() -> None:
-    if not redis_up():
-        subprocess.run(REDIS_START, check=True, capture_output=True, timeout=30)
-    wait_for(redis_up, 30, "Redis up")
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -134,7 +72,12 @@ class Proc:
 
 @dataclass
 class Stack:
+    """The drill's own PostgreSQL and Redis (private servers it starts, stops, restarts and
+    removes: never the machine's) and the Taskbot processes on them."""
+
     tmp: Path
+    pg: PrivatePostgres = field(default_factory=lambda: PrivatePostgres(prefix="taskbot-drill-pg-"))
+    redis: PrivateRedis = field(default_factory=lambda: PrivateRedis(prefix="taskbot-drill-redis-"))
     redis_db: int = 12
     db_name: str = field(default_factory=lambda: f"taskbot_drill_{secrets.token_hex(4)}")
     procs: list[Proc] = field(default_factory=list)
@@ -147,19 +90,20 @@ class Stack:
 
     @property
     def db_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:5432/{self.db_name}"
+        return self.pg.libpq_url(self.db_name)
 
     @property
     def broker_url(self) -> str:
-        return f"redis://127.0.0.1:{REDIS_PORT}/{self.redis_db}"
+        return self.redis.url(self.redis_db)
 
     # --- start ---
 
     def start(self, *, lifetime: float) -> None:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        self.pg.start()
+        self.redis.start()
+        with psycopg.connect(self.pg.libpq_url("postgres"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.db_name}"')
         self.db_created = True
-        redis.Redis(port=REDIS_PORT, db=self.redis_db).flushdb()
         code = self.tmp / "echo.py"
         code.write_text(ECHO_CODE)
         fakes = self._spawn(
@@ -258,12 +202,10 @@ class Stack:
                 proc.popen.wait(timeout=5)
 
     def drop(self) -> None:
-        if redis_up():
-            redis.Redis(port=REDIS_PORT, db=self.redis_db).flushdb()
-        if self.db_created and pg_up():
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-            self.db_created = False
+        """Stop and remove the private servers (their data goes with them)."""
+        self.db_created = False
+        self.pg.close()
+        self.redis.close()
 
     # --- looking in ---
 

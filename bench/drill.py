@@ -1,6 +1,6 @@
 """The failure drill: Taskbot scaled out on loopback, loaded, and hurt part by part.
 
-Starts a fresh PostgreSQL database, a flushed Redis db, two ``python -m bot serve`` (Celery
+Starts a private PostgreSQL and a private Redis (Valkey), two ``python -m bot serve`` (Celery
 queue), two ``python -m bot worker``, a mock Slack Web API and a fake model (bench/_drill_stack.py)
 and then, in order:
 
@@ -15,9 +15,10 @@ and then, in order:
 5. slack 429 chat.postMessage and chat.update answer 429 (Retry-After) for 10 s while tasks
              are created and run: every message delivered afterwards, in order, once.
 
-Prints a table and exits non-zero when a step fails its check. PostgreSQL and Redis are left
-running as they were found, the drill's database is dropped and every process it started is
-stopped, whatever happens (a watchdog alarm bounds the whole drill).
+Prints a table and exits non-zero when a step fails its check. PostgreSQL and Redis are private
+servers the drill starts in temporary directories (tests/servers.py) and removes at the end; it
+never touches the machine's. Every process it started is stopped, whatever happens (a watchdog
+alarm bounds the whole drill).
 
 Run: .venv/bin/python bench/drill.py [--reduced]
 """
@@ -45,12 +46,6 @@ from bench._drill_stack import (
     Command,
     Stack,
     healthy,
-    pg_ctl,
-    pg_start,
-    pg_up,
-    redis_start,
-    redis_stop,
-    redis_up,
     send_all,
     spread,
     wait_for,
@@ -290,13 +285,13 @@ def step_redis(stack: Stack, sizes: Sizes, tasks: list[str]) -> Row:
     t0 = time.monotonic()
     before = spread(stack, thirds[0], user=user)
     send_all(before, stack.mock_base, connections=4)
-    redis_stop()
+    stack.redis.stop()
     down = time.monotonic()
     log(f"  Redis shut down (nosave) with {len(before)} runs just requested")
     during = spread(stack, thirds[1], user=user)
     send_all(during, stack.mock_base, connections=4)
     time.sleep(max(0.0, 3.0 - (time.monotonic() - down)))
-    redis_start()
+    stack.redis.start()
     log(
         f"  Redis started again after {time.monotonic() - down:.1f} s; {len(during)} runs requested meanwhile"
     )
@@ -316,8 +311,8 @@ def step_postgres(stack: Stack, sizes: Sizes, tasks: list[str]) -> Row:
     pids = [p.popen.pid for p in stack.web + stack.workers]
     since = stack.last_seq()
     t0 = time.monotonic()
-    pg_ctl("stop")
-    wait_for(lambda: not pg_up(), 30, "PostgreSQL down")
+    stack.pg.stop()
+    wait_for(lambda: not stack.pg.is_up(), 30, "PostgreSQL down")
     log("  PostgreSQL stopped")
     texts = [
         f"create drill during the outage {i}" if i % 2 else f"run {tasks[i]} drill-4-down-{i}"
@@ -337,7 +332,8 @@ def step_postgres(stack: Stack, sizes: Sizes, tasks: list[str]) -> Row:
 
     wait_until(lambda: len(told()) >= k, timeout=45)
     not_told = k - len(told() & {c.response for c in during})
-    pg_start()
+    stack.pg.start()
+    wait_for(stack.pg.is_up, 60, "PostgreSQL up")
     log(f"  PostgreSQL started again after {time.monotonic() - t0:.1f} s")
     if not all(healthy(url) for url in stack.web_urls):
         wait_until(lambda: all(healthy(url) for url in stack.web_urls), timeout=60)
@@ -485,10 +481,6 @@ def main() -> int:
     if args.connections:
         sizes = dataclasses.replace(sizes, connections=args.connections)
     tmp = Path(tempfile.mkdtemp(prefix="taskbot-drill-"))
-    pg_was_up, redis_was_up = pg_up(), redis_up()
-    if not (pg_was_up and redis_was_up):
-        print("the drill needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 running")
-        return 2
 
     def alarm(_signum: int, _frame: Any) -> None:
         raise Watchdog(f"the drill ran over {sizes.deadline:.0f} s")
@@ -524,12 +516,8 @@ def main() -> int:
         log(f"drill aborted: {failure}")
     finally:
         signal.alarm(0)
-        stack.stop()
         try:
-            if pg_was_up and not pg_up():
-                pg_start()
-            if redis_was_up and not redis_up():
-                redis_start()
+            stack.stop()
         finally:
             stack.drop()
     total = time.monotonic() - started

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import TextIO
 from sqlalchemy.exc import OperationalError
 
 from bot.composition import SchemaOutOfDate, Services, build_services
-from bot.config import ConfigError, Settings, example_env, load_settings
+from bot.config import ConfigError, Settings, current_env, example_env, load_settings
 from bot.services.errors import ServiceError
 from bot.services.views import TaskDetail, checks_listing
 from bot.worker.sandbox import SandboxUnavailable
@@ -155,15 +156,8 @@ def main(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     command = args.command or "serve"
     if command == "config":
-        out.write(
-            example_env()
-            if args.example
-            else "".join(
-                f"{k}={v!r}\n"
-                for k, v in vars(settings).items()
-                if "token" not in k and "secret" not in k and "key" not in k
-            )
-        )
+        in_use = {**os.environ, "DATABASE_URL": settings.database_url}
+        out.write(example_env() if args.example else current_env(in_use))
         return 0
     try:
         if command == "serve":

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import Engine
 
 from bot.config import Settings
+from bot.prog import hint
 from bot.services.codegen import CodeGenerator, OpenAICodeGenerator
 from bot.services.deliveries import DeliveryService
 from bot.services.generation import Generation
@@ -65,7 +66,7 @@ def prepare_schema(engine: Engine) -> None:
         return
     if not migrate.is_current(engine):
         raise SchemaOutOfDate(
-            "The database schema is not up to date: run `python -m bot migrate` "
+            f"The database schema is not up to date: run `{hint('migrate')}` "
             "(the Procfile's release step does this on deploy)."
         )
 

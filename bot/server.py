@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.composition import Runner, Services, build_services
 from bot.config import Settings
+from bot.prog import hint
 from bot.web import WebApp, health_checks
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def _check_isolation(settings: Settings) -> None:
         raise SandboxUnavailable(
             "This host cannot isolate generated code: "
             + "; ".join(isolation.problems)
-            + ". Fix that (python -m bot doctor), or set SANDBOX_INSECURE=1 to run code anyway."
+            + f". Fix that ({hint('doctor')}), or set SANDBOX_INSECURE=1 to run code anyway."
         )
 
 

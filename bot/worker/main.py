@@ -12,6 +12,7 @@ import time
 
 from bot.composition import build_services
 from bot.config import Settings
+from bot.prog import hint
 from bot.worker.celery_app import (
     CeleryQueue,
     Sweeper,
@@ -32,8 +33,9 @@ CHILD_FLAG = "TASKBOT_WORKER_CHILD"
 def run_worker(settings: Settings) -> int:
     if settings.task_queue != "celery":
         logger.error(
-            "TASK_QUEUE=local runs tasks inside `python -m bot serve`; "
-            "set TASK_QUEUE=celery and CELERY_BROKER_URL to run separate workers"
+            "TASK_QUEUE=local runs tasks inside `%s`; "
+            "set TASK_QUEUE=celery and CELERY_BROKER_URL to run separate workers",
+            hint("serve"),
         )
         return 2
     if os.environ.get(CHILD_FLAG):
