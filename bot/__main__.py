@@ -1,6 +1,7 @@
 """``python -m bot``: see ``bot.cli``."""
 
 import os
+import signal
 import sys
 
 from bot.cli import main
@@ -12,4 +13,10 @@ except BrokenPipeError:
     # The reader went away (e.g. `| head -1`): not an error worth a traceback.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     code = 0
+except KeyboardInterrupt:
+    # Ctrl-C: whatever was under way has cleaned up on the way out (a create marks its task
+    # failed); a second Ctrl-C while exiting is ignored rather than shown as a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stderr.write("\ninterrupted\n")
+    code = 130
 raise SystemExit(code)

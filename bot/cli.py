@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import TextIO
 
@@ -15,6 +16,8 @@ from sqlalchemy.exc import OperationalError
 
 from bot.composition import SchemaOutOfDate, Services, build_services
 from bot.config import ConfigError, Settings, current_env, example_env, load_settings
+from bot.prog import bot_command, hint
+from bot.progress import Progress, wanted
 from bot.services.errors import ServiceError
 from bot.services.views import TaskDetail, checks_listing
 from bot.worker.sandbox import SandboxUnavailable
@@ -23,9 +26,15 @@ from storage.errors import StorageUnavailable
 logger = logging.getLogger("bot")
 
 
+LIST_HEADER = (
+    f"{'ID':<36}  {'VER':>4}  {'STATE':<10}  {'LAST RUN':<9}  {'CREATED (UTC)':<16}  NAME\n"
+)
+PROGRESS_HELP = "show progress on stderr even when it is not a terminal"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot",
+        prog=bot_command(),
         description="Taskbot: plain-language requests turned into small Python programs.",
     )
     sub = parser.add_subparsers(dest="command")
@@ -46,9 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--type", dest="task_type", default="passthrough", choices=["passthrough", "generator"]
     )
+    create.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     refine = task.add_parser("refine", help="generate the next version from your feedback")
     refine.add_argument("id")
     refine.add_argument("feedback")
+    refine.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     show = task.add_parser("show", help="a version's metadata and code")
     show.add_argument("id")
     show.add_argument("--version", type=int)
@@ -58,11 +69,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--text", help="text to use as the input file input.txt")
     run.add_argument("--version", type=int)
     run.add_argument("--output-dir", type=Path, help="save the files the run wrote here")
+    run.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     task.add_parser("list", help="recent tasks")
+    delete = task.add_parser("delete", help="delete a task with its versions and runs")
+    delete.add_argument("id")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     export = task.add_parser("export", help="write user_tasks/<uuid>/function.py and metadata.json")
     export.add_argument("id")
     export.add_argument("--version", type=int)
     export.add_argument("--dir", default="user_tasks", type=Path)
+    export.add_argument(
+        "--force", action="store_true", help="replace an earlier export of another version"
+    )
     return parser
 
 
@@ -72,6 +90,9 @@ def print_detail(detail: TaskDetail, out: TextIO, *, diff: str | None = None) ->
     out.write(
         f"# {version.metadata.get('title', task.name)} (v{version.number}, {task.task_type})\n"
     )
+    out.write(f"# asked: {task.desired_action}\n")
+    if version.request_kind == "refine":
+        out.write(f"# v{version.number} asked: {version.request_text}\n")
     out.write(json.dumps(dict(version.metadata), indent=2, ensure_ascii=False) + "\n")
     state = " (draft: not current)" if version.state == "draft" else ""
     out.write(f"# checks: {version.check_summary}{state}\n")
@@ -86,18 +107,18 @@ def print_detail(detail: TaskDetail, out: TextIO, *, diff: str | None = None) ->
         out.write("\n")
 
 
-def _task_command(args: argparse.Namespace, services: Services, out: TextIO) -> int:
+def _task_command(args: argparse.Namespace, services: Services, out: TextIO, err: TextIO) -> int:
     tasks = services.tasks
+    services.housekeeping.fail_abandoned()
     if args.action == "create":
-        detail = tasks.create(
-            description=args.description,
-            task_type=args.task_type,
-            requested_by="cli",
-            source="cli",
-        )
-        print_detail(detail, out)
-    elif args.action == "refine":
-        refinement = tasks.refine(args.id, feedback=args.feedback, requested_by="cli")
+        return _create(args, services, out, err)
+    if args.action == "refine":
+        with Progress(
+            f"writing v-next of {args.id} ({services.settings.openai_model})",
+            stream=err,
+            enabled=wanted(err, asked=args.progress),
+        ):
+            refinement = tasks.refine(args.id, feedback=args.feedback, requested_by="cli")
         print_detail(TaskDetail(refinement.task, refinement.version), out, diff=refinement.diff)
     elif args.action == "show":
         detail = tasks.show(args.id, version=args.version)
@@ -111,21 +132,71 @@ def _task_command(args: argparse.Namespace, services: Services, out: TextIO) -> 
     elif args.action == "list":
         summaries = tasks.list(limit=50)
         if not summaries:
-            out.write('No tasks yet. Create one: python -m bot task create "..."\n')
+            out.write(f'No tasks yet. Create one: {hint("task create")} "..."\n')
+            return 0
+        out.write(
+            f"{'ID':<36}  {'VER':>4}  {'STATE':<10}  {'LAST RUN':<9}  {'CREATED (UTC)':<16}  NAME\n"
+        )
         for s in summaries:
             version = f"v{s.task.current_version}" if s.task.current_version else "-"
+            created = s.task.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
             out.write(
                 f"{s.task.id}  {version:>4}  {s.task.state:<10}  {s.last_run_status or '-':<9}  "
-                f"{s.task.name or s.task.desired_action[:40]}\n"
+                f"{created:<16}  {s.task.name or s.task.desired_action[:40]}\n"
             )
     elif args.action == "export":
-        path = tasks.export(args.id, version=args.version, directory=args.dir)
+        path = tasks.export(args.id, version=args.version, directory=args.dir, overwrite=args.force)
         out.write(f"{path / 'function.py'}\n{path / 'metadata.json'}\n")
+    elif args.action == "delete":
+        return _delete(args, services, out, err)
+    return 0
+
+
+def _create(args: argparse.Namespace, services: Services, out: TextIO, err: TextIO) -> int:
+    """Create, with progress on stderr; Ctrl-C leaves the task failed, never ``generating``."""
+    task = services.tasks.start(
+        description=args.description, task_type=args.task_type, requested_by="cli", source="cli"
+    )
+    try:
+        with Progress(
+            f"writing the code for task {task.id[:8]} ({services.settings.openai_model})",
+            stream=err,
+            enabled=wanted(err, asked=args.progress),
+        ):
+            detail = services.tasks.generate_first(task.id)
+    except BaseException:
+        services.housekeeping.interrupted(task.id)  # no-op unless it is still generating
+        raise
+    print_detail(detail, out)
+    return 0
+
+
+def _delete(args: argparse.Namespace, services: Services, out: TextIO, err: TextIO) -> int:
+    task = services.tasks.get(args.id)
+    label = (
+        f"{task.id} ({task.name or task.desired_action[:40]}, {task.current_version or 0} versions)"
+    )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            err.write(f"error: add --yes to delete task {label} without a question\n")
+            return 2
+        err.write(f"Delete task {label} with its versions and runs? [y/N] ")
+        err.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            err.write("not deleted\n")
+            return 1
+    services.housekeeping.delete(task.id)
+    out.write(f"deleted {task.id}\n")
     return 0
 
 
 def _serve(settings: Settings, err: TextIO) -> int:
     missing = settings.missing_for_slack()
+    if not settings.openai_api_key and "api.openai.com" in settings.openai_base_url:
+        missing.append(
+            "OPENAI_API_KEY: the model server's API key "
+            "(or OPENAI_BASE_URL for another OpenAI-compatible server)"
+        )
     if missing:
         err.write("Taskbot cannot serve Slack yet. Set these in .env (see .example.env):\n")
         for line in missing:
@@ -192,7 +263,7 @@ def main(
             else "none",
         )
         try:
-            return _task_command(args, services, out)
+            return _task_command(args, services, out, err)
         finally:
             services.close()
     except (ServiceError, StorageUnavailable) as exc:

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from bot.composition import Services
 from bot.config import Settings
+from bot.progress import Progress, wanted
 from bot.services.errors import InvalidInput
 from bot.services.runs import RunView
 from bot.worker.sandbox import probe_host
@@ -30,27 +31,41 @@ def _read_input(args: argparse.Namespace, limit: int) -> tuple[bytes | None, str
     if path.stat().st_size > limit:
         raise InvalidInput(
             f"The file is too large: {path.stat().st_size / 2**20:.1f} MiB, "
-            f"the limit is {limit / 2**20:.1f} MiB."
+            f"the limit is {limit / 2**20:.1f} MiB (SANDBOX_MAX_INPUT_MB)."
         )
     return path.read_bytes(), path.name
 
 
-def _wait(services: Services, run_id: str) -> RunView:
+def _wait(services: Services, run_id: str, progress: Progress) -> RunView:
     deadline = time.monotonic() + services.runs.stale_after.total_seconds() + 30
     while True:
         view = services.runs.get(run_id)
         if view.final or time.monotonic() > deadline:
             return view
+        progress.say(f"run {run_id[:8]}: {view.status}")
         time.sleep(0.1)
+
+
+# The setting that raises each limit a run can be killed for.
+LIMIT_SETTINGS = {
+    "memory": "SANDBOX_MEMORY_MB",
+    "cpu": "SANDBOX_CPU_SECONDS",
+    "processes": "SANDBOX_MAX_PROCESSES",
+    "file_size": "SANDBOX_MAX_FILE_MB",
+    "output": "SANDBOX_MAX_OUTPUT_KB",
+    "open_files": "SANDBOX_MAX_OPEN_FILES",
+}
 
 
 def describe(view: RunView) -> str:
     if view.status == "succeeded":
         return f"succeeded in {view.duration_seconds or 0:.2f} s"
     if view.status == "timed_out":
-        return f"timed out after {view.duration_seconds or 0:.1f} s"
+        return f"timed out after {view.duration_seconds or 0:.1f} s (SANDBOX_WALL_SECONDS)"
     if view.status == "killed":
-        return f"killed: over the {view.killed_reason or 'resource'} limit"
+        setting = LIMIT_SETTINGS.get(view.killed_reason or "")
+        where = f" ({setting})" if setting else ""
+        return f"killed: over the {view.killed_reason or 'resource'} limit{where}"
     if view.status == "failed":
         return f"failed: {view.error_type or 'Error'}: {view.error_message or ''}".rstrip()
     return view.status
@@ -59,6 +74,7 @@ def describe(view: RunView) -> str:
 def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
     data, name = _read_input(args, services.runs.max_input_bytes)
     submit = services.executor is None  # local: execute right here, in this process
+    err = sys.stderr
     view = services.runs.request(
         args.id,
         requested_by="cli",
@@ -67,10 +83,12 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
         version=args.version,
         submit=submit,
     )
-    if services.executor is not None:
-        services.executor.execute(view.id)
-    view = _wait(services, view.id)
-    err = sys.stderr
+    with Progress(
+        f"run {view.id[:8]}: running", stream=err, enabled=wanted(err, asked=args.progress)
+    ) as progress:
+        if services.executor is not None:
+            services.executor.execute(view.id)
+        view = _wait(services, view.id, progress)
     err.write(f"run {view.id} of v{view.version_number}: {describe(view)}\n")
     for label, text in (("stdout", view.stdout), ("stderr", view.stderr)):
         if text:

@@ -14,7 +14,8 @@ from bot.config import Settings
 from bot.prog import hint
 from bot.services.codegen import CodeGenerator, OpenAICodeGenerator
 from bot.services.deliveries import DeliveryService
-from bot.services.generation import Generation
+from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
+from bot.services.housekeeping import TaskHousekeeping, generation_deadline
 from bot.services.runs import RunService
 from bot.services.tasks import TaskService
 from storage import migrate
@@ -45,6 +46,7 @@ class Services:
     tasks: TaskService
     runs: RunService
     deliveries: DeliveryService
+    housekeeping: TaskHousekeeping
     executor: RunExecutor | None = None
     pool: LocalPool | None = None
     sandboxes: SandboxHolder | None = None
@@ -132,6 +134,17 @@ def build_services(
         tasks=tasks,
         runs=runs,
         deliveries=DeliveryService(uow=uow),
+        housekeeping=TaskHousekeeping(
+            uow=uow,
+            tasks=tasks,
+            deadline=generation_deadline(
+                model_timeout=settings.openai_timeout,
+                max_retries=settings.openai_max_retries,
+                rounds=1 + MAX_REPAIR_ROUNDS,
+                checks_seconds=settings.sandbox_wall_seconds,
+            ),
+            **timing,
+        ),
         sandboxes=sandboxes,
     )
     if runner == "local":

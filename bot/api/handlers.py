@@ -173,4 +173,8 @@ class Handlers:
 
 
 def _input_too_large(size: int, limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"The input is {size} bytes; the limit is {limit} bytes.")
+    return ApiError(
+        413,
+        "too_large",
+        f"The input is {size} bytes; the limit is {limit} bytes (SANDBOX_MAX_INPUT_MB).",
+    )

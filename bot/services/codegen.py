@@ -62,6 +62,7 @@ class OpenAICodeGenerator:
     ) -> None:
         self._model = model
         self._response_format = response_format
+        self._no_key = "" if api_key else "OPENAI_API_KEY is not set: put the key in .env. "
         self._client = openai.OpenAI(
             api_key=api_key or "not-set",
             base_url=base_url,
@@ -96,11 +97,12 @@ class OpenAICodeGenerator:
             ) from None
         except openai.APIConnectionError:
             raise ModelUnavailable(
-                "The model server is unreachable. Check OPENAI_BASE_URL and the network."
+                self._no_key
+                + "The model server is unreachable. Check OPENAI_BASE_URL and the network."
             ) from None
         except openai.AuthenticationError:
             raise ModelUnavailable(
-                "The model server refused the API key. Check OPENAI_API_KEY."
+                self._no_key or "The model server refused the API key. Check OPENAI_API_KEY."
             ) from None
         except openai.RateLimitError:
             raise ModelUnavailable(

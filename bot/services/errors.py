@@ -55,3 +55,9 @@ class ChecksFailed(ServiceError):
     def __init__(self, message: str, *, version: int) -> None:
         super().__init__(message)
         self.version = version
+
+
+class AlreadyExists(ServiceError):
+    """Writing would replace something the user made or kept (e.g. an earlier export)."""
+
+    code = "already_exists"

@@ -219,13 +219,13 @@ class RunService:
             )
         if task.task_type == "passthrough" and input_data is None:
             raise InvalidInput(
-                f"Task {task.id[:8]} needs an input file: upload one in its thread, "
-                "or pass --input FILE."
+                f"Task {task.id[:8]} needs an input file: run it with one (a file or "
+                "`input_text` in the API, `--input FILE` or `--text` in the terminal)."
             )
         if input_data is not None and len(input_data) > self.max_input_bytes:
             raise InvalidInput(
                 f"The file is too large: {_mib(len(input_data))}, the limit is "
-                f"{_mib(self.max_input_bytes)}."
+                f"{_mib(self.max_input_bytes)} (SANDBOX_MAX_INPUT_MB)."
             )
         name = _safe_name(input_name) if input_data is not None else None
         run = Run(

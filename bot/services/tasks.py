@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.services.checks import Check
 from bot.services.errors import (
+    AlreadyExists,
     AmbiguousId,
     ChecksFailed,
     GenerationFailed,
@@ -294,10 +295,22 @@ class TaskService:
         version: int | None = None,
         directory: Path = Path("user_tasks"),
         team_id: str | None = None,
+        overwrite: bool = False,
     ) -> Path:
-        """Write the seed's layout: ``<directory>/<uuid>/function.py`` and ``metadata.json``."""
+        """Write the seed's layout: ``<directory>/<uuid>/function.py`` and ``metadata.json``.
+        An earlier export of another version (or edited since) is kept unless ``overwrite``."""
         detail = self.show(ref, version=version, team_id=team_id)
         target = directory / detail.task.id
+        existing = target / "function.py"
+        if (
+            not overwrite
+            and existing.is_file()
+            and existing.read_text(encoding="utf-8") != detail.version.code
+        ):
+            raise AlreadyExists(
+                f"{target} already holds another version of this task (or an edited copy): "
+                "give another --dir, or --force to replace it."
+            )
         target.mkdir(parents=True, exist_ok=True)
         (target / "function.py").write_text(detail.version.code, encoding="utf-8")
         metadata: dict[str, Any] = {
