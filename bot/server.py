@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from bot.composition import Runner, Services, build_services
 from bot.config import Settings
@@ -21,8 +23,11 @@ class Server:
     slack: Any  # SlackRuntime (bot.slack is imported lazily: it needs Slack settings)
     socket_mode: Any = None
     flow_process: Any = None  # FlowProcess, when the slow half runs in a process of its own
+    slack_state: SlackState | None = None
 
     def close(self) -> None:
+        if self.slack_state is not None:
+            self.slack_state.stop()
         if self.socket_mode is not None:
             self.socket_mode.close()
         if self.slack is not None:
@@ -39,6 +44,35 @@ def api_app(services: Services) -> Any:
     except ImportError:
         return None
     return make_api_app(services)
+
+
+class SlackState:
+    """Whether Slack answered the start-up check; while it has not, it is asked again every
+    ``every`` seconds and /healthz says so (``"slack": "unreachable: ..."``)."""
+
+    def __init__(self, settings: Settings, check: Any, *, every: float = 30.0) -> None:
+        self._settings = settings
+        self.value = "ok" if check.ok else f"unreachable: {check.message}"
+        self._every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if not check.ok:
+            self._thread = threading.Thread(target=self._recheck, name="slack-check", daemon=True)
+            self._thread.start()
+
+    def _recheck(self) -> None:
+        from bot.slack.app import check_slack
+
+        while not self._stop.wait(self._every):
+            check = check_slack(self._settings)
+            if check.ok:
+                self.value = "ok"
+                logger.warning("Slack is reachable again")
+                return
+            self.value = ("refused: " if check.fatal else "unreachable: ") + check.message
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def _check_isolation(settings: Settings) -> None:
@@ -59,6 +93,7 @@ def build_server(
     services: Services | None = None,
     slack_client: Any = None,
     flow_process: bool = False,
+    slack_state: SlackState | None = None,
 ) -> Server:
     """The web app. With ``flow_process`` the slow half (Slack flows, model calls, run
     messages and, with TASK_QUEUE=local, the worker pool) runs in a process of its own and this
@@ -83,27 +118,106 @@ def build_server(
         services = build_services(settings, runner=runner)
         if services.pool is not None:
             services.pool.recover(services.runs)
-    slack = build_slack(services, client=slack_client, dispatcher=flows)
+    verified = slack_state is None or slack_state.value == "ok"
+    slack = build_slack(services, client=slack_client, dispatcher=flows, verify_token=verified)
     slack.start()
     socket_mode = None
     if settings.slack_app_token:
-        socket_mode = start_socket_mode(slack, settings.slack_app_token)
+        try:
+            socket_mode = start_socket_mode(slack, settings.slack_app_token)
+        except BaseException:
+            slack.close()
+            if flows is not None:
+                flows.close()
+            services.close()
+            raise
         logger.info("Slack traffic comes over Socket Mode")
+
+    def health() -> dict[str, str]:
+        report = health_checks(services)
+        if slack_state is not None:
+            report["slack"] = slack_state.value
+        return report
+
     web = WebApp(
-        health=lambda: health_checks(services),
+        health=health,
         slack=None if settings.slack_app_token else slack.handler,
         api=api_app(services),
     )
-    return Server(services, web, slack, socket_mode, flows)
+    return Server(services, web, slack, socket_mode, flows, slack_state)
 
 
-def serve(settings: Settings) -> int:
-    from waitress import serve as waitress_serve
+def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
+    """Serve until Ctrl-C. Slack is checked first: a token Slack refuses, or Slack
+    unreachable in Socket Mode (no way for its traffic to arrive), is one line and exit 2 or 1,
+    with nothing started; Slack unreachable over HTTP is one warning line, then the HTTP API,
+    /healthz (``"slack": "unreachable: ..."``) and /slack/events are served while it is
+    checked again every 30 s."""
+    from waitress.server import create_server
 
-    server = build_server(settings, flow_process=True)
+    from bot.slack.app import check_slack
+
+    check = check_slack(settings)
+    if check.fatal:
+        err.write(f"error: {check.message}\n")
+        return 2
+    if not check.ok and settings.slack_app_token:
+        err.write(f"error: {check.message}; Socket Mode cannot connect without it.\n")
+        return 1
+    if not check.ok:
+        err.write(
+            f"warning: {check.message}; serving the HTTP API and /healthz, and Slack as soon "
+            "as it answers.\n"
+        )
+    try:
+        listener = create_server(
+            _NotYet(), host="0.0.0.0", port=settings.port, threads=32, ident="taskbot"
+        )
+    except OSError as exc:
+        err.write(f"error: cannot listen on port {settings.port} (PORT): {exc.strerror}\n")
+        return 1
+    server = build_server(settings, flow_process=True, slack_state=SlackState(settings, check))
+    sweeper = _Sweeper(server.services)
+    listener.application = server.web
     logger.info("serving on port %s (Slack at /slack/events, /healthz)", settings.port)
     try:
-        waitress_serve(server.web, host="0.0.0.0", port=settings.port, threads=32, ident="taskbot")
+        listener.run()
     finally:
+        sweeper.stop()
+        listener.close()
         server.close()
     return 0
+
+
+class _Sweeper:
+    """Fails generations nobody is working on any more (their process died), at start and
+    every minute: nothing stays ``generating`` past the model's timeout."""
+
+    def __init__(self, services: Services, *, every: float = 60.0) -> None:
+        self._services = services
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="generation-sweep", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                failed = self._services.housekeeping.fail_abandoned()
+                if failed:
+                    logger.warning("%d abandoned generation(s) marked failed", failed)
+            except Exception:
+                logger.exception("could not sweep abandoned generations")
+            if self._stop.wait(self._every):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _NotYet:
+    """The application until the real one is built (nothing is accepted before ``run``)."""
+
+    def __call__(self, environ: Any, start_response: Any) -> list[bytes]:
+        start_response("503 Service Unavailable", [("content-type", "text/plain")])
+        return [b"starting"]

@@ -39,6 +39,7 @@ SERVICE_STATUS: dict[str, int] = {
     "not_allowed": 403,
     "model_unavailable": 503,
     "generation_failed": 422,
+    "already_exists": 409,
 }
 
 _COMMON_HEADERS = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
@@ -67,7 +68,7 @@ class ApiApp:
         self.routes: tuple[Route, ...] = (
             _route("/api/task/create", POST=handlers.create),
             _route("/api/tasks", GET=handlers.list, query=("limit",)),
-            _route("/api/task/{id}", GET=handlers.show, query=("version",)),
+            _route("/api/task/{id}", GET=handlers.show, DELETE=handlers.delete, query=("version",)),
             _route("/api/task/{id}/refine", POST=handlers.refine),
             _route("/api/task/{id}/run", POST=handlers.run, query=("version",)),
             _route("/api/task/{id}/versions", GET=handlers.versions),

@@ -95,6 +95,10 @@ class Handlers:
         )
         return 200, serialize.task_detail(detail)
 
+    def delete(self, request: Request, params: Mapping[str, str]) -> Reply:
+        task = self.services.housekeeping.delete(params["id"], team_id=TEAM_ID)
+        return 200, {"task_id": task.id, "deleted": True}
+
     def versions(self, request: Request, params: Mapping[str, str]) -> Reply:
         task = self.services.tasks.get(params["id"], team_id=TEAM_ID)
         views = self.services.tasks.versions(task.id, team_id=TEAM_ID)

@@ -216,6 +216,7 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
         "VersionList": _obj(
             {"task_id": {"type": "string"}, "versions": {"type": "array", "items": _ref("Version")}}
         ),
+        "Deleted": _obj({"task_id": {"type": "string"}, "deleted": {"type": "boolean"}}),
         "TaskList": _obj(
             {"tasks": {"type": "array", "items": _obj(summary)}},
         ),
@@ -332,7 +333,13 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                 "summary": "A task with one version's metadata and code.",
                 "parameters": [_TASK_ID, _VERSION_QUERY],
                 "responses": _responses(200, "TaskDetail", "The task.", 409, 422),
-            }
+            },
+            "delete": {
+                "operationId": "deleteTask",
+                "summary": "Delete a task with its versions, runs and their files (for good).",
+                "parameters": [_TASK_ID],
+                "responses": _responses(200, "Deleted", "The task is gone.", 409, 422, 503),
+            },
         },
         "/api/task/{id}/refine": {
             "post": {

@@ -10,6 +10,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -18,6 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.oauth.installation_store import InstallationStore
 
 from bot.composition import Services
+from bot.config import Settings
 from bot.slack.files import SlackFiles
 from bot.slack.flows import SlackFlows
 from bot.slack.jobs import Dispatcher, Job
@@ -128,8 +130,76 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     return FlowRuntime(flows, watcher, clients, workers, generators)
 
 
+# auth.test errors that mean the token itself is wrong: they do not go away by waiting.
+_BAD_TOKEN = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "not_allowed_token_type",
+        "invalid_token",
+    }
+)
+
+
+@dataclass(frozen=True)
+class SlackCheck:
+    """The start-up check of the bot token: ``ok``; or ``fatal`` (a bad token) with a
+    one-line ``message`` naming the setting; or neither (Slack unreachable for now)."""
+
+    ok: bool
+    fatal: bool = False
+    message: str = ""
+
+
+def check_slack(settings: Settings, *, timeout: float = 10.0) -> SlackCheck:
+    """One ``auth.test`` with the bot token, without retries, classified for the operator."""
+    if not settings.slack_bot_token:
+        return SlackCheck(ok=True)  # multi-workspace install: tokens come per workspace
+    base = (
+        settings.slack_api_url
+        if settings.slack_api_url.endswith("/")
+        else settings.slack_api_url + "/"
+    )
+    client = WebClient(
+        token=settings.slack_bot_token, base_url=base, timeout=int(timeout), retry_handlers=[]
+    )
+    sdk_logger = logging.getLogger("slack_sdk.web.base_client")
+    level = sdk_logger.level
+    sdk_logger.setLevel(logging.CRITICAL)  # the operator gets one line, from the caller
+    try:
+        client.auth_test()
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        if error in _BAD_TOKEN:
+            return SlackCheck(
+                ok=False,
+                fatal=True,
+                message=f"Slack refused SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth "
+                "Token (xoxb-...) from OAuth & Permissions again.",
+            )
+        status = exc.response.status_code if exc.response is not None else "?"
+        return SlackCheck(
+            ok=False, message=f"Slack's auth.test failed at SLACK_API_URL={base} ({status} {error})"
+        )
+    except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections, bad URL
+        reason = getattr(exc, "reason", None) or exc
+        return SlackCheck(
+            ok=False, message=f"Slack is unreachable at SLACK_API_URL={base} ({reason})"
+        )
+    finally:
+        sdk_logger.setLevel(level)
+    return SlackCheck(ok=True)
+
+
 def build_slack(
-    services: Services, *, client: WebClient | None = None, dispatcher: Dispatcher | None = None
+    services: Services,
+    *,
+    client: WebClient | None = None,
+    dispatcher: Dispatcher | None = None,
+    verify_token: bool = True,
 ) -> SlackRuntime:
     """The Bolt app. Without a ``dispatcher`` the slow half runs in this process."""
     settings = services.settings
@@ -151,6 +221,9 @@ def build_slack(
         )
     app = App(
         signing_secret=settings.slack_signing_secret or None,
+        # Without verification (Slack was unreachable at start) Bolt checks the token on the
+        # first request instead.
+        token_verification_enabled=verify_token,
         request_verification_enabled=bool(settings.slack_signing_secret),
         client=client,
         # Listeners only parse, ack and hand a job to the dispatcher; a wide pool keeps acks

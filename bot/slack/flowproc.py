@@ -44,6 +44,8 @@ def flow_main(settings: Settings, inbox: Any) -> None:
     # not outlive the web process that feeds it.
     os.setpriority(os.PRIO_PROCESS, 0, FLOW_NICENESS)
     _die_with_parent()
+    # Ctrl-C reaches the whole process group: the web process handles it and stops this one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [flows]: %(message)s"

@@ -79,7 +79,7 @@ def test_unknown_routes_and_wrong_methods(api: Api) -> None:
         assert reply.status == 404 and reply.error_code() == "not_found", path
     for method, path, allow in (
         ("GET", "/api/task/create", "POST"),
-        ("DELETE", "/api/task/0123456789ab", "GET"),
+        ("PUT", "/api/task/0123456789ab", "GET, DELETE"),
         ("GET", "/api/task/0123456789ab/run", "POST"),
         ("PUT", "/api/tasks", "GET"),
         ("POST", "/api/run/0123456789ab", "GET"),
