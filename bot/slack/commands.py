@@ -14,6 +14,7 @@ USAGE = (
     "needs a file asks for one)\n"
     "• `/task list`: this channel's recent tasks\n"
     "• `/task show <id> [vN]`: a version's metadata and code\n"
+    "• `/task delete <id>`: delete a task you created (asks first)\n"
     "• `/task help`: this message\n"
     "In a task's thread: drop files to run it on each, or reply in words to change it "
     '("fix it" works after a failed run). Ids can be shortened to their first 6 characters.'
@@ -39,6 +40,11 @@ class Show:
 
 
 @dataclass(frozen=True)
+class Delete:
+    ref: str
+
+
+@dataclass(frozen=True)
 class ListTasks:
     pass
 
@@ -48,7 +54,7 @@ class Help:
     problem: str | None = None
 
 
-Command = Create | RunCommand | Show | ListTasks | Help
+Command = Create | RunCommand | Show | Delete | ListTasks | Help
 
 _TYPE = re.compile(r"^--type(?:=|\s+)(\S+)\s*", re.IGNORECASE)
 
@@ -84,6 +90,11 @@ def parse(text: str) -> Command:
                 return Help(f"`{parts[1]}` is not a version: use e.g. `v2`.")
             version = int(match.group(1))
         return Show(parts[0], version)
+    if verb == "delete":
+        parts = rest.split()
+        if len(parts) != 1:
+            return Help("Which task? `/task delete <id>`")
+        return Delete(parts[0])
     if verb == "list":
         return ListTasks()
     if verb == "help":

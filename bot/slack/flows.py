@@ -19,7 +19,7 @@ from bot.services.access import check_gate, check_task_access
 from bot.services.errors import InvalidInput, NotFound, ServiceError
 from bot.services.runs import ReplyTarget
 from bot.services.views import TaskDetail, TaskView, Workspace
-from bot.slack import blocks
+from bot.slack import blocks, delete
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
 from storage.errors import StorageUnavailable
 
@@ -405,6 +405,8 @@ class SlackFlows:
                 client, origin, ref=p["ref"], version=p["version"], say_blocks=show
             ),
             "list": lambda: self.list_tasks(origin, show),
+            "delete_ask": lambda: delete.ask(self, origin, ref=p["ref"], say_blocks=show),
+            "delete": lambda: delete.delete(self, client, origin, task_id=p["task_id"], say=say),
             "usage": lambda: say(p["text"]),
         }
         return self.submit(say, works[job.kind], delivery=job.delivery)

@@ -10,6 +10,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.slack import blocks, commands
+from bot.slack.delete import DELETE_ACTION
 from bot.slack.flows import Origin
 from bot.slack.jobs import Dispatcher, Job, Reply
 
@@ -78,6 +79,8 @@ def register_listeners(app: App, dispatcher: Dispatcher) -> None:
             }
         elif isinstance(parsed, commands.Show):
             kind, params = "show", {"ref": parsed.ref, "version": parsed.version}
+        elif isinstance(parsed, commands.Delete):
+            kind, params = "delete_ask", {"ref": parsed.ref}
         else:
             kind, params = "list", {}
         dispatcher.dispatch(Job(kind, origin, reply, params, delivery_key(command)))
@@ -94,6 +97,19 @@ def register_listeners(app: App, dispatcher: Dispatcher) -> None:
         params = {"task_id": str(action.get("value", "")), "trigger_id": body.get("trigger_id", "")}
         reply = Reply(response_url=body.get("response_url"))
         dispatcher.dispatch(Job("run_button", origin, reply, params, delivery_key(body)))
+
+    @app.action(DELETE_ACTION)
+    def on_delete_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        origin = Origin(
+            team_id=(body.get("team") or {}).get("id", ""),
+            enterprise_id=_enterprise(body),
+            channel_id=(body.get("channel") or {}).get("id", ""),
+            user_id=(body.get("user") or {}).get("id", ""),
+        )
+        params = {"task_id": str(action.get("value", ""))}
+        reply = Reply(response_url=body.get("response_url"))
+        dispatcher.dispatch(Job("delete", origin, reply, params, delivery_key(body)))
 
     @app.view(blocks.RUN_MODAL)
     def on_run_modal(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
