@@ -106,7 +106,13 @@ class SlackSender:
         )
 
     def button(
-        self, task_id: str, *, team: str = "T1", channel: str = "C1", user: str = "U1"
+        self,
+        task_id: str,
+        *,
+        team: str = "T1",
+        channel: str = "C1",
+        user: str = "U1",
+        action_id: str = "run_task",
     ) -> tuple[int, str]:
         n = next(_ids)
         return self.interactive(
@@ -122,7 +128,7 @@ class SlackSender:
                 "actions": [
                     {
                         "type": "button",
-                        "action_id": "run_task",
+                        "action_id": action_id,
                         "value": task_id,
                         "action_ts": f"{n}.0",
                     }
