@@ -14,8 +14,9 @@ from bot.composition import Services
 from bot.config import Settings
 from bot.progress import Progress, wanted
 from bot.services.errors import InvalidInput
-from bot.services.runs import RunView
+from bot.services.runs import RunOutcome, RunView
 from bot.worker.sandbox import probe_host
+from storage.models import RunStatus
 
 
 def _read_input(args: argparse.Namespace, limit: int) -> tuple[bytes | None, str | None]:
@@ -45,6 +46,12 @@ def _wait(services: Services, run_id: str, progress: Progress) -> RunView:
         progress.say(f"run {run_id[:8]}: {view.status}")
         time.sleep(0.1)
 
+
+INTERRUPTED = RunOutcome(
+    status=RunStatus.FAILED,
+    error_type="Interrupted",
+    error_message="Stopped with Ctrl-C in the terminal before it finished.",
+)
 
 # The setting that raises each limit a run can be killed for.
 LIMIT_SETTINGS = {
@@ -83,12 +90,19 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
         version=args.version,
         submit=submit,
     )
-    with Progress(
-        f"run {view.id[:8]}: running", stream=err, enabled=wanted(err, asked=args.progress)
-    ) as progress:
-        if services.executor is not None:
-            services.executor.execute(view.id)
-        view = _wait(services, view.id, progress)
+    try:
+        with Progress(
+            f"run {view.id[:8]}: running", stream=err, enabled=wanted(err, asked=args.progress)
+        ) as progress:
+            if services.executor is not None:
+                services.executor.execute(view.id)
+            view = _wait(services, view.id, progress)
+    except KeyboardInterrupt:
+        if services.executor is not None:  # it ran in this process: it ends with it
+            services.runs.finish(view.id, INTERRUPTED)
+        else:
+            err.write(f"\nstopped waiting; run {view.id} goes on on a worker\n")
+        raise
     err.write(f"run {view.id} of v{view.version_number}: {describe(view)}\n")
     for label, text in (("stdout", view.stdout), ("stderr", view.stderr)):
         if text:

@@ -69,8 +69,7 @@ class Progress:
     def __enter__(self) -> Progress:
         self._started = time.monotonic()
         if self._enabled:
-            if self._tty:
-                self._show()
+            self._show()
             self._thread.start()
         return self
 
