@@ -94,7 +94,15 @@ class FlowProcess:
             process = self._context.Process(
                 target=flow_main, args=(self._settings, self._inbox), name="taskbot-flows"
             )
-            process.start()
+            # Ctrl-C reaches the whole process group, and the child imports for a while before
+            # flow_main ignores it: an ignored SIGINT is inherited, and Python then leaves it so.
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                process.start()
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, previous or signal.default_int_handler)
             self._process = process
 
     def _keep_alive(self) -> None:

@@ -288,3 +288,42 @@ def test_delete_asks_first_on_a_terminal_and_wants_yes_elsewhere(
     assert bot(tmp_path, env, "task", "delete", other, "--yes").returncode == 0
     missing = bot(tmp_path, env, "task", "show", other)
     assert missing.returncode == 1 and "No task" in missing.stderr
+
+
+SLEEPY = "import time\n\n\ndef run(input_path):\n    time.sleep(60)\n    return 1\n"
+
+
+def test_ctrl_c_during_run_is_quiet_and_the_run_ends_failed(
+    tmp_path: Path, env: dict[str, str], openai_server: FakeOpenAIServer
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    task_id = created(tmp_path, env, openai_server, SLEEPY)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "task", "run", task_id, "--text", "x"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    engine = create_engine(env["DATABASE_URL"])
+
+    def status() -> str | None:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT status FROM runs")).scalar()
+
+    try:
+        wait_until(lambda: status() == "running", 60, "the run never started")
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and out == "" and err.strip() == "interrupted", err
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT status, error_type FROM runs")).one()
+    engine.dispose()
+    assert tuple(row) == ("failed", "Interrupted")

@@ -74,7 +74,7 @@ def served(tmp_path: Path, openai_server: FakeOpenAIServer) -> Iterator[tuple[st
 def test_serve_answers_health_and_slack(served: tuple[str, MockSlackAPI]) -> None:
     base, mock = served
     status, body = get(f"{base}/healthz")
-    assert status == 200 and body == {"ok": True, "database": "ok", "queue": "ok"}
+    assert status == 200 and body == {"ok": True, "database": "ok", "queue": "ok", "slack": "ok"}
     status, body = get(f"{base}/nowhere")
     assert status == 404 and body["error"]["code"] == "not_found"
     sender = SlackSender(f"{base}/slack/events", "serve-secret", response_base=mock.base)
@@ -115,3 +115,122 @@ def test_the_slow_half_runs_in_the_flow_process(
     assert '"lines": 3' in done
     sender.command("list", response_name="listing")
     assert "count_lines" in text_of(mock.wait_for("response_url", timeout=30)[-1])
+
+
+def _serve_env(tmp_path: Path, api_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "serve-secret",
+        "SLACK_API_URL": api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "PORT": str(free_port()),
+        "LOG_LEVEL": "WARNING",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        **extra,
+    }
+
+
+def _serve(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_token_slack_refuses_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    mock = MockSlackAPI(bot_token="xoxb-the-real-one").start()
+    try:
+        result = _serve(_serve_env(tmp_path, mock.api_url), tmp_path)
+    finally:
+        mock.stop()
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: Slack refused SLACK_BOT_TOKEN (invalid_auth): copy the Bot User OAuth Token "
+        "(xoxb-...) from OAuth & Permissions again."
+    ]
+    assert result.stdout == ""
+
+
+def test_slack_unreachable_in_socket_mode_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    env = _serve_env(tmp_path, f"http://127.0.0.1:{free_port()}/api/", SLACK_APP_TOKEN="xapp-1")
+    result = _serve(env, tmp_path)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert (
+        line.startswith("error: Slack is unreachable at SLACK_API_URL=") and "Socket Mode" in line
+    )
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    mock = MockSlackAPI().start()
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        try:
+            result = _serve(_serve_env(tmp_path, mock.api_url, PORT=str(port)), tmp_path)
+        finally:
+            mock.stop()
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: cannot listen on port {port} (PORT): Address already in use"
+    ]
+
+
+def test_with_slack_unreachable_the_api_and_health_are_served_and_ctrl_c_is_quiet(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    import psutil
+
+    env = _serve_env(tmp_path, f"http://127.0.0.1:{free_port()}/api/", API_TOKEN="api-secret")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{env['PORT']}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, body = get(f"{base}/healthz")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.2)
+        assert status == 200 and body["ok"] is True and body["database"] == "ok"
+        assert str(body["slack"]).startswith("unreachable: Slack is unreachable at SLACK_API_URL=")
+        request = urllib.request.Request(
+            f"{base}/api/tasks", headers={"Authorization": "Bearer api-secret"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and json.loads(response.read()) == {"tasks": []}
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children  # the flow process (and its sandbox zygotes)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if "slack_bolt.App" not in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: Slack is unreachable"), err
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, alive
