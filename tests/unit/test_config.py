@@ -52,3 +52,38 @@ def test_missing_slack_settings_say_where_to_find_them() -> None:
     assert ready.missing_for_slack() == []
     socket = Settings.from_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"})
     assert socket.missing_for_slack() == []
+
+
+def test_a_relative_sqlite_path_in_env_file_is_relative_to_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.config import load_settings
+
+    for setting in SETTINGS:
+        monkeypatch.delenv(setting.name, raising=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".env").write_text("DATABASE_URL=sqlite:///data/tasks.db\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(project / ".env")
+    assert settings.database_url == f"sqlite:///{project / 'data' / 'tasks.db'}"
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///mine.db")  # typed here: relative to here
+    assert load_settings(project / ".env").database_url == f"sqlite:///{elsewhere / 'mine.db'}"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db/x")
+    assert load_settings(project / ".env").database_url == "postgresql://u:p@db/x"
+
+
+def test_redaction_hides_secrets_and_url_passwords_only() -> None:
+    from bot.config import redact_value
+
+    assert redact_value("API_TOKEN", "abc") == "  # set (hidden)"
+    assert redact_value("SLACK_CLIENT_SECRET", "") == "  # not set"
+    assert redact_value("DATABASE_URL", "postgresql://bob@db/x") == "postgresql://bob@db/x"
+    assert redact_value("DATABASE_URL", "postgresql://bob:pw@db:5432/x") == (
+        "postgresql://bob:***@db:5432/x"
+    )
+    assert redact_value("OPENAI_BASE_URL", "https://api.openai.com/v1") == (
+        "https://api.openai.com/v1"
+    )
