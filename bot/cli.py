@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from bot.composition import SchemaOutOfDate, Services, build_services
 from bot.config import ConfigError, Settings, current_env, example_env, load_settings
 from bot.prog import bot_command, hint
-from bot.progress import Progress, wanted
+from bot.progress import Progress, interruptibly, wanted
 from bot.services.errors import ServiceError
 from bot.services.views import TaskDetail, checks_listing
 from bot.worker.sandbox import SandboxUnavailable
@@ -114,11 +114,13 @@ def _task_command(args: argparse.Namespace, services: Services, out: TextIO, err
         return _create(args, services, out, err)
     if args.action == "refine":
         with Progress(
-            f"writing v-next of {args.id} ({services.settings.openai_model})",
+            f"writing the next version of task {args.id} ({services.settings.openai_model})",
             stream=err,
             enabled=wanted(err, asked=args.progress),
         ):
-            refinement = tasks.refine(args.id, feedback=args.feedback, requested_by="cli")
+            refinement = interruptibly(
+                lambda: tasks.refine(args.id, feedback=args.feedback, requested_by="cli")
+            )
         print_detail(TaskDetail(refinement.task, refinement.version), out, diff=refinement.diff)
     elif args.action == "show":
         detail = tasks.show(args.id, version=args.version)
@@ -134,9 +136,7 @@ def _task_command(args: argparse.Namespace, services: Services, out: TextIO, err
         if not summaries:
             out.write(f'No tasks yet. Create one: {hint("task create")} "..."\n')
             return 0
-        out.write(
-            f"{'ID':<36}  {'VER':>4}  {'STATE':<10}  {'LAST RUN':<9}  {'CREATED (UTC)':<16}  NAME\n"
-        )
+        out.write(LIST_HEADER)
         for s in summaries:
             version = f"v{s.task.current_version}" if s.task.current_version else "-"
             created = s.task.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
@@ -163,7 +163,7 @@ def _create(args: argparse.Namespace, services: Services, out: TextIO, err: Text
             stream=err,
             enabled=wanted(err, asked=args.progress),
         ):
-            detail = services.tasks.generate_first(task.id)
+            detail = interruptibly(lambda: services.tasks.generate_first(task.id))
     except BaseException:
         services.housekeeping.interrupted(task.id)  # no-op unless it is still generating
         raise

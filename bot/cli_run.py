@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from dataclasses import asdict
@@ -12,7 +13,7 @@ from typing import TextIO
 
 from bot.composition import Services
 from bot.config import Settings
-from bot.progress import Progress, wanted
+from bot.progress import Progress, interruptibly, wanted
 from bot.services.errors import InvalidInput
 from bot.services.runs import RunOutcome, RunView
 from bot.worker.sandbox import probe_host
@@ -94,12 +95,17 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
         with Progress(
             f"run {view.id[:8]}: running", stream=err, enabled=wanted(err, asked=args.progress)
         ) as progress:
-            if services.executor is not None:
-                services.executor.execute(view.id)
+            executor = services.executor
+            if executor is not None:
+                run_id = view.id
+                interruptibly(lambda: executor.execute(run_id))
             view = _wait(services, view.id, progress)
     except KeyboardInterrupt:
         if services.executor is not None:  # it ran in this process: it ends with it
             services.runs.finish(view.id, INTERRUPTED)
+            # The sandbox is torn down under the run's thread on the way out: what it logs
+            # then is noise for someone who pressed Ctrl-C, not news.
+            logging.disable(logging.CRITICAL)
         else:
             err.write(f"\nstopped waiting; run {view.id} goes on on a worker\n")
         raise

@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
+
+T = TypeVar("T")
 
 
 def wanted(stream: TextIO, *, asked: bool = False) -> bool:
@@ -90,3 +93,26 @@ class Progress:
                     self._stream.flush()
                 except (OSError, ValueError):
                     pass
+
+
+def interruptibly(work: Callable[[], T], *, slice_seconds: float = 0.1) -> T:
+    """``work()`` on a daemon thread while this one waits in short slices, so Ctrl-C is
+    raised here at once. (A signal may be delivered to any thread; a main thread blocked in a
+    socket read does not see it until the read returns, which is the model's whole timeout.)"""
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the waiting thread, raised there
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="cli-work", daemon=True).start()
+    while not done.wait(slice_seconds):
+        pass
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]

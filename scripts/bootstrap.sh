@@ -28,6 +28,12 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp="$venv/.installed-$(basename "$req")"
 want=$(cat "$root/requirements.txt" "$root/$req" | sha256sum | cut -d' ' -f1)
+# requirements-dev.txt includes requirements.txt: when it is installed and current, so is this.
+dev_stamp="$venv/.installed-requirements-dev.txt"
+dev_want=$(cat "$root/requirements.txt" "$root/requirements-dev.txt" | sha256sum | cut -d' ' -f1)
+if [ "$req" = requirements.txt ] && [ -f "$dev_stamp" ] && [ "$(cat "$dev_stamp")" = "$dev_want" ]; then
+  exit 0
+fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing $req into $venv" >&2
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
