@@ -10,6 +10,7 @@ those servers (a fresh database per test, dropped afterwards).
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,13 @@ from sqlalchemy.engine import make_url
 
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.servers import PrivatePostgres, PrivateRedis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A run started in the background by a non-interactive shell has SIGINT ignored, and every
+    # process it starts inherits that: the Ctrl-C tests need it delivered as a terminal does.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _given(*names: str) -> str | None:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from bot.composition import Services, build_services
 from bot.config import Settings
 from bot.services.errors import (
+    AlreadyExists,
     AmbiguousId,
     GenerationFailed,
     InvalidInput,
@@ -267,7 +268,11 @@ def test_export_writes_the_seed_layout(
     meta = json.loads((path / "metadata.json").read_text())
     assert meta["task_id"] == task.id and meta["version"] == 1 and meta["name"] == "count_lines"
     assert meta["desired_action"] == "count lines" and meta["task_type"] == "passthrough"
-    services.tasks.export(task.id, directory=tmp_path / "user_tasks")
+    with pytest.raises(AlreadyExists, match="--force"):  # v1 is not silently replaced by v2
+        services.tasks.export(task.id, directory=tmp_path / "user_tasks")
+    assert (path / "function.py").read_text() == COUNT_LINES
+    services.tasks.export(task.id, version=1, directory=tmp_path / "user_tasks")  # same: fine
+    services.tasks.export(task.id, directory=tmp_path / "user_tasks", overwrite=True)
     assert (path / "function.py").read_text() == V2
 
 
