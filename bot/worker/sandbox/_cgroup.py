@@ -35,6 +35,21 @@ class SlotCgroup:
             found.update(int(p) for p in text.split())
         return found
 
+    def stat(self, key: str) -> int | None:
+        """One counter of memory.stat (e.g. ``shmem``: tmpfs and memfd pages charged here)."""
+        path = self.files.get("memory_stat")
+        if path is None:
+            return None
+        try:
+            with open(path, encoding="ascii") as fh:
+                for line in fh:
+                    name, _, value = line.partition(" ")
+                    if name == key:
+                        return int(value)
+        except (OSError, ValueError):
+            return None
+        return None
+
     def kill_all(self, *, timeout: float = 5.0) -> bool:
         """SIGKILL everything in the cgroups until empty; True when empty."""
         deadline = time.monotonic() + timeout
@@ -102,6 +117,7 @@ def _create_v1(cgroup: SlotCgroup, isolation: HostIsolation, name: str) -> None:
         cgroup.files["memory_procs"] = str(memory / "cgroup.procs")
         cgroup.files["memory_limit"] = str(memory / "memory.limit_in_bytes")
         cgroup.files["oom_events"] = str(memory / "memory.oom_control")
+        cgroup.files["memory_stat"] = str(memory / "memory.stat")
     if isolation.cgroup_pids:
         pids = _make(cgroup, Path(isolation.cgroup_pids) / name)
         cgroup.files["pids_procs"] = str(pids / "cgroup.procs")
@@ -114,6 +130,7 @@ def _create_v2(cgroup: SlotCgroup, directory: Path, isolation: HostIsolation) ->
     cgroup.files["memory_procs"] = str(directory / "cgroup.procs")
     cgroup.files["memory_limit"] = str(directory / "memory.max")
     cgroup.files["oom_events"] = str(directory / "memory.events")
+    cgroup.files["memory_stat"] = str(directory / "memory.stat")
     swap = directory / "memory.swap.max"
     if swap.exists():
         swap.write_text("0")

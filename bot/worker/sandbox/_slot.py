@@ -194,7 +194,13 @@ class Slot:
                     run_dir.host_path, max_bytes=limits.max_output_bytes, owner_uid=self.config.uid
                 )
         finally:
-            remove_run_dir(run_dir.host_path)
+            removed = remove_run_dir(run_dir.host_path)
+            if not (removed and self._clean()):
+                # Whatever is left stays charged to the slot: start the next run on a new one.
+                logger.error(
+                    "sandbox slot %d is not clean after a run; recycling it", self.config.index
+                )
+                self.broken = True
         self.runs += 1
         return build_result(
             report=report,
@@ -207,6 +213,23 @@ class Slot:
             output_files=files,
             omitted_files=omitted,
         )
+
+    def _clean(self) -> bool:
+        """Nothing of the last run is left in the slot: its tmpfs is empty, no tmpfs or memfd
+        page is charged to its memory cgroup (the zygote itself has none)."""
+        if self.config.namespaces and self.config.scratch_bytes:
+            try:
+                usage = os.statvfs(self.host_slot_dir())
+            except OSError:
+                return False
+            # Inodes are not compared: Landlock frees its hold on the run dir's inode lazily.
+            if usage.f_blocks != usage.f_bfree:
+                return False
+        if self.cgroup is not None:
+            shmem = self.cgroup.stat("shmem")
+            if shmem is not None and shmem > 0:
+                return False
+        return True
 
     def _pump(
         self, run_id: int, fds: list[int], *, limits: SandboxLimits, started: float

@@ -6,7 +6,6 @@ import fcntl
 import logging
 import os
 import queue
-import shutil
 import sys
 import tempfile
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ._cgroup import SlotCgroup, create_slot_cgroup, remove_stale
+from ._rundir import remove_tree
 from ._slot import Slot, SlotConfig
 from ._uids import UidLease, uid_in_use
 from .models import SandboxLimits, SandboxResult, SandboxUnavailable
@@ -44,7 +44,14 @@ def _remove_stale_work_roots(parent: Path) -> None:
             continue  # alive
         finally:
             os.close(fd)
-        shutil.rmtree(root, ignore_errors=True)
+        _remove_quietly(root)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        remove_tree(path)
+    except OSError:
+        logger.exception("cannot remove %s", path)
 
 
 def _default_python() -> str:
@@ -140,7 +147,7 @@ class Sandbox:
             uid = self._uids.uids[index] if self._uids else None
             slot_dir = root / f"slot-{index}"
             if slot_dir.exists():
-                shutil.rmtree(slot_dir)
+                remove_tree(slot_dir)
             slot_dir.mkdir(mode=0o711)
             os.chmod(slot_dir, 0o711)
             config = SlotConfig(
@@ -222,7 +229,7 @@ class Sandbox:
         if self._work_root is not None:
             target = self._work_root if self._owns_work_root else None
             for path in [target] if target else self._work_root.glob("slot-*"):
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_quietly(path)
             self._work_root = None
         if self._root_lock is not None:
             os.close(self._root_lock)
