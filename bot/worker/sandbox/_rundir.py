@@ -146,7 +146,10 @@ def collect_outputs(
     owner_uid: int | None,
     max_files: int = MAX_OUTPUT_FILES,
 ) -> tuple[tuple[OutputFile, ...], tuple[str, ...]]:
-    """Regular files under work/output (never through a symlink); (collected, omitted)."""
+    """Regular files under work/output (never through a symlink); (collected, omitted).
+
+    ``max_bytes`` is for all files together: a file that does not fit in what is left is
+    omitted (named, not kept)."""
     collected: list[OutputFile] = []
     omitted: list[str] = []
     try:
@@ -166,6 +169,7 @@ def collect_outputs(
                     omitted.append(name)
                     continue
                 content = _read_at_most(fd, info.st_size)
+                max_bytes -= len(content)
                 collected.append(OutputFile(name, len(content), content))
             finally:
                 os.close(fd)

@@ -161,7 +161,7 @@ def _execute(spec: RunSpec) -> NoReturn:
         _finish(_error_header(exc, spec.code_path), b"")
     if os.getpid() != own_pid:
         os._exit(0)
-    cap = int(spec.limits["max_output_bytes"])
+    cap = int(spec.limits.get("max_result_bytes") or spec.limits["max_output_bytes"])
     header = {
         "v": 1,
         "ok": True,
