@@ -81,7 +81,7 @@ class SlotCgroup:
 
 def remove_stale(isolation: HostIsolation, prefix: str, *, in_use: Callable[[str], bool]) -> None:
     """rmdir empty slot cgroups left by crashed processes (rmdir fails on busy ones)."""
-    for parent in {isolation.cgroup_memory, isolation.cgroup_pids} - {None}:
+    for parent in {isolation.cgroup_memory, isolation.cgroup_pids, isolation.cgroup_cpu} - {None}:
         for directory in Path(str(parent)).glob(prefix + "*"):
             if not in_use(directory.name[len(prefix) :]):
                 with contextlib.suppress(OSError):
@@ -118,6 +118,10 @@ def _create_v1(cgroup: SlotCgroup, isolation: HostIsolation, name: str) -> None:
         cgroup.files["memory_limit"] = str(memory / "memory.limit_in_bytes")
         cgroup.files["oom_events"] = str(memory / "memory.oom_control")
         cgroup.files["memory_stat"] = str(memory / "memory.stat")
+    if isolation.cgroup_cpu:
+        cpu = _make(cgroup, Path(isolation.cgroup_cpu) / name)
+        cgroup.files["cpu_procs"] = str(cpu / "cgroup.procs")
+        cgroup.files["cpu_usage"] = str(cpu / "cpuacct.usage")  # nanoseconds
     if isolation.cgroup_pids:
         pids = _make(cgroup, Path(isolation.cgroup_pids) / name)
         cgroup.files["pids_procs"] = str(pids / "cgroup.procs")
@@ -131,6 +135,7 @@ def _create_v2(cgroup: SlotCgroup, directory: Path, isolation: HostIsolation) ->
     cgroup.files["memory_limit"] = str(directory / "memory.max")
     cgroup.files["oom_events"] = str(directory / "memory.events")
     cgroup.files["memory_stat"] = str(directory / "memory.stat")
+    cgroup.files["cpu_stat"] = str(directory / "cpu.stat")  # usage_usec
     swap = directory / "memory.swap.max"
     if swap.exists():
         swap.write_text("0")

@@ -24,6 +24,7 @@ class HostIsolation:
     cgroup_version: int | None = None
     cgroup_memory: str | None = None  # writable parent directory for per-slot memory cgroups
     cgroup_pids: str | None = None  # writable parent directory for per-slot pids cgroups
+    cgroup_cpu: str | None = None  # writable parent for per-slot CPU accounting (v1 cpuacct)
 
     @property
     def cgroup_memory_writable(self) -> bool:
@@ -32,6 +33,13 @@ class HostIsolation:
     @property
     def cgroup_pids_writable(self) -> bool:
         return self.cgroup_pids is not None
+
+    @property
+    def cpu_accounting(self) -> bool:
+        """A run's CPU time can be counted over all its processes (cpuacct, or v2 cpu.stat)."""
+        return self.cgroup_cpu is not None or (
+            self.cgroup_version == 2 and self.cgroup_memory is not None
+        )
 
     @property
     def problems(self) -> list[str]:
@@ -76,6 +84,11 @@ class HostIsolation:
             found.append("no writable memory cgroup: memory limited by RLIMIT_AS only")
         if self.cgroup_pids is None:
             found.append("no writable pids cgroup: processes limited by RLIMIT_NPROC only")
+        if not self.cpu_accounting:
+            found.append(
+                "no CPU accounting cgroup: the CPU limit holds per process (RLIMIT_CPU), not "
+                "for all of a run's processes together"
+            )
         return found
 
 
@@ -100,9 +113,19 @@ def _writable_dir(path: Path) -> str | None:
     return None
 
 
-def _probe_cgroups(is_root: bool) -> tuple[int | None, str | None, str | None]:
+def _cpuacct_v1(owned: dict[str, str]) -> str | None:
+    if "cpuacct" not in owned:
+        return None
+    for mount in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu"):
+        base = _CGROUP_ROOT / mount
+        if (base / "cpuacct.usage").exists():
+            return _writable_dir(base / owned["cpuacct"].lstrip("/"))
+    return None
+
+
+def _probe_cgroups(is_root: bool) -> tuple[int | None, str | None, str | None, str | None]:
     if not is_root:
-        return None, None, None  # delegation to non-root users is not handled
+        return None, None, None, None  # delegation to non-root users is not handled
     owned = _own_cgroups()
     memory_v1 = _CGROUP_ROOT / "memory"
     pids_v1 = _CGROUP_ROOT / "pids"
@@ -111,7 +134,7 @@ def _probe_cgroups(is_root: bool) -> tuple[int | None, str | None, str | None]:
         pids = (
             _writable_dir(pids_v1 / owned.get("pids", "/").lstrip("/")) if "pids" in owned else None
         )
-        return 1, memory, pids
+        return 1, memory, pids, _cpuacct_v1(owned)
     if "" in owned:
         for base in (_CGROUP_ROOT, _CGROUP_ROOT / "unified"):
             own = base / owned[""].lstrip("/")
@@ -124,8 +147,9 @@ def _probe_cgroups(is_root: bool) -> tuple[int | None, str | None, str | None]:
                 2,
                 usable if "memory" in delegated else None,
                 usable if "pids" in delegated else None,
+                None,  # v2: every cgroup has cpu.stat; the slot's memory cgroup counts CPU
             )
-    return None, None, None
+    return None, None, None, None
 
 
 def _user_namespaces() -> bool:
@@ -143,7 +167,7 @@ def _user_namespaces() -> bool:
 def probe_host() -> HostIsolation:
     """Inspect the host without forking (safe to call from a threaded app)."""
     is_root = os.geteuid() == 0
-    version, memory, pids = _probe_cgroups(is_root)
+    version, memory, pids, cpu = _probe_cgroups(is_root)
     return HostIsolation(
         kernel=os.uname().release,
         is_root=is_root,
@@ -156,4 +180,5 @@ def probe_host() -> HostIsolation:
         cgroup_version=version,
         cgroup_memory=memory,
         cgroup_pids=pids,
+        cgroup_cpu=cpu,
     )

@@ -43,6 +43,30 @@ def test_cpu_loop_is_killed(sandbox: Sandbox) -> None:
     assert_healthy(sandbox)
 
 
+def test_cpu_limit_counts_all_processes_of_a_run(sandbox: Sandbox) -> None:
+    """Four children, each under the per-process limit, together far over the run's."""
+    code = (
+        "import os\n"
+        "def run(p):\n"
+        "    children = []\n"
+        "    for _ in range(4):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            while True:\n"
+        "                pass\n"
+        "        children.append(pid)\n"
+        "    for pid in children:\n"
+        "        os.waitpid(pid, 0)\n"
+        "    return 'all children used their CPU time'\n"
+    )
+    limits = replace(TEST_LIMITS, cpu_seconds=2, wall_seconds=20.0)
+    result = run(sandbox, code, limits=limits)
+    assert (result.status, result.killed_reason) == ("killed", "cpu"), result
+    # 2 s of CPU over all processes: on N cores that is about 2/N s of wall time, not 2 s * 4.
+    assert result.duration_seconds < 6.0, result.duration_seconds
+    assert_healthy(sandbox)
+
+
 def test_sleeping_past_wall_time_times_out(sandbox: Sandbox) -> None:
     limits = SandboxLimits(wall_seconds=1.0)
     started = time.monotonic()

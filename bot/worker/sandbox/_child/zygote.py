@@ -26,6 +26,8 @@ from .spare import Spare, spare_main, warm_up
 _EXTRA_READ_ONLY = ("/usr/lib", "/lib", "/lib64", "/usr/lib64", "/usr/share/zoneinfo")
 _SWEEP_SECONDS = 5.0
 _WARM_WAIT_MS = 4.0
+_CPU_CHECK_MIN = 0.02
+_CPUS = max(1, len(os.sched_getaffinity(0)))
 
 
 class Zygote:
@@ -39,6 +41,7 @@ class Zygote:
         self.counters: dict[str, int] = {}
         self.current_limits: dict[str, int] = {}
         self.spare: Spare | None = None
+        self.cpu_start: float | None = None
         # Warm the spare when the last run used the packages (a hint of one bit, no user data).
         self.warm = True
 
@@ -103,7 +106,7 @@ class Zygote:
         return sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})
 
     def _join_cgroups(self) -> None:
-        for key in ("memory_procs", "pids_procs"):
+        for key in ("memory_procs", "pids_procs", "cpu_procs"):
             path = self.cgroup_files.get(key)
             if path:
                 _write(path, str(os.getpid()))
@@ -141,6 +144,7 @@ class Zygote:
         limits = message["limits"]
         self._apply_limits(limits)
         started = time.monotonic()
+        self.cpu_start = self._cpu_used()
         try:
             launched = self._launch(conf, data, fds=fds, warm=bool(message.get("warm")))
         finally:
@@ -155,7 +159,8 @@ class Zygote:
         if self.spare is None:
             self.spare = self._prefork(conf)
         deadline = started + float(limits["wall_seconds"])
-        timed_out, kill_reason = self._wait(pidfd, pid, deadline=deadline)
+        cpu_budget = float(limits["cpu_seconds"])
+        timed_out, kill_reason = self._wait(pidfd, pid, deadline=deadline, cpu_budget=cpu_budget)
         if timed_out or kill_reason:
             _kill_group(pid)
         _, status, usage = os.wait4(pid, 0)
@@ -164,10 +169,14 @@ class Zygote:
         before = dict(self.counters)
         self._read_counters()
         done = _done(message, status, elapsed=elapsed)
+        run_cpu = self._cpu_used()
         done.update(
             timed_out=timed_out,
             kill_reason=kill_reason,
-            cpu_seconds=usage.ru_utime + usage.ru_stime,
+            # All the run's processes (the cgroup's count since launch), else the direct child.
+            cpu_seconds=usage.ru_utime + usage.ru_stime
+            if run_cpu is None or self.cpu_start is None
+            else run_cpu - self.cpu_start,
             max_rss_kb=usage.ru_maxrss,
             leftovers=left,
             oom_kills=self.counters.get("oom", 0) - before.get("oom", 0),
@@ -229,7 +238,12 @@ class Zygote:
             self.spare.close()
             self.spare = None
 
-    def _wait(self, pidfd: int, pid: int, *, deadline: float) -> tuple[bool, str | None]:
+    def _wait(
+        self, pidfd: int, pid: int, *, deadline: float, cpu_budget: float
+    ) -> tuple[bool, str | None]:
+        """Until the run exits, its wall time is up, all its processes together used up its
+        CPU time (checked no later than the earliest moment they could have), or a kill."""
+        cpu_left = cpu_budget
         try:
             poller = select.poll()
             poller.register(pidfd, select.POLLIN)
@@ -238,6 +252,12 @@ class Zygote:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return True, None
+                if self.cpu_start is not None:
+                    used = (self._cpu_used() or self.cpu_start) - self.cpu_start
+                    cpu_left = cpu_budget - used
+                    if cpu_left <= 0:
+                        return False, "cpu"
+                    remaining = min(remaining, max(_CPU_CHECK_MIN, cpu_left / _CPUS))
                 for fd, _event in poller.poll(remaining * 1000):
                     if fd == pidfd:
                         return False, None
@@ -299,6 +319,21 @@ class Zygote:
                 os.setresuid(0, 0, 0)
         for child in self._children():
             _kill_group(child)
+
+    def _cpu_used(self) -> float | None:
+        """CPU seconds used by everything in the slot's cgroup (the run, its children)."""
+        path = self.cgroup_files.get("cpu_usage")
+        if path is not None:
+            try:
+                with open(path, encoding="ascii") as fh:
+                    return int(fh.read()) / 1e9
+            except (OSError, ValueError):
+                return None
+        path = self.cgroup_files.get("cpu_stat")
+        if path is not None:
+            usec = _event_count(path, ("usage_usec",))
+            return usec / 1e6 if usec else None
+        return None
 
     def _apply_limits(self, limits: dict[str, Any]) -> None:
         wanted = {
