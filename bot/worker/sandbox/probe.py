@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._child import landlock, seccomp
+from ._child import landlock, linux, seccomp
 
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -18,6 +18,8 @@ class HostIsolation:
     user_namespaces: bool = False
     network_namespace: bool = False
     mount_namespace: bool = False
+    pid_namespace: bool = False
+    mount_view: bool = False  # pivot_root into a root holding only what a run may read
     seccomp: bool = False
     landlock_abi: int | None = None
     pidfd: bool = False
@@ -60,6 +62,13 @@ class HostIsolation:
             )
         if not self.pidfd:
             found.append("no pidfd_open (Linux >= 5.3 and Python >= 3.9 needed)")
+        if not self.pid_namespace:
+            found.append("no PID namespace (needs root): runs see the ids of host processes")
+        if not self.mount_view:
+            found.append(
+                "no minimal mount view (needs root and a mount namespace): runs can stat() the "
+                "app's files (the database, .env: size, owner, mtime)"
+            )
         return found
 
     @property
@@ -174,6 +183,10 @@ def probe_host() -> HostIsolation:
         user_namespaces=_user_namespaces(),
         network_namespace=is_root and Path("/proc/self/ns/net").exists(),
         mount_namespace=is_root and Path("/proc/self/ns/mnt").exists(),
+        pid_namespace=is_root and Path("/proc/self/ns/pid_for_children").exists(),
+        mount_view=is_root
+        and Path("/proc/self/ns/mnt").exists()
+        and linux.SYS_PIVOT_ROOT is not None,
         seccomp=seccomp.available(),
         landlock_abi=landlock.abi_version(),
         pidfd=hasattr(os, "pidfd_open"),

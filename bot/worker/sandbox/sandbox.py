@@ -142,7 +142,9 @@ class Sandbox:
         if iso.is_root:
             self._uids = UidLease(self._slot_count)
             remove_stale(iso, _CGROUP_PREFIX, in_use=_uid_name_in_use)
-        namespaces = iso.network_namespace and iso.mount_namespace
+        namespaces = (
+            iso.network_namespace and iso.mount_namespace and iso.pid_namespace and iso.mount_view
+        )
         for index in range(self._slot_count):
             uid = self._uids.uids[index] if self._uids else None
             slot_dir = root / f"slot-{index}"
@@ -187,7 +189,10 @@ class Sandbox:
 
     def _verify_features(self, namespaces: bool) -> None:
         for slot in self._slots:
-            missing = namespaces and not slot.features.get("namespaces")
+            entered = set(slot.features.get("namespaces") or ())
+            missing = namespaces and not (
+                {"net", "mnt", "pid"} <= entered and slot.features.get("mount_view")
+            )
             if missing and not self._allow_insecure:
                 raise SandboxUnavailable("the zygote could not enter its namespaces")
             errors = slot.features.get("import_errors") or {}

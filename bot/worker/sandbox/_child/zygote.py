@@ -21,7 +21,7 @@ from typing import Any
 
 from . import linux, protocol, runner
 from .seccomp import SeccompFilter
-from .spare import Spare, spare_main, warm_up
+from .spare import Spare, relayed_status, spare_main, warm_up
 
 _EXTRA_READ_ONLY = ("/usr/lib", "/lib", "/lib64", "/usr/lib64", "/usr/share/zoneinfo")
 _SWEEP_SECONDS = 5.0
@@ -42,6 +42,7 @@ class Zygote:
         self.current_limits: dict[str, int] = {}
         self.spare: Spare | None = None
         self.cpu_start: float | None = None
+        self.pid_ns: int | None = None
         # Warm the spare when the last run used the packages (a hint of one bit, no user data).
         self.warm = True
 
@@ -70,15 +71,18 @@ class Zygote:
         abi = self.config.get("landlock_abi")
         self.features["landlock_abi"] = abi
         devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        read_only = self._read_only_paths()
+        view = [*read_only, self.config["slot_dir"]] if self.config.get("namespaces") else None
         conf = runner.Confinement(
             uid=self.uid,
             gid=self.gid,
             landlock_abi=int(abi) if abi else None,
-            read_only_paths=self._read_only_paths(),
+            read_only_paths=read_only,
             seccomp=seccomp,
             devnull_fd=devnull,
             address_space_base=_vm_size(),
             memory_cgroup="memory_limit" in self.cgroup_files,
+            view_dirs=view,
         )
         self._join_cgroups()
         gc.collect()
@@ -88,7 +92,10 @@ class Zygote:
     def _enter_namespaces(self) -> None:
         linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWNS | linux.CLONE_NEWIPC)
         linux.mount(None, "/", fstype=None, flags=linux.MS_REC | linux.MS_PRIVATE)
-        self.features["namespaces"] = ["net", "mnt", "ipc"]
+        # Each spare is PID 1 of a namespace of its own (see _prefork): no host pid exists there.
+        self.pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.features["namespaces"] = ["net", "mnt", "ipc", "pid"]
+        self.features["mount_view"] = linux.SYS_PIVOT_ROOT is not None
         scratch = int(self.config.get("scratch_bytes") or 0)
         if scratch:
             flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
@@ -163,7 +170,9 @@ class Zygote:
         timed_out, kill_reason = self._wait(pidfd, pid, deadline=deadline, cpu_budget=cpu_budget)
         if timed_out or kill_reason:
             _kill_group(pid)
-        _, status, usage = os.wait4(pid, 0)
+        _, status, usage = os.wait4(pid, 0)  # the run's init, or the run
+        if self.pid_ns is not None:
+            status = relayed_status(status)
         elapsed = time.monotonic() - started
         left = self._sweep()
         before = dict(self.counters)
@@ -218,6 +227,11 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         try:
+            if self.pid_ns is not None:
+                # A new PID namespace for the next child only: back to our own first (unshare
+                # refuses while the children's namespace differs from ours), then a fresh one.
+                linux.setns(self.pid_ns, linux.CLONE_NEWPID)
+                linux.unshare(linux.CLONE_NEWPID)
             pid = os.fork()
         except OSError:
             for sock in (ours, theirs):
@@ -227,7 +241,9 @@ class Zygote:
             return None
         if pid == 0:
             packages = self.config.get("packages", []) if warm and self.warm else []
-            spare_main(theirs, ready_w, conf=conf, warm=packages)
+            spare_main(
+                theirs, ready_w, conf=conf, warm=packages, pid_namespace=self.pid_ns is not None
+            )
         theirs.close()
         os.close(ready_w)
         return Spare(pid, ours, ready_r)
