@@ -133,6 +133,9 @@ def doctor(settings: Settings, out: TextIO) -> int:
     out.write("Sandbox isolation on this host:\n")
     for key, value in asdict(iso).items():
         out.write(f"  {key:<18} {value}\n")
+    out.write("What each run relies on:\n")
+    for protection, present in iso.protections:
+        out.write(f"  [{'x' if present else ' '}] {protection}\n")
     for warning in iso.warnings:
         out.write(f"  note: {warning}\n")
     if iso.secure:

@@ -44,6 +44,23 @@ class HostIsolation:
         )
 
     @property
+    def protections(self) -> list[tuple[str, bool]]:
+        """What a run relies on, in words, and whether this host has it."""
+        return [
+            ("no socket of any family, by any syscall (seccomp)", self.seccomp),
+            ("no network, not even loopback (network namespace)", self.network_namespace),
+            ("none of the app's files readable (Landlock)", self.landlock_abi is not None),
+            ("no host process visible (a PID namespace per run)", self.pid_namespace),
+            ("no metadata of host files (a minimal mount view per run)", self.mount_view),
+            ("its own uid, and every process of it killed after the run (root)", self.is_root),
+            ("scratch space bounded and dropped with the slot (tmpfs)", self.mount_namespace),
+            ("memory limit over all its processes (memory cgroup)", self.cgroup_memory_writable),
+            ("process limit over all its processes (pids cgroup)", self.cgroup_pids_writable),
+            ("CPU limit over all its processes (cgroup CPU accounting)", self.cpu_accounting),
+            ("wall-time limit without a race on pid reuse (pidfd)", self.pidfd),
+        ]
+
+    @property
     def problems(self) -> list[str]:
         """Why this host cannot meet the threat model (empty when it can)."""
         found: list[str] = []
