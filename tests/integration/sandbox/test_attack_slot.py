@@ -125,3 +125,18 @@ def test_a_killed_run_mid_write_leaves_a_fresh_slot(single: Sandbox) -> None:
     result = run(single, code, limits=replace(LIMITS, wall_seconds=3.0))
     assert result.status == "timed_out", result
     _assert_fresh(single)
+
+
+def test_a_slot_left_unclean_is_replaced_before_its_next_run(
+    single: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should a clean-up ever fail, the slot is not reused as it is: it is started afresh."""
+    from bot.worker.sandbox import _slot
+
+    monkeypatch.setattr(_slot, "remove_run_dir", lambda path: False)  # leaves 200 MiB behind
+    before = single._slots[0].proc
+    result = run(single, DEEP_AND_HEAVY)
+    assert (result.status, result.result) == ("succeeded", b"jammed"), result
+    monkeypatch.undo()
+    _assert_fresh(single)
+    assert single._slots[0].proc is not before  # a new zygote, a new tmpfs
