@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from . import linux, protocol, runner
+from .cgroupfiles import CgroupFiles, write
 from .seccomp import SeccompFilter
 from .spare import Spare, relayed_status, spare_main, warm_up
 
@@ -37,9 +38,7 @@ class Zygote:
         self.uid: int | None = config.get("uid")
         self.gid: int | None = config.get("gid")
         self.features: dict[str, Any] = {}
-        self.cgroup_files: dict[str, str] = dict(config.get("cgroup_files") or {})
-        self.counters: dict[str, int] = {}
-        self.current_limits: dict[str, int] = {}
+        self.cgroups = CgroupFiles(dict(config.get("cgroup_files") or {}))
         self.spare: Spare | None = None
         self.cpu_start: float | None = None
         self.pid_ns: int | None = None
@@ -54,7 +53,7 @@ class Zygote:
         if self.config.get("namespaces"):
             self._enter_namespaces()
         try:  # needs CAP_SYS_RESOURCE; children raise theirs to 1000 either way
-            _write("/proc/self/oom_score_adj", "-1000")
+            write("/proc/self/oom_score_adj", "-1000")
             self.features["oom_shield"] = True
         except OSError:
             self.features["oom_shield"] = False
@@ -81,7 +80,7 @@ class Zygote:
             seccomp=seccomp,
             devnull_fd=devnull,
             address_space_base=_vm_size(),
-            memory_cgroup="memory_limit" in self.cgroup_files,
+            memory_cgroup=self.cgroups.memory,
             view_dirs=view,
         )
         self._join_cgroups()
@@ -113,12 +112,8 @@ class Zygote:
         return sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})
 
     def _join_cgroups(self) -> None:
-        for key in ("memory_procs", "pids_procs", "cpu_procs"):
-            path = self.cgroup_files.get(key)
-            if path:
-                _write(path, str(os.getpid()))
-        self.features["cgroups"] = sorted(self.cgroup_files)
-        self._read_counters()
+        self.cgroups.join(os.getpid())
+        self.features["cgroups"] = sorted(self.cgroups.files)
 
     # -- runs ------------------------------------------------------------------------------
     def serve(self, conf: runner.Confinement) -> None:
@@ -149,9 +144,9 @@ class Zygote:
         self, data: bytes, message: dict[str, Any], *, conf: runner.Confinement, fds: list[int]
     ) -> None:
         limits = message["limits"]
-        self._apply_limits(limits)
+        self.cgroups.apply(limits, memory_slack=int(self.config.get("memory_slack", 0)))
         started = time.monotonic()
-        self.cpu_start = self._cpu_used()
+        self.cpu_start = self.cgroups.cpu_used()
         try:
             launched = self._launch(conf, data, fds=fds, warm=bool(message.get("warm")))
         finally:
@@ -175,10 +170,10 @@ class Zygote:
             status = relayed_status(status)
         elapsed = time.monotonic() - started
         left = self._sweep()
-        before = dict(self.counters)
-        self._read_counters()
+        before = dict(self.cgroups.counters)
+        self.cgroups.read_counters()
         done = _done(message, status, elapsed=elapsed)
-        run_cpu = self._cpu_used()
+        run_cpu = self.cgroups.cpu_used()
         done.update(
             timed_out=timed_out,
             kill_reason=kill_reason,
@@ -188,8 +183,8 @@ class Zygote:
             else run_cpu - self.cpu_start,
             max_rss_kb=usage.ru_maxrss,
             leftovers=left,
-            oom_kills=self.counters.get("oom", 0) - before.get("oom", 0),
-            pids_limit_hits=self.counters.get("pids", 0) - before.get("pids", 0),
+            oom_kills=self.cgroups.counters.get("oom", 0) - before.get("oom", 0),
+            pids_limit_hits=self.cgroups.counters.get("pids", 0) - before.get("pids", 0),
         )
         self._send(done)
 
@@ -269,7 +264,7 @@ class Zygote:
                 if remaining <= 0:
                     return True, None
                 if self.cpu_start is not None:
-                    used = (self._cpu_used() or self.cpu_start) - self.cpu_start
+                    used = (self.cgroups.cpu_used() or self.cpu_start) - self.cpu_start
                     cpu_left = cpu_budget - used
                     if cpu_left <= 0:
                         return False, "cpu"
@@ -336,38 +331,6 @@ class Zygote:
         for child in self._children():
             _kill_group(child)
 
-    def _cpu_used(self) -> float | None:
-        """CPU seconds used by everything in the slot's cgroup (the run, its children)."""
-        path = self.cgroup_files.get("cpu_usage")
-        if path is not None:
-            try:
-                with open(path, encoding="ascii") as fh:
-                    return int(fh.read()) / 1e9
-            except (OSError, ValueError):
-                return None
-        path = self.cgroup_files.get("cpu_stat")
-        if path is not None:
-            usec = _event_count(path, ("usage_usec",))
-            return usec / 1e6 if usec else None
-        return None
-
-    def _apply_limits(self, limits: dict[str, Any]) -> None:
-        wanted = {
-            "memory_limit": int(limits["memory_bytes"]) + int(self.config.get("memory_slack", 0)),
-            "pids_max": int(limits["max_processes"]) + 2,  # + the zygote and its spare
-        }
-        for key, value in wanted.items():
-            path = self.cgroup_files.get(key)
-            if path and self.current_limits.get(key) != value:
-                _write(path, str(value))
-                self.current_limits[key] = value
-
-    def _read_counters(self) -> None:
-        for key, name in (("oom_events", "oom"), ("pids_events", "pids")):
-            path = self.cgroup_files.get(key)
-            if path:
-                self.counters[name] = _event_count(path, ("oom_kill", "max"))
-
     def _send(self, message: dict[str, Any]) -> None:
         self.ctrl.send(protocol.encode_message(message))
 
@@ -379,23 +342,6 @@ def _done(message: dict[str, Any], status: int, *, elapsed: float) -> dict[str, 
         "wait_status": status,
         "elapsed": elapsed,
     }
-
-
-def _write(path: str, value: str) -> None:
-    with open(path, "w", encoding="ascii") as fh:
-        fh.write(value)
-
-
-def _event_count(path: str, keys: tuple[str, ...]) -> int:
-    try:
-        with open(path, encoding="ascii") as fh:
-            for line in fh:
-                name, _, count = line.partition(" ")
-                if name in keys:
-                    return int(count)
-    except (OSError, ValueError):
-        return 0
-    return 0
 
 
 def _vm_size() -> int:
