@@ -126,6 +126,7 @@ def _create_v1(cgroup: SlotCgroup, isolation: HostIsolation, name: str) -> None:
         pids = _make(cgroup, Path(isolation.cgroup_pids) / name)
         cgroup.files["pids_procs"] = str(pids / "cgroup.procs")
         cgroup.files["pids_max"] = str(pids / "pids.max")
+        cgroup.files["pids_current"] = str(pids / "pids.current")
         cgroup.files["pids_events"] = str(pids / "pids.events")
 
 
@@ -141,4 +142,5 @@ def _create_v2(cgroup: SlotCgroup, directory: Path, isolation: HostIsolation) ->
         swap.write_text("0")
     if isolation.cgroup_pids:
         cgroup.files["pids_max"] = str(directory / "pids.max")
+        cgroup.files["pids_current"] = str(directory / "pids.current")
         cgroup.files["pids_events"] = str(directory / "pids.events")

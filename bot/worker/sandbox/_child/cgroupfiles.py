@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# Processes of the slot besides the run's own: the zygote, the run's init, the next spare and
-# its init.
-OVERHEAD_PROCESSES = 4
+# Processes of the slot besides the run's own: the zygote and the next spare (the runs' init
+# is forked before the zygote joins the slot's cgroups).
+OVERHEAD_PROCESSES = 2
 
 
 class CgroupFiles:
@@ -42,6 +42,17 @@ class CgroupFiles:
             path = self.files.get(key)
             if path:
                 self.counters[name] = event_count(path, ("oom_kill", "max"))
+
+    def processes(self) -> int | None:
+        """How many processes the slot's pids cgroup holds (zombies until reaped)."""
+        path = self.files.get("pids_current")
+        if path is None:
+            return None
+        try:
+            with open(path, encoding="ascii") as fh:
+                return int(fh.read())
+        except (OSError, ValueError):
+            return None
 
     def cpu_used(self) -> float | None:
         """CPU seconds used by everything in the slot's cgroup (the run, its children)."""

@@ -36,8 +36,8 @@ class Confinement:
     devnull_fd: int
     address_space_base: int
     memory_cgroup: bool
-    # Directories of the run's minimal mount view (None: no mount namespace, no view).
-    view_dirs: Sequence[str] | None = None
+    # The runs' minimal mount view, a mount namespace held by the slot's init (None: no view).
+    view_fd: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def _confine(spec: RunSpec, conf: Confinement, *, fds: Sequence[int], ruleset: i
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # Untrusted code gets the CPU after the app: a busy run never delays Slack's acks.
     os.setpriority(os.PRIO_PROCESS, 0, RUN_NICENESS)
-    if conf.view_dirs is None:  # else done by the spare, before its view hid /proc
+    if conf.view_fd is None:  # else done by the spare, before its view hid /proc
         set_oom_score()
     if ruleset is not None and conf.landlock_abi is not None:
         # As root (CAP_SYS_ADMIN) no_new_privs is not needed yet; nothing below opens paths

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from . import linux, mountview, protocol, runner
+from . import linux, protocol, runner
 
 
 def warm_up(package: str) -> None:
@@ -47,61 +47,25 @@ class Spare:
         os.close(self.ready_fd)
 
 
-SIGNALLED = 128  # init's exit code 128 + N: the run was killed by signal N
-
-
-def relayed_status(status: int) -> int:
-    """The run's wait status from its init's (see ``_stay_init``)."""
-    if os.WIFEXITED(status) and SIGNALLED < os.WEXITSTATUS(status) <= SIGNALLED + 64:
-        return os.WEXITSTATUS(status) - SIGNALLED  # a wait status for "killed by signal N"
-    return status
-
-
-def _stay_init(channel: socket.socket, ready_fd: int) -> None:
-    """Fork the run's process, and stay as PID 1 of the namespace: reap every orphan, exit
-    with the run's status when it ends (the kernel then kills whatever is left in there).
-
-    The run is not PID 1 itself so that signals keep their usual effect on it (PID 1 ignores
-    those it has no handler for, even SIGKILL from itself). Returns in the run's process."""
-    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-    run_pid = os.fork()
-    if run_pid == 0:
-        return
-    try:
-        channel.close()
-        os.close(ready_fd)
-        while True:
-            pid, status = os.wait()
-            if pid == run_pid:
-                break
-        if os.WIFSIGNALED(status):
-            os._exit(SIGNALLED + os.WTERMSIG(status))
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-    except BaseException:
-        os._exit(protocol.EXIT_SETUP_FAILED)
-
-
 def spare_main(
     channel: socket.socket,
     ready_fd: int,
     *,
     conf: runner.Confinement,
     warm: list[str],
-    pid_namespace: bool,
 ) -> NoReturn:
     try:
-        if pid_namespace:
-            _stay_init(channel, ready_fd)
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         ruleset = runner.prepare_landlock(conf)
-        keep = {channel.fileno(), ready_fd, conf.devnull_fd, ruleset, 0, 1, 2}
+        keep = {channel.fileno(), ready_fd, conf.devnull_fd, ruleset, conf.view_fd, 0, 1, 2}
         for name in os.listdir("/proc/self/fd"):
             if int(name) not in keep:
                 with contextlib.suppress(OSError):
                     os.close(int(name))
-        if conf.view_dirs is not None:  # from here on, only what the run may see exists
+        if conf.view_fd is not None:  # from here on, only what the run may see exists
             runner.set_oom_score()
-            mountview.enter(directories=conf.view_dirs, devices=runner.DEVICES)
+            linux.setns(conf.view_fd, linux.CLONE_NEWNS)
+            os.close(conf.view_fd)
         # Take the copy-on-write faults of the packages' hot paths now, not during the run,
         # and only with CPU time nobody else wants (SCHED_IDLE).
         if warm:

@@ -19,10 +19,10 @@ import sysconfig
 import time
 from typing import Any
 
-from . import linux, protocol, runner
+from . import linux, pidinit, protocol, runner
 from .cgroupfiles import CgroupFiles, write
 from .seccomp import SeccompFilter
-from .spare import Spare, relayed_status, spare_main, warm_up
+from .spare import Spare, spare_main, warm_up
 
 _EXTRA_READ_ONLY = ("/usr/lib", "/lib", "/lib64", "/usr/lib64", "/usr/share/zoneinfo")
 _SWEEP_SECONDS = 5.0
@@ -41,7 +41,7 @@ class Zygote:
         self.cgroups = CgroupFiles(dict(config.get("cgroup_files") or {}))
         self.spare: Spare | None = None
         self.cpu_start: float | None = None
-        self.pid_ns: int | None = None
+        self.init_pid: int | None = None  # PID 1 of the runs' PID namespace
         # Warm the spare when the last run used the packages (a hint of one bit, no user data).
         self.warm = True
 
@@ -50,8 +50,16 @@ class Zygote:
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        read_only = self._read_only_paths()
+        view_fd = None
         if self.config.get("namespaces"):
             self._enter_namespaces()
+            # Before any import: the init stays small (it is a copy of this process).
+            self.init_pid, view_fd = pidinit.start(
+                view_dirs=[*read_only, self.config["slot_dir"]], devices=runner.DEVICES
+            )
+            self.features["namespaces"].append("pid")
+            self.features["mount_view"] = view_fd is not None
         try:  # needs CAP_SYS_RESOURCE; children raise theirs to 1000 either way
             write("/proc/self/oom_score_adj", "-1000")
             self.features["oom_shield"] = True
@@ -70,8 +78,6 @@ class Zygote:
         abi = self.config.get("landlock_abi")
         self.features["landlock_abi"] = abi
         devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        read_only = self._read_only_paths()
-        view = [*read_only, self.config["slot_dir"]] if self.config.get("namespaces") else None
         conf = runner.Confinement(
             uid=self.uid,
             gid=self.gid,
@@ -81,7 +87,7 @@ class Zygote:
             devnull_fd=devnull,
             address_space_base=_vm_size(),
             memory_cgroup=self.cgroups.memory,
-            view_dirs=view,
+            view_fd=view_fd,
         )
         self._join_cgroups()
         gc.collect()
@@ -91,10 +97,7 @@ class Zygote:
     def _enter_namespaces(self) -> None:
         linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWNS | linux.CLONE_NEWIPC)
         linux.mount(None, "/", fstype=None, flags=linux.MS_REC | linux.MS_PRIVATE)
-        # Each spare is PID 1 of a namespace of its own (see _prefork): no host pid exists there.
-        self.pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        self.features["namespaces"] = ["net", "mnt", "ipc", "pid"]
-        self.features["mount_view"] = linux.SYS_PIVOT_ROOT is not None
+        self.features["namespaces"] = ["net", "mnt", "ipc"]
         scratch = int(self.config.get("scratch_bytes") or 0)
         if scratch:
             flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
@@ -165,9 +168,7 @@ class Zygote:
         timed_out, kill_reason = self._wait(pidfd, pid, deadline=deadline, cpu_budget=cpu_budget)
         if timed_out or kill_reason:
             _kill_group(pid)
-        _, status, usage = os.wait4(pid, 0)  # the run's init, or the run
-        if self.pid_ns is not None:
-            status = relayed_status(status)
+        _, status, usage = os.wait4(pid, 0)
         elapsed = time.monotonic() - started
         left = self._sweep()
         before = dict(self.cgroups.counters)
@@ -222,11 +223,6 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         try:
-            if self.pid_ns is not None:
-                # A new PID namespace for the next child only: back to our own first (unshare
-                # refuses while the children's namespace differs from ours), then a fresh one.
-                linux.setns(self.pid_ns, linux.CLONE_NEWPID)
-                linux.unshare(linux.CLONE_NEWPID)
             pid = os.fork()
         except OSError:
             for sock in (ours, theirs):
@@ -236,9 +232,7 @@ class Zygote:
             return None
         if pid == 0:
             packages = self.config.get("packages", []) if warm and self.warm else []
-            spare_main(
-                theirs, ready_w, conf=conf, warm=packages, pid_namespace=self.pid_ns is not None
-            )
+            spare_main(theirs, ready_w, conf=conf, warm=packages)
         theirs.close()
         os.close(ready_w)
         return Spare(pid, ours, ready_r)
@@ -285,13 +279,14 @@ class Zygote:
     def _sweep(self) -> int:
         """Kill and reap whatever the run left behind; return how many were found.
 
-        As a child subreaper the zygote inherits every orphan, so an empty children list
-        after reaping means no process of the run survives.
+        As a child subreaper the zygote inherits every orphan outside a PID namespace; inside
+        one, orphans go to the namespace's init, so the slot is asked too (its pids cgroup,
+        else the slot uid's processes), zombies counting until the init reaps them.
         """
         deadline = time.monotonic() + _SWEEP_SECONDS
         self._reap()
-        found = len(self._children())
-        while self._children():
+        found = len(self._children()) + int(self._uid_alive())
+        while self._children() or self._uid_alive():
             if time.monotonic() > deadline:
                 break
             self._kill_all()
@@ -308,15 +303,26 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            if pid == self.init_pid:  # no more forks into the PID namespace: start afresh
+                raise SystemExit("the runs' init died")
             if self.spare is not None and self.spare.pid == pid:
                 self.spare.close()
                 self.spare = None
 
     def _children(self) -> list[int]:
         pid = os.getpid()
-        spare = self.spare.pid if self.spare else None
+        mine = {self.spare.pid if self.spare else None, self.init_pid}
         with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
-            return [int(p) for p in fh.read().split() if int(p) != spare]
+            return [int(p) for p in fh.read().split() if int(p) not in mine]
+
+    def _uid_alive(self) -> bool:
+        """Is a process of the run left that is not our child (an orphan the init holds)?"""
+        if self.init_pid is None or self.uid is None:
+            return False  # no PID namespace: every orphan is our child (we are the subreaper)
+        held = self.cgroups.processes()
+        if held is not None:  # the zygote and its spare are all the slot should hold
+            return held > 1 + (self.spare is not None)
+        return _uid_has_processes(self.uid)
 
     def _kill_all(self) -> None:
         if self.uid is not None:
@@ -350,6 +356,16 @@ def _vm_size() -> int:
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def _uid_has_processes(uid: int) -> bool:
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{name}").st_uid == uid:
+                return True
+    return False
 
 
 def _kill_group(pid: int) -> None:
