@@ -2,11 +2,11 @@
 
 Landlock decides what a run may open, not what it may ``stat()``: size, owner and mtime of the
 database, ``.env`` and the checkout stayed visible, and ``/proc/<pid>`` showed every host
-process and its owner. In its own mount namespace the spare builds a root on a small tmpfs
-holding bind mounts of exactly the paths Landlock allows (interpreter, libraries, the slot's
-scratch space, four devices), pivots into it and detaches the host's tree. No ``/proc``, no
-``/sys``, no ``/etc``: a path outside the view does not exist. Done in the spare, before its
-run arrives, so it costs the run nothing.
+process and its owner. In its own mount namespace the slot's init (see ``pidinit``) builds a
+root on a small tmpfs holding bind mounts of exactly the paths Landlock allows (interpreter,
+libraries, the slot's scratch space, four devices), pivots into it and detaches the host's
+tree. No ``/proc``, no ``/sys``, no ``/etc``: a path outside the view does not exist. Built
+once per slot; each spare joins it with one ``setns()`` before its run arrives.
 """
 
 from __future__ import annotations
