@@ -90,7 +90,7 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
         services.executor.execute(view.id)
     view = _wait(services, view.id)
     err = sys.stderr
-    err.write(f"run {view.id} of v{view.version_number}: {describe(view)}\n")
+    err.write(f"run {view.id} of v{view.version_number}: {for_terminal(describe(view))}\n")
     for label, raw in (("stdout", view.stdout), ("stderr", view.stderr)):
         if raw:
             text = for_terminal(raw)

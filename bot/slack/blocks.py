@@ -60,7 +60,7 @@ def _inline(text: str) -> str:
 def preformatted(text: str) -> Block:
     """A code block (rich_text_preformatted keeps it verbatim, no mrkdwn escaping issues);
     terminal and bidi controls are replaced, since a run's output may carry them."""
-    clean = _NOT_VERBATIM.sub("\ufffd", text)
+    clean = _NOT_VERBATIM.sub("\ufffd", text.replace("\r\n", "\n"))
     return {
         "type": "rich_text",
         "elements": [
