@@ -27,6 +27,7 @@ FILE_NAME_LIMIT = 255  # run_files.name is String(255)
 ERROR_MESSAGE_LIMIT = 4000
 TRACEBACK_LIMIT = 8000
 STREAM_LIMIT = 1 << 20  # stdout, stderr: the sandbox keeps far less; this is a backstop
+RESULT_LIMIT = 1 << 20  # the result, and all output files together: backstops too
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
@@ -95,7 +96,12 @@ def load_json_result(data: bytes) -> tuple[bool, Any]:
 
 
 def storable_result(kind: str, data: bytes, *, truncated: bool) -> tuple[str, bytes]:
-    """(kind, bytes) to store: a JSON result that is cut, too deep or invalid becomes text."""
+    """(kind, bytes) to store: a JSON result that is cut, too deep or invalid becomes text;
+    none is over ``RESULT_LIMIT`` (the caller marks a cut result truncated)."""
+    if kind not in ("json", "text", "bytes", "none"):
+        kind = "bytes"
+    if len(data) > RESULT_LIMIT:
+        data, truncated = data[:RESULT_LIMIT], True
     if kind != "json":
         return kind, data
     if truncated:
@@ -116,7 +122,7 @@ def stored_values(outcome: RunOutcome) -> dict[str, Any]:
         "status": outcome.status.value,
         "result_kind": kind,
         "result": result,
-        "result_truncated": outcome.result_truncated,
+        "result_truncated": outcome.result_truncated or len(outcome.result) > RESULT_LIMIT,
         "stdout": storable_text(outcome.stdout, limit=STREAM_LIMIT),
         "stderr": storable_text(outcome.stderr, limit=STREAM_LIMIT),
         "error_type": _optional_line(outcome.error_type, ERROR_TYPE_LIMIT),
@@ -130,7 +136,15 @@ def stored_values(outcome: RunOutcome) -> dict[str, Any]:
 
 
 def stored_files(outcome: RunOutcome) -> list[tuple[str, int, bytes]]:
-    return [(storable_file_name(f.name), f.size, f.content) for f in outcome.files]
+    """Output files to store, in order, as long as all together stay within ``RESULT_LIMIT``."""
+    kept: list[tuple[str, int, bytes]] = []
+    room = RESULT_LIMIT
+    for f in outcome.files:
+        if len(f.content) > room:
+            break
+        room -= len(f.content)
+        kept.append((storable_file_name(f.name), len(f.content), f.content))
+    return kept
 
 
 def _optional_text(text: str | None, limit: int) -> str | None:
