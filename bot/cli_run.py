@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from dataclasses import asdict
@@ -15,9 +16,26 @@ from bot.composition import Services
 from bot.config import Settings
 from bot.progress import Progress, interruptibly, wanted
 from bot.services.errors import InvalidInput
+from bot.services.outcomes import load_json_result
 from bot.services.runs import RunOutcome, RunView
 from bot.worker.sandbox import probe_host
 from storage.models import RunStatus
+
+# Terminal controls a run could print: C0 but tab and newline, DEL, C1 (CSI, OSC 52 clipboard,
+# OSC 8 links, titles, screen clears all start with one of these), bidi overrides, surrogates.
+_TERMINAL_CONTROLS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def for_terminal(text: str) -> str:
+    """Untrusted text made inert for a terminal: each control shown as a visible escape."""
+    return _TERMINAL_CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _encodable(text: str) -> str:
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def _read_input(args: argparse.Namespace, limit: int) -> tuple[bytes | None, str | None]:
@@ -75,7 +93,8 @@ def describe(view: RunView) -> str:
         where = f" ({setting})" if setting else ""
         return f"killed: over the {view.killed_reason or 'resource'} limit{where}"
     if view.status == "failed":
-        return f"failed: {view.error_type or 'Error'}: {view.error_message or ''}".rstrip()
+        text = f"failed: {view.error_type or 'Error'}: {view.error_message or ''}".rstrip()
+        return for_terminal(text)
     return view.status
 
 
@@ -109,17 +128,24 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
         else:
             err.write(f"\nstopped waiting; run {view.id} goes on on a worker\n")
         raise
-    err.write(f"run {view.id} of v{view.version_number}: {describe(view)}\n")
-    for label, text in (("stdout", view.stdout), ("stderr", view.stderr)):
-        if text:
+    err.write(f"run {view.id} of v{view.version_number}: {for_terminal(describe(view))}\n")
+    for label, raw in (("stdout", view.stdout), ("stderr", view.stderr)):
+        if raw:
+            text = for_terminal(raw)
             err.write(f"--- {label} ---\n{text}{'' if text.endswith(chr(10)) else chr(10)}")
     if view.traceback_tail:
-        err.write(f"--- traceback ---\n{view.traceback_tail}\n")
-    if view.result_kind == "json" and view.result is not None:
-        out.write(json.dumps(json.loads(view.result), indent=2, ensure_ascii=False) + "\n")
-    elif view.result_kind == "text" and view.result is not None:
-        text = view.result.decode("utf-8", "replace")
+        err.write(f"--- traceback ---\n{for_terminal(view.traceback_tail)}\n")
+    shown = for_terminal if out.isatty() else _encodable  # piped: the exact result, for a file
+    parsed = load_json_result(view.result) if view.result_kind == "json" and view.result else None
+    if parsed is not None and parsed[0]:
+        out.write(shown(json.dumps(parsed[1], indent=2, ensure_ascii=False)) + "\n")
+    elif view.result_kind in ("json", "text") and view.result is not None:
+        text = shown(view.result.decode("utf-8", "replace"))
         out.write(text if text.endswith("\n") else text + "\n")
+    elif view.result_kind == "bytes" and view.result is not None and out.isatty():
+        err.write(
+            f"(a {len(view.result)}-byte binary result; redirect standard output to keep it)\n"
+        )
     elif view.result_kind == "bytes" and view.result is not None:
         out.flush()
         getattr(out, "buffer", sys.stdout.buffer).write(view.result)
@@ -128,11 +154,15 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
     for f in view.files:
         if args.output_dir is not None:
             target = args.output_dir / f.name
+            if f.name.startswith("/") or ".." in f.name.split("/"):
+                err.write(f"skipped output file {for_terminal(f.name)}: not a plain name\n")
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(f.content)
-            err.write(f"wrote {target} ({f.size} bytes)\n")
+            err.write(f"wrote {for_terminal(str(target))} ({f.size} bytes)\n")
         else:
-            err.write(f"output file {f.name} ({f.size} bytes); save with --output-dir DIR\n")
+            name = for_terminal(f.name)
+            err.write(f"output file {name} ({f.size} bytes); save with --output-dir DIR\n")
     return 0 if view.status == "succeeded" else 1
 
 
@@ -141,6 +171,9 @@ def doctor(settings: Settings, out: TextIO) -> int:
     out.write("Sandbox isolation on this host:\n")
     for key, value in asdict(iso).items():
         out.write(f"  {key:<18} {value}\n")
+    out.write("What each run relies on:\n")
+    for protection, present in iso.protections:
+        out.write(f"  [{'x' if present else ' '}] {protection}\n")
     for warning in iso.warnings:
         out.write(f"  note: {warning}\n")
     if iso.secure:

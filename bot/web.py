@@ -27,7 +27,8 @@ HealthCheck = Callable[[], dict[str, str]]
 def json_response(
     start_response: StartResponse, status: str, body: Any, headers: Iterable[tuple[str, str]] = ()
 ) -> list[bytes]:
-    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    # "replace": a lone surrogate in anything a run produced must not make the answer a 500.
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
     start_response(
         status,
         [("content-type", "application/json"), ("content-length", str(len(data))), *headers],

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.services.outcomes import load_json_result
 from bot.services.runs import RunView
 from bot.services.views import Refinement, TaskDetail, TaskSummary, TaskView, VersionView
 
@@ -130,15 +130,14 @@ def run_accepted(view: RunView) -> dict[str, Any]:
 def _result(view: RunView) -> tuple[str | None, Any]:
     """(encoding, value): ``json`` -> the JSON value, ``text`` -> a string, ``base64`` -> bytes.
 
-    A JSON result cut at the output limit no longer parses; it is returned as text."""
+    A stored JSON result that does not parse (cut at the output limit, too deep, stored by an
+    older version) is returned as text; NaN and Infinity become null."""
     data = view.result
     if data is None or view.result_kind in (None, "none"):
         return None, None
     if view.result_kind == "json":
-        try:
-            return "json", json.loads(data)
-        except ValueError:
-            return "text", data.decode("utf-8", "replace")
+        ok, value = load_json_result(data)
+        return ("json", value) if ok else ("text", data.decode("utf-8", "replace"))
     if view.result_kind == "text":
         return "text", data.decode("utf-8", "replace")
     return "base64", base64.b64encode(data).decode("ascii")

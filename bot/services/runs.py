@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.services.errors import InvalidInput, NotFound, NotReady
+from bot.services.outcomes import stored_files, stored_values
 from bot.services.tasks import TaskService
 from bot.services.validation import check_code
 from storage.models import Run, RunFile, RunStatus
@@ -340,24 +341,8 @@ class RunService:
     def finish(self, run_id: str, outcome: RunOutcome) -> bool:
         """Record a run's outcome once; False (and nothing changed) when it had already ended."""
         with self._uow() as uow:
-            recorded = uow.runs.record_outcome(
-                run_id,
-                values={
-                    "status": outcome.status.value,
-                    "result_kind": outcome.result_kind,
-                    "result": outcome.result,
-                    "result_truncated": outcome.result_truncated,
-                    "stdout": outcome.stdout,
-                    "stderr": outcome.stderr,
-                    "error_type": outcome.error_type,
-                    "error_message": outcome.error_message,
-                    "traceback_tail": outcome.traceback_tail,
-                    "killed_reason": outcome.killed_reason,
-                    "duration_seconds": outcome.duration_seconds,
-                    "finished_at": self._clock(),
-                },
-                files=[(f.name, f.size, f.content) for f in outcome.files],
-            )
+            values = stored_values(outcome) | {"finished_at": self._clock()}
+            recorded = uow.runs.record_outcome(run_id, values=values, files=stored_files(outcome))
             uow.commit()
         if not recorded:
             logger.warning("run %s had already ended; ignoring a second outcome", run_id)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.services.outcomes import load_json_result
 from bot.services.runs import RunView
 from bot.services.views import (
     Refinement,
@@ -35,16 +37,34 @@ def _context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
 
 
+# "@here" and friends typed as plain text: a word joiner after "@" keeps them from notifying.
+_BARE_MENTION = re.compile(r"@(?=(?:here|channel|everyone)\b)", re.IGNORECASE)
+# Line breaks (to fake a line of our own), other controls, zero-width and bidi characters.
+_NOT_INLINE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+")
+_NOT_VERBATIM = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Untrusted text for mrkdwn: no links or mentions (<...>), no bare @here/@channel."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BARE_MENTION.sub("@\u2060", _NOT_VERBATIM.sub("\ufffd", escaped))
+
+
+def _inline(text: str) -> str:
+    """Untrusted text for one line of mrkdwn (a name, an error type, a stderr excerpt): it
+    cannot start a line of its own or close the code span or bold it is shown in."""
+    flat = _NOT_INLINE.sub(" ", text).strip()
+    return _escape(flat).replace("`", "\u02cb").replace("*", "\u2217")
 
 
 def preformatted(text: str) -> Block:
-    """A code block (rich_text_preformatted keeps it verbatim, no mrkdwn escaping issues)."""
+    """A code block (rich_text_preformatted keeps it verbatim, no mrkdwn escaping issues);
+    terminal and bidi controls are replaced, since a run's output may carry them."""
+    clean = _NOT_VERBATIM.sub("\ufffd", text.replace("\r\n", "\n"))
     return {
         "type": "rich_text",
         "elements": [
-            {"type": "rich_text_preformatted", "elements": [{"type": "text", "text": text}]}
+            {"type": "rich_text_preformatted", "elements": [{"type": "text", "text": clean}]}
         ],
     }
 
@@ -251,9 +271,8 @@ def render_result(run: RunView) -> RenderedResult:
     if run.result_kind == "bytes":
         return RenderedResult(f"({len(run.result)} bytes, attached)", ("result.bin", run.result))
     if run.result_kind == "json":
-        try:
-            value = json.loads(run.result)
-        except ValueError:
+        ok, value = load_json_result(run.result)
+        if not ok:
             value = run.result.decode("utf-8", "replace")
         text = (
             table_text(value)
@@ -289,15 +308,15 @@ _STATUS_ICON = {
 def run_headline(run: RunView) -> str:
     subject = f"run `{run.id[:8]}` of v{run.version_number}"
     if run.input_name:
-        subject += f" on `{_escape(run.input_name)}`"
+        subject += f" on `{_inline(run.input_name)}`"
     seconds = run.duration_seconds or 0.0
     outcome = {
         "queued": "queued",
         "running": "running…",
         "succeeded": f"succeeded in {seconds:.2f} s",
-        "failed": f"failed: *{_escape(run.error_type or 'Error')}*",
+        "failed": f"failed: *{_inline(run.error_type or 'Error')}*",
         "timed_out": f"timed out after {seconds:.1f} s (wall-time limit)",
-        "killed": f"killed: over the {_escape(run.killed_reason or 'resource')} limit",
+        "killed": f"killed: over the {_inline(run.killed_reason or 'resource')} limit",
     }.get(run.status, run.status)
     return f"{_STATUS_ICON.get(run.status, '')} {subject.capitalize()}: {outcome}"
 
@@ -316,9 +335,9 @@ def run_message(run: RunView) -> Message:
         if rendered.preview is not None:
             blocks.append(preformatted(rendered.preview))
     if run.final and run.stderr and run.status != "succeeded":
-        blocks.append(_context("stderr: " + _escape(run.stderr.strip()[-500:])))
+        blocks.append(_context("stderr: " + _inline(run.stderr.strip()[-500:])))
     if run.final and run.files:
-        names = ", ".join(f"`{_escape(f.name)}`" for f in run.files)
+        names = ", ".join(f"`{_inline(f.name)}`" for f in run.files)
         blocks.append(_context(f"Output files: {names} (uploaded below)"))
     return Message(headline.replace("*", "").replace("`", ""), blocks)
 

@@ -58,6 +58,13 @@ def outcome_of(result: SandboxResult) -> RunOutcome:
     )
 
 
+UNSTORABLE = RunOutcome(
+    status=RunStatus.FAILED,
+    error_type="OutcomeNotStored",
+    error_message="The run ended, but what it produced could not be stored. Run it again.",
+)
+
+
 class RunExecutor:
     """Claim, execute in the sandbox, record. Safe to call twice for one run: it runs once."""
 
@@ -79,7 +86,13 @@ class RunExecutor:
                 error_type="SandboxError",
                 error_message=f"The sandbox could not run this: {exc}",
             )
-        self.runs.finish(run_id, outcome)
+        try:
+            self.runs.finish(run_id, outcome)
+        except Exception:
+            # Whatever the run produced, it reaches a final state: record that its outcome
+            # could not be kept (a database still down raises here; the sweeper fails it later).
+            logger.exception("the outcome of run %s could not be stored", run_id)
+            self.runs.finish(run_id, UNSTORABLE)
 
     def _sandboxed(self, job: RunJob) -> RunOutcome:
         if job.input_data is None:

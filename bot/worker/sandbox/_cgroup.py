@@ -35,6 +35,21 @@ class SlotCgroup:
             found.update(int(p) for p in text.split())
         return found
 
+    def stat(self, key: str) -> int | None:
+        """One counter of memory.stat (e.g. ``shmem``: tmpfs and memfd pages charged here)."""
+        path = self.files.get("memory_stat")
+        if path is None:
+            return None
+        try:
+            with open(path, encoding="ascii") as fh:
+                for line in fh:
+                    name, _, value = line.partition(" ")
+                    if name == key:
+                        return int(value)
+        except (OSError, ValueError):
+            return None
+        return None
+
     def kill_all(self, *, timeout: float = 5.0) -> bool:
         """SIGKILL everything in the cgroups until empty; True when empty."""
         deadline = time.monotonic() + timeout
@@ -66,7 +81,7 @@ class SlotCgroup:
 
 def remove_stale(isolation: HostIsolation, prefix: str, *, in_use: Callable[[str], bool]) -> None:
     """rmdir empty slot cgroups left by crashed processes (rmdir fails on busy ones)."""
-    for parent in {isolation.cgroup_memory, isolation.cgroup_pids} - {None}:
+    for parent in {isolation.cgroup_memory, isolation.cgroup_pids, isolation.cgroup_cpu} - {None}:
         for directory in Path(str(parent)).glob(prefix + "*"):
             if not in_use(directory.name[len(prefix) :]):
                 with contextlib.suppress(OSError):
@@ -102,10 +117,16 @@ def _create_v1(cgroup: SlotCgroup, isolation: HostIsolation, name: str) -> None:
         cgroup.files["memory_procs"] = str(memory / "cgroup.procs")
         cgroup.files["memory_limit"] = str(memory / "memory.limit_in_bytes")
         cgroup.files["oom_events"] = str(memory / "memory.oom_control")
+        cgroup.files["memory_stat"] = str(memory / "memory.stat")
+    if isolation.cgroup_cpu:
+        cpu = _make(cgroup, Path(isolation.cgroup_cpu) / name)
+        cgroup.files["cpu_procs"] = str(cpu / "cgroup.procs")
+        cgroup.files["cpu_usage"] = str(cpu / "cpuacct.usage")  # nanoseconds
     if isolation.cgroup_pids:
         pids = _make(cgroup, Path(isolation.cgroup_pids) / name)
         cgroup.files["pids_procs"] = str(pids / "cgroup.procs")
         cgroup.files["pids_max"] = str(pids / "pids.max")
+        cgroup.files["pids_current"] = str(pids / "pids.current")
         cgroup.files["pids_events"] = str(pids / "pids.events")
 
 
@@ -114,9 +135,12 @@ def _create_v2(cgroup: SlotCgroup, directory: Path, isolation: HostIsolation) ->
     cgroup.files["memory_procs"] = str(directory / "cgroup.procs")
     cgroup.files["memory_limit"] = str(directory / "memory.max")
     cgroup.files["oom_events"] = str(directory / "memory.events")
+    cgroup.files["memory_stat"] = str(directory / "memory.stat")
+    cgroup.files["cpu_stat"] = str(directory / "cpu.stat")  # usage_usec
     swap = directory / "memory.swap.max"
     if swap.exists():
         swap.write_text("0")
     if isolation.cgroup_pids:
         cgroup.files["pids_max"] = str(directory / "pids.max")
+        cgroup.files["pids_current"] = str(directory / "pids.current")
         cgroup.files["pids_events"] = str(directory / "pids.events")

@@ -71,9 +71,10 @@ def build_result(
         stdout_truncated=stdout.truncated,
         stderr=stderr.text(),
         stderr_truncated=stderr.truncated,
-        error_type=_opt_str(error.get("error_type")),
-        error_message=_opt_str(error.get("error_message")),
-        traceback_tail=_opt_str(error.get("traceback")),
+        # The run writes this header itself: clip each text to its share of the error part.
+        error_type=_opt_str(error.get("error_type"), 200),
+        error_message=_opt_str(error.get("error_message"), limits.error_bytes // 12),
+        traceback_tail=_opt_str(error.get("traceback"), limits.error_bytes // 6, tail=True),
         killed_reason=reason,
         duration_seconds=duration,
         output_files=output_files,
@@ -82,8 +83,10 @@ def build_result(
     )
 
 
-def _opt_str(value: object) -> str | None:
-    return None if value is None else str(value)
+def _opt_str(value: object, limit: int, *, tail: bool = False) -> str | None:
+    if value is None:
+        return None
+    return protocol.clip(str(value), max(200, min(limit, protocol.TRACEBACK_LIMIT)), tail=tail)
 
 
 def _classify(

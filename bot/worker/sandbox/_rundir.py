@@ -6,10 +6,11 @@ The task's cwd is work/, which holds only the input and an empty output/.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import secrets
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,7 +146,10 @@ def collect_outputs(
     owner_uid: int | None,
     max_files: int = MAX_OUTPUT_FILES,
 ) -> tuple[tuple[OutputFile, ...], tuple[str, ...]]:
-    """Regular files under work/output (never through a symlink); (collected, omitted)."""
+    """Regular files under work/output (never through a symlink); (collected, omitted).
+
+    ``max_bytes`` is for all files together: a file that does not fit in what is left is
+    omitted (named, not kept)."""
     collected: list[OutputFile] = []
     omitted: list[str] = []
     try:
@@ -165,6 +169,7 @@ def collect_outputs(
                     omitted.append(name)
                     continue
                 content = _read_at_most(fd, info.st_size)
+                max_bytes -= len(content)
                 collected.append(OutputFile(name, len(content), content))
             finally:
                 os.close(fd)
@@ -209,10 +214,92 @@ def _read_at_most(fd: int, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def remove_run_dir(path: Path) -> None:
+def remove_run_dir(path: Path) -> bool:
+    """Remove a run directory whatever shape the run left; True when it is gone."""
     try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        pass
+        remove_tree(path)
     except OSError:
         logger.exception("cannot remove run dir %s", path)
+        return False
+    return True
+
+
+def remove_tree(path: Path | str) -> None:
+    """``rm -rf`` without recursion or symlink following, holding at most three fds.
+
+    Walks down by opening each subdirectory from its parent (O_NOFOLLOW) and back up through
+    "..", checked against the recorded parent, so depth, names, modes, fifos, sockets and
+    symlinks of any kind cannot make it fail, follow a link or run out of stack or fds. The
+    processes that made the tree must be dead (nothing may rename it meanwhile)."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        os.chmod(path, 0o700)  # not root, and the run made its own directory mode 000
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        os.unlink(path)  # a file or a symlink where a directory was expected
+        return
+    if os.geteuid() != 0:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o700)
+    parents: list[tuple[str, tuple[int, int]]] = []
+    try:
+        while True:
+            child = _empty_but_dirs(fd)
+            if child is not None:
+                info = os.fstat(fd)
+                sub = _open_subdir(fd, child)
+                os.close(fd)
+                fd = sub
+                parents.append((child, (info.st_dev, info.st_ino)))
+                continue
+            if not parents:
+                break
+            name, expected = parents.pop()
+            up = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            info = os.fstat(up)
+            os.close(fd)
+            fd = up
+            if (info.st_dev, info.st_ino) != expected:
+                raise OSError(errno.ESTALE, f"{path} changed while it was being removed")
+            os.rmdir(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(path)
+
+
+def _empty_but_dirs(fd: int) -> str | None:
+    """Unlink every non-directory in fd; return one subdirectory's name, or None if empty."""
+    while True:
+        removed = False
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    return entry.name
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.name, dir_fd=fd)
+                removed = True
+        if not removed:
+            return None
+
+
+def _open_subdir(fd: int, name: str) -> int:
+    try:
+        sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+    except PermissionError:  # mode 000 (only without CAP_DAC_OVERRIDE): it is ours to fix
+        path_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        try:
+            if not stat.S_ISDIR(os.fstat(path_fd).st_mode):
+                raise
+            os.chmod(f"/proc/self/fd/{path_fd}", 0o700)
+        finally:
+            os.close(path_fd)
+        sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+    if os.geteuid() != 0:  # entries of a read-only directory cannot be unlinked otherwise
+        with contextlib.suppress(OSError):
+            os.fchmod(sub, 0o700)
+    return sub

@@ -31,7 +31,7 @@ ZYGOTE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"} |
     _THREADS_1, "1"
 )
 _CHILD_PACKAGE_DIR = str(Path(__file__).resolve().parent)
-_DRAIN_FACTOR = 8  # stdout/stderr: keep cap bytes, discard up to 8x cap, then kill
+_DRAIN_FACTOR = 8  # stdout/stderr: keep their part, discard up to 8x the kept output, then kill
 _BACKSTOP_SECONDS = 10.0  # zygote silent this long past the wall limit: presumed hung
 _DONE_DRAIN_SECONDS = 2.0
 _READ_CHUNK = 1 << 16
@@ -190,11 +190,20 @@ class Slot:
             files: tuple[OutputFile, ...] = ()
             omitted: tuple[str, ...] = ()
             if report is not None:
+                kept = sum(len(stream.data) for stream in streams[:2]) + _result_bytes(streams[2])
                 files, omitted = collect_outputs(
-                    run_dir.host_path, max_bytes=limits.max_output_bytes, owner_uid=self.config.uid
+                    run_dir.host_path,
+                    max_bytes=limits.files_budget(kept=kept),
+                    owner_uid=self.config.uid,
                 )
         finally:
-            remove_run_dir(run_dir.host_path)
+            removed = remove_run_dir(run_dir.host_path)
+            if not (removed and self._clean()):
+                # Whatever is left stays charged to the slot: start the next run on a new one.
+                logger.error(
+                    "sandbox slot %d is not clean after a run; recycling it", self.config.index
+                )
+                self.broken = True
         self.runs += 1
         return build_result(
             report=report,
@@ -208,14 +217,32 @@ class Slot:
             omitted_files=omitted,
         )
 
+    def _clean(self) -> bool:
+        """Nothing of the last run is left in the slot: its tmpfs is empty, no tmpfs or memfd
+        page is charged to its memory cgroup (the zygote itself has none)."""
+        if self.config.namespaces and self.config.scratch_bytes:
+            try:
+                usage = os.statvfs(self.host_slot_dir())
+            except OSError:
+                return False
+            # Inodes are not compared: Landlock frees its hold on the run dir's inode lazily.
+            if usage.f_blocks != usage.f_bfree:
+                return False
+        if self.cgroup is not None:
+            shmem = self.cgroup.stat("shmem")
+            if shmem is not None and shmem > 0:
+                return False
+        return True
+
     def _pump(
         self, run_id: int, fds: list[int], *, limits: SandboxLimits, started: float
     ) -> tuple[dict[str, Any] | None, list[Captured], str | None]:
         """Read the three pipes with caps until the zygote reports and the pipes close."""
         assert self.ctrl is not None
-        cap = limits.max_output_bytes
-        streams = [Captured(cap), Captured(cap), Captured(cap + protocol.HEADER_LIMIT)]
-        hard = [cap * _DRAIN_FACTOR, cap * _DRAIN_FACTOR, cap + protocol.HEADER_LIMIT]
+        cap, result_cap = limits.stream_bytes, limits.result_bytes + protocol.HEADER_LIMIT
+        streams = [Captured(cap), Captured(cap), Captured(result_cap)]
+        drain = limits.max_output_bytes * _DRAIN_FACTOR  # printing a lot is no attack: keep going
+        hard = [drain, drain, result_cap]
         index = {fd: i for i, fd in enumerate(fds)}
         poller = select.poll()
         for fd in [*fds, self.ctrl.fileno()]:
@@ -278,6 +305,12 @@ class Slot:
         if self.proc is not None:
             self.proc.kill()
         self.stop()
+
+
+def _result_bytes(stream: Captured) -> int:
+    """The payload part of what the result pipe carried (its header is not kept as such)."""
+    newline = stream.data.find(b"\n", 0, protocol.HEADER_LIMIT)
+    return len(stream.data) - newline - 1 if newline >= 0 else 0
 
 
 def kill_uid(uid: int, *, timeout: float = 5.0) -> int:

@@ -17,8 +17,29 @@ class SandboxLimits:
     max_processes: int = 32
     max_file_bytes: int = 50 * 2**20
     max_open_files: int = 256
-    max_output_bytes: int = 1 * 2**20  # result, stdout, stderr each, and each output file
+    # Everything kept of a run together: result, stdout, stderr, error texts and output files.
+    max_output_bytes: int = 1 * 2**20
     max_input_bytes: int = 20 * 2**20
+
+    @property
+    def result_bytes(self) -> int:
+        """The result's part of the kept output: a half (512 KiB of 1 MiB)."""
+        return self.max_output_bytes // 2
+
+    @property
+    def stream_bytes(self) -> int:
+        """stdout's part, and stderr's: a sixteenth each (64 KiB of 1 MiB)."""
+        return self.max_output_bytes // 16
+
+    @property
+    def error_bytes(self) -> int:
+        """Reserved for the error type, message and traceback tail: a sixteenth."""
+        return self.max_output_bytes // 16
+
+    def files_budget(self, *, kept: int) -> int:
+        """What output files may keep once ``kept`` bytes of result and streams are kept: at
+        least 5/16 (320 KiB of 1 MiB), plus whatever the result and streams left unused."""
+        return max(0, self.max_output_bytes - self.error_bytes - kept)
 
     def __post_init__(self) -> None:
         if self.wall_seconds <= 0 or self.cpu_seconds <= 0:
@@ -31,7 +52,7 @@ class SandboxLimits:
             raise ValueError("max_open_files must be >= 16 and max_input_bytes >= 0")
 
     def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"max_result_bytes": self.result_bytes}
 
 
 @dataclass(frozen=True)

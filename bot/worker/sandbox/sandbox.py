@@ -6,7 +6,6 @@ import fcntl
 import logging
 import os
 import queue
-import shutil
 import sys
 import tempfile
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ._cgroup import SlotCgroup, create_slot_cgroup, remove_stale
+from ._rundir import remove_tree
 from ._slot import Slot, SlotConfig
 from ._uids import UidLease, uid_in_use
 from .models import SandboxLimits, SandboxResult, SandboxUnavailable
@@ -44,7 +44,14 @@ def _remove_stale_work_roots(parent: Path) -> None:
             continue  # alive
         finally:
             os.close(fd)
-        shutil.rmtree(root, ignore_errors=True)
+        _remove_quietly(root)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        remove_tree(path)
+    except OSError:
+        logger.exception("cannot remove %s", path)
 
 
 def _default_python() -> str:
@@ -135,12 +142,14 @@ class Sandbox:
         if iso.is_root:
             self._uids = UidLease(self._slot_count)
             remove_stale(iso, _CGROUP_PREFIX, in_use=_uid_name_in_use)
-        namespaces = iso.network_namespace and iso.mount_namespace
+        namespaces = (
+            iso.network_namespace and iso.mount_namespace and iso.pid_namespace and iso.mount_view
+        )
         for index in range(self._slot_count):
             uid = self._uids.uids[index] if self._uids else None
             slot_dir = root / f"slot-{index}"
             if slot_dir.exists():
-                shutil.rmtree(slot_dir)
+                remove_tree(slot_dir)
             slot_dir.mkdir(mode=0o711)
             os.chmod(slot_dir, 0o711)
             config = SlotConfig(
@@ -180,7 +189,10 @@ class Sandbox:
 
     def _verify_features(self, namespaces: bool) -> None:
         for slot in self._slots:
-            missing = namespaces and not slot.features.get("namespaces")
+            entered = set(slot.features.get("namespaces") or ())
+            missing = namespaces and not (
+                {"net", "mnt", "pid"} <= entered and slot.features.get("mount_view")
+            )
             if missing and not self._allow_insecure:
                 raise SandboxUnavailable("the zygote could not enter its namespaces")
             errors = slot.features.get("import_errors") or {}
@@ -222,7 +234,7 @@ class Sandbox:
         if self._work_root is not None:
             target = self._work_root if self._owns_work_root else None
             for path in [target] if target else self._work_root.glob("slot-*"):
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_quietly(path)
             self._work_root = None
         if self._root_lock is not None:
             os.close(self._root_lock)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 
 from bot.worker.sandbox import Sandbox, SandboxLimits
 
@@ -39,6 +40,30 @@ def test_cpu_loop_is_killed(sandbox: Sandbox) -> None:
     result = run(sandbox, "def run(p):\n    while True:\n        pass\n", limits=limits)
     assert (result.status, result.killed_reason) == ("killed", "cpu")
     assert time.monotonic() - started < 5
+    assert_healthy(sandbox)
+
+
+def test_cpu_limit_counts_all_processes_of_a_run(sandbox: Sandbox) -> None:
+    """Four children, each under the per-process limit, together far over the run's."""
+    code = (
+        "import os\n"
+        "def run(p):\n"
+        "    children = []\n"
+        "    for _ in range(4):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            while True:\n"
+        "                pass\n"
+        "        children.append(pid)\n"
+        "    for pid in children:\n"
+        "        os.waitpid(pid, 0)\n"
+        "    return 'all children used their CPU time'\n"
+    )
+    limits = replace(TEST_LIMITS, cpu_seconds=2, wall_seconds=20.0)
+    result = run(sandbox, code, limits=limits)
+    assert (result.status, result.killed_reason) == ("killed", "cpu"), result
+    # 2 s of CPU over all processes: on N cores that is about 2/N s of wall time, not 2 s * 4.
+    assert result.duration_seconds < 6.0, result.duration_seconds
     assert_healthy(sandbox)
 
 
@@ -108,7 +133,7 @@ def test_stdout_flood_is_capped_and_killed(sandbox: Sandbox) -> None:
     result = run(sandbox, code)
     assert (result.status, result.killed_reason) == ("killed", "output")
     assert result.stdout_truncated
-    assert len(result.stdout) == TEST_LIMITS.max_output_bytes
+    assert len(result.stdout) == TEST_LIMITS.stream_bytes
     assert_healthy(sandbox)
 
 
@@ -116,7 +141,7 @@ def test_stderr_flood_is_capped_and_killed(sandbox: Sandbox) -> None:
     code = "import os\ndef run(p):\n    while True:\n        os.write(2, b'E' * 65536)\n"
     result = run(sandbox, code)
     assert (result.status, result.killed_reason) == ("killed", "output")
-    assert result.stderr_truncated and len(result.stderr) == TEST_LIMITS.max_output_bytes
+    assert result.stderr_truncated and len(result.stderr) == TEST_LIMITS.stream_bytes
     assert_healthy(sandbox)
 
 
@@ -124,14 +149,14 @@ def test_moderate_output_is_truncated_not_killed(sandbox: Sandbox) -> None:
     code = "def run(p):\n    print('x' * (2 * 64 * 1024))\n    return 'fine'\n"
     result = run(sandbox, code)
     assert (result.status, result.result) == ("succeeded", b"fine")
-    assert result.stdout_truncated and len(result.stdout) == TEST_LIMITS.max_output_bytes
+    assert result.stdout_truncated and len(result.stdout) == TEST_LIMITS.stream_bytes
 
 
 def test_large_result_is_truncated(sandbox: Sandbox) -> None:
     result = run(sandbox, "def run(p):\n    return 'r' * (10 * 2**20)\n")
     assert result.status == "succeeded"
     assert result.result_truncated
-    assert len(result.result) == TEST_LIMITS.max_output_bytes
+    assert len(result.result) == TEST_LIMITS.result_bytes
 
 
 def test_raw_result_pipe_flood_is_killed(sandbox: Sandbox) -> None:
@@ -150,3 +175,33 @@ def test_open_files_limit(sandbox: Sandbox) -> None:
     )
     count, err = json.loads(run(sandbox, code).result)
     assert err == 24 and count <= TEST_LIMITS.max_open_files  # EMFILE
+
+
+def test_everything_kept_of_a_run_adds_up_to_the_output_limit(sandbox: Sandbox) -> None:
+    """20 files of 1 MiB, a 1 MiB result, 1 MiB on each stream: 1 MiB is kept in all."""
+    code = (
+        "import os, sys\n"
+        "def run(p):\n"
+        "    for i in range(20):\n"
+        "        with open(f'output/f{i:02}.bin', 'wb') as f:\n"
+        "            f.write(b'F' * (2**20 - 1))\n"
+        "    with open('output/small.txt', 'w') as f:\n"
+        "        f.write('small')\n"
+        "    sys.stdout.write('O' * 2**20)\n"
+        "    sys.stderr.write('E' * 2**20)\n"
+        "    return 'R' * 2**20\n"
+    )
+    limits = replace(TEST_LIMITS, max_output_bytes=2**20, max_file_bytes=2**21, wall_seconds=20.0)
+    result = run(sandbox, code, limits=limits)
+    assert result.status == "succeeded", result
+    kept = (
+        len(result.result)
+        + len(result.stdout.encode())
+        + len(result.stderr.encode())
+        + sum(len(f.content) for f in result.output_files)
+    )
+    assert kept <= 2**20, kept
+    assert result.result_truncated and result.stdout_truncated and result.stderr_truncated
+    assert "small.txt" in {f.name for f in result.output_files}  # what fits is still kept
+    assert len(result.output_files_omitted) == 20 - sum(f.size > 5 for f in result.output_files)
+    assert_healthy(sandbox)

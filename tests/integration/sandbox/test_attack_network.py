@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -114,11 +117,63 @@ def test_namespace_and_userns_escapes_denied(sandbox: Sandbox) -> None:
     assert_healthy(sandbox)
 
 
-def test_socketpair_still_works(sandbox: Sandbox) -> None:
-    code = (
-        "import socket\n"
-        "def run(p):\n    a, b = socket.socketpair()\n    a.sendall(b'ping')\n"
-        "    return b.recv(4)\n"
-    )
-    result = run(sandbox, code)
-    assert (result.status, result.result) == ("succeeded", b"ping")
+SOCKETPAIR_PROBE = """
+import array, ctypes, os, socket
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+def attempt(fn):
+    try:
+        fn()
+        return "REACHED"
+    except OSError as exc:
+        return type(exc).__name__
+
+def dgram_sendto():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.sendto(b"via-socketpair", TARGET)
+
+def dgram_connect():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.connect(TARGET)
+    a.send(b"via-connect")
+
+def pass_fd():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    socket.send_fds(a, [b"fd"], [0])
+
+def raw_socketpair():
+    fds = (ctypes.c_int * 2)()
+    if libc.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM, 0, fds) != 0:
+        raise OSError(ctypes.get_errno(), "socketpair")
+
+def run(p):
+    return {
+        "sendto": attempt(dgram_sendto),
+        "connect": attempt(dgram_connect),
+        "pass_fd": attempt(pass_fd),
+        "raw": attempt(raw_socketpair),
+    }
+"""
+
+
+def test_no_socket_by_any_syscall_reaches_a_host_datagram_socket(sandbox: Sandbox) -> None:
+    """Like /dev/log or journald's socket: a named datagram socket anybody may write to."""
+    folder = Path(tempfile.mkdtemp(prefix="taskbot-devlog-", dir="/tmp"))
+    folder.chmod(0o755)
+    path = folder / "log"
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    host.bind(str(path))
+    path.chmod(0o777)
+    host.setblocking(False)
+    try:
+        result = run(sandbox, SOCKETPAIR_PROBE.replace("TARGET", repr(str(path))))
+        assert result.status == "succeeded", result
+        outcome = json.loads(result.result)
+        assert outcome == dict.fromkeys(("sendto", "connect", "pass_fd", "raw"), "PermissionError")
+        with pytest.raises(BlockingIOError):
+            host.recv(64)  # nothing arrived
+    finally:
+        host.close()
+        shutil.rmtree(folder)
+    assert_healthy(sandbox)

@@ -33,7 +33,8 @@ def test_cannot_signal_or_ptrace_app_or_zygote(sandbox: Sandbox) -> None:
     assert result.status == "succeeded", result
     outcome = json.loads(result.result)
     kills = {k: v for k, v in outcome.items() if k.startswith("kill")}
-    assert set(kills.values()) == {"PermissionError"}, outcome
+    # Refused, or (in the run's PID namespace) no such process there at all.
+    assert set(kills.values()) <= {"PermissionError", "ProcessLookupError"}, outcome
     assert all(v == -1 for k, v in outcome.items() if k.startswith("ptrace")), outcome
     for pid in zygotes:
         assert Path(f"/proc/{pid}").exists()
@@ -43,7 +44,8 @@ def test_cannot_signal_or_ptrace_app_or_zygote(sandbox: Sandbox) -> None:
 def test_signals_are_refused_one_by_one(sandbox: Sandbox) -> None:
     code = f"import os, signal\ndef run(p):\n    os.kill({os.getpid()}, signal.SIGTERM)\n"
     result = run(sandbox, code)
-    assert (result.status, result.error_type) == ("failed", "PermissionError")
+    assert result.status == "failed"
+    assert result.error_type in ("PermissionError", "ProcessLookupError")
     assert_healthy(sandbox)
 
 
@@ -132,5 +134,7 @@ def test_no_program_can_be_executed(sandbox: Sandbox) -> None:
     )
     result = run(sandbox, code)
     assert result.status == "succeeded", result
-    assert set(json.loads(result.result).values()) == {"PermissionError"}, result.result
+    # Refused, or not there at all (the run's mount view has no /bin, no interpreter binary).
+    refused = {"PermissionError", "FileNotFoundError"}
+    assert set(json.loads(result.result).values()) <= refused, result.result
     assert_healthy(sandbox)

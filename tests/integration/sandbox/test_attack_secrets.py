@@ -156,3 +156,52 @@ def test_nothing_lingers_between_runs(sandbox: Sandbox, tmp_path: Path) -> None:
     control = hunter.replace("    hits = []\n", "    hits = []\n    KEEP = [open(p).read()]\n")
     found = run(sandbox, control, input_path=source)
     assert "memory" in json.loads(found.result), found
+
+
+METADATA_PROBE = """
+import os
+
+def run(p):
+    seen = {}
+    for path in PATHS:
+        try:
+            info = os.stat(path)
+            seen[path] = [info.st_size, info.st_uid, info.st_mtime]
+        except OSError as exc:
+            seen[path] = type(exc).__name__
+    for pid in PIDS:  # is there such a host process, and whose is it?
+        for name, probe in (
+            ("stat", lambda: os.stat(f"/proc/{pid}")),
+            ("kill0", lambda: os.kill(pid, 0)),
+            ("priority", lambda: os.getpriority(os.PRIO_PROCESS, pid)),
+            ("affinity", lambda: os.sched_getaffinity(pid)),
+            ("pgid", lambda: os.getpgid(pid)),
+        ):
+            try:
+                probe()
+                seen[f"{name} {pid}"] = "VISIBLE"
+            except OSError as exc:
+                seen[f"{name} {pid}"] = type(exc).__name__
+    return seen
+"""
+
+
+def test_no_metadata_of_host_files_or_processes(sandbox: Sandbox, planted_secrets: Secrets) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    paths = [str(p) for p in planted_secrets.paths()]
+    paths += [str(repo / "README.md"), str(repo / "bot" / "config.py"), "/etc/shadow"]
+    pids = [os.getpid(), 1, *(s.proc.pid for s in sandbox._slots if s.proc is not None)]
+    code = METADATA_PROBE.replace("PATHS", repr(paths)).replace("PIDS", repr(pids))
+    result = run(sandbox, code)
+    assert result.status == "succeeded", result
+    seen = json.loads(result.result)
+    for path in paths:
+        assert seen[path] == "FileNotFoundError", (path, seen[path])
+    for pid in pids:
+        if pid == 1:
+            continue  # inside the run's PID namespace, 1 is the run's own init
+        for probe in ("stat", "kill0", "priority", "affinity", "pgid"):
+            # Any answer but "no such process" (EPERM included) tells a host process exists.
+            value = seen[f"{probe} {pid}"]
+            assert value in ("ProcessLookupError", "FileNotFoundError"), (probe, pid, value)
+    assert_healthy(sandbox)

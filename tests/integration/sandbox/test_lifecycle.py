@@ -103,7 +103,7 @@ def test_missing_package_is_an_import_error_for_the_task() -> None:
 def test_host_isolation_fields() -> None:
     iso = HostIsolation()
     assert not iso.secure
-    assert len(iso.problems) == 3
+    assert len(iso.problems) == 5  # seccomp, Landlock, pidfd, PID namespace, mount view
 
 
 def test_zygote_dead_between_runs_is_replaced() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -169,10 +170,19 @@ def test_host_isolation_policy() -> None:
         seccomp=True,
         landlock_abi=7,
         pidfd=True,
+        pid_namespace=True,
+        mount_view=True,
         cgroup_memory="/m",
         cgroup_pids="/p",
+        cgroup_cpu="/c",
     )
     assert full.secure and full.problems == [] and full.warnings == []
+    no_pidns = replace(full, pid_namespace=False, mount_view=False)
+    assert not no_pidns.secure  # host processes and file metadata would be visible
+    assert any("PID namespace" in p for p in no_pidns.problems)
+    assert any("stat()" in p for p in no_pidns.problems)
+    per_process_cpu = replace(full, cgroup_cpu=None)
+    assert per_process_cpu.secure and any("per process" in w for w in per_process_cpu.warnings)
     no_net = HostIsolation(is_root=True, landlock_abi=7, pidfd=True)
     assert not no_net.secure
     assert any("TCP/UDP" in p for p in no_net.problems)
@@ -181,7 +191,7 @@ def test_host_isolation_policy() -> None:
     assert any("named unix sockets" in p for p in netns_only.problems)
     no_landlock = HostIsolation(is_root=True, seccomp=True, pidfd=True)
     assert any(".env" in p for p in no_landlock.problems)
-    old_landlock = HostIsolation(is_root=True, seccomp=True, pidfd=True, landlock_abi=3)
+    old_landlock = replace(full, landlock_abi=3)
     assert old_landlock.secure and any("ABI < 4" in w for w in old_landlock.warnings)
 
 

@@ -29,9 +29,12 @@ NAMESPACE_FLAGS = (
     CLONE_NEWNET,
 )
 
+MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 
@@ -55,6 +58,16 @@ _libc.mount.argtypes = [
     ctypes.c_char_p,
 ]
 _libc.mount.restype = ctypes.c_int
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.setns.restype = ctypes.c_int
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.umount2.restype = ctypes.c_int
+
+MNT_DETACH = 2
+# glibc has no pivot_root(); the number differs per architecture.
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}.get(
+    os.uname().machine
+)
 
 
 def _checked(result: int, what: str) -> int:
@@ -84,3 +97,19 @@ def mount(
     src = source.encode() if source is not None else None
     kind = fstype.encode() if fstype is not None else None
     _checked(_libc.mount(src, target.encode(), kind, flags, data.encode()), f"mount {target}")
+
+
+def setns(fd: int, nstype: int) -> None:
+    _checked(_libc.setns(fd, nstype), "setns")
+
+
+def umount2(target: str, flags: int) -> None:
+    _checked(_libc.umount2(target.encode(), flags), f"umount {target}")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    if SYS_PIVOT_ROOT is None:
+        raise OSError(38, f"pivot_root: unknown syscall number on {os.uname().machine}")
+    new, old = ctypes.c_char_p(new_root.encode()), ctypes.c_char_p(put_old.encode())
+    as_void = ctypes.c_void_p
+    syscall(SYS_PIVOT_ROOT, ctypes.cast(new, as_void), ctypes.cast(old, as_void), what="pivot_root")

@@ -36,6 +36,8 @@ class Confinement:
     devnull_fd: int
     address_space_base: int
     memory_cgroup: bool
+    # The runs' minimal mount view, a mount namespace held by the slot's init (None: no view).
+    view_fd: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,9 +99,8 @@ def _confine(spec: RunSpec, conf: Confinement, *, fds: Sequence[int], ruleset: i
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # Untrusted code gets the CPU after the app: a busy run never delays Slack's acks.
     os.setpriority(os.PRIO_PROCESS, 0, RUN_NICENESS)
-    # The zygote shields itself with -1000; the run must be the first thing the OOM killer takes.
-    with open("/proc/self/oom_score_adj", "w", encoding="ascii") as adj:
-        adj.write("1000")
+    if conf.view_fd is None:  # else done by the spare, before its view hid /proc
+        set_oom_score()
     if ruleset is not None and conf.landlock_abi is not None:
         # As root (CAP_SYS_ADMIN) no_new_privs is not needed yet; nothing below opens paths
         # outside the run dir.
@@ -128,6 +129,13 @@ def _confine(spec: RunSpec, conf: Confinement, *, fds: Sequence[int], ruleset: i
     tempfile.tempdir = None
     sys.dont_write_bytecode = True
     sys.argv = ["task.py"]
+
+
+def set_oom_score() -> None:
+    """The zygote shields itself with -1000; the run must be the first thing the OOM killer
+    takes."""
+    with open("/proc/self/oom_score_adj", "w", encoding="ascii") as adj:
+        adj.write("1000")
 
 
 def _set_limits(limits: dict[str, Any], conf: Confinement) -> None:
@@ -161,7 +169,7 @@ def _execute(spec: RunSpec) -> NoReturn:
         _finish(_error_header(exc, spec.code_path), b"")
     if os.getpid() != own_pid:
         os._exit(0)
-    cap = int(spec.limits["max_output_bytes"])
+    cap = int(spec.limits.get("max_result_bytes") or spec.limits["max_output_bytes"])
     header = {
         "v": 1,
         "ok": True,

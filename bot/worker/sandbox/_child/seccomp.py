@@ -18,7 +18,19 @@ SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_CMP_MASKED_EQ = 7
 
 DENIED = (
+    # Every way to get or use a socket: with no socket to be had, no family reaches anything
+    # (a socketpair can sendto() any named datagram socket and pass fds with SCM_RIGHTS).
     "socket",
+    "socketpair",
+    "socketcall",
+    "connect",
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "sendto",
+    "sendmsg",
+    "sendmmsg",
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",

@@ -48,16 +48,24 @@ class Spare:
 
 
 def spare_main(
-    channel: socket.socket, ready_fd: int, *, conf: runner.Confinement, warm: list[str]
+    channel: socket.socket,
+    ready_fd: int,
+    *,
+    conf: runner.Confinement,
+    warm: list[str],
 ) -> NoReturn:
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         ruleset = runner.prepare_landlock(conf)
-        keep = {channel.fileno(), ready_fd, conf.devnull_fd, ruleset, 0, 1, 2}
+        keep = {channel.fileno(), ready_fd, conf.devnull_fd, ruleset, conf.view_fd, 0, 1, 2}
         for name in os.listdir("/proc/self/fd"):
             if int(name) not in keep:
                 with contextlib.suppress(OSError):
                     os.close(int(name))
+        if conf.view_fd is not None:  # from here on, only what the run may see exists
+            runner.set_oom_score()
+            linux.setns(conf.view_fd, linux.CLONE_NEWNS)
+            os.close(conf.view_fd)
         # Take the copy-on-write faults of the packages' hot paths now, not during the run,
         # and only with CPU time nobody else wants (SCHED_IDLE).
         if warm:

@@ -19,13 +19,16 @@ import sysconfig
 import time
 from typing import Any
 
-from . import linux, protocol, runner
+from . import linux, pidinit, protocol, runner
+from .cgroupfiles import CgroupFiles, write
 from .seccomp import SeccompFilter
 from .spare import Spare, spare_main, warm_up
 
 _EXTRA_READ_ONLY = ("/usr/lib", "/lib", "/lib64", "/usr/lib64", "/usr/share/zoneinfo")
 _SWEEP_SECONDS = 5.0
 _WARM_WAIT_MS = 4.0
+_CPU_CHECK_MIN = 0.02
+_CPUS = max(1, len(os.sched_getaffinity(0)))
 
 
 class Zygote:
@@ -35,10 +38,10 @@ class Zygote:
         self.uid: int | None = config.get("uid")
         self.gid: int | None = config.get("gid")
         self.features: dict[str, Any] = {}
-        self.cgroup_files: dict[str, str] = dict(config.get("cgroup_files") or {})
-        self.counters: dict[str, int] = {}
-        self.current_limits: dict[str, int] = {}
+        self.cgroups = CgroupFiles(dict(config.get("cgroup_files") or {}))
         self.spare: Spare | None = None
+        self.cpu_start: float | None = None
+        self.init_pid: int | None = None  # PID 1 of the runs' PID namespace
         # Warm the spare when the last run used the packages (a hint of one bit, no user data).
         self.warm = True
 
@@ -47,10 +50,18 @@ class Zygote:
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        read_only = self._read_only_paths()
+        view_fd = None
         if self.config.get("namespaces"):
             self._enter_namespaces()
+            # Before any import: the init stays small (it is a copy of this process).
+            self.init_pid, view_fd = pidinit.start(
+                view_dirs=[*read_only, self.config["slot_dir"]], devices=runner.DEVICES
+            )
+            self.features["namespaces"].append("pid")
+            self.features["mount_view"] = view_fd is not None
         try:  # needs CAP_SYS_RESOURCE; children raise theirs to 1000 either way
-            _write("/proc/self/oom_score_adj", "-1000")
+            write("/proc/self/oom_score_adj", "-1000")
             self.features["oom_shield"] = True
         except OSError:
             self.features["oom_shield"] = False
@@ -71,11 +82,12 @@ class Zygote:
             uid=self.uid,
             gid=self.gid,
             landlock_abi=int(abi) if abi else None,
-            read_only_paths=self._read_only_paths(),
+            read_only_paths=read_only,
             seccomp=seccomp,
             devnull_fd=devnull,
             address_space_base=_vm_size(),
-            memory_cgroup="memory_limit" in self.cgroup_files,
+            memory_cgroup=self.cgroups.memory,
+            view_fd=view_fd,
         )
         self._join_cgroups()
         gc.collect()
@@ -103,12 +115,8 @@ class Zygote:
         return sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})
 
     def _join_cgroups(self) -> None:
-        for key in ("memory_procs", "pids_procs"):
-            path = self.cgroup_files.get(key)
-            if path:
-                _write(path, str(os.getpid()))
-        self.features["cgroups"] = sorted(self.cgroup_files)
-        self._read_counters()
+        self.cgroups.join(os.getpid())
+        self.features["cgroups"] = sorted(self.cgroups.files)
 
     # -- runs ------------------------------------------------------------------------------
     def serve(self, conf: runner.Confinement) -> None:
@@ -139,8 +147,9 @@ class Zygote:
         self, data: bytes, message: dict[str, Any], *, conf: runner.Confinement, fds: list[int]
     ) -> None:
         limits = message["limits"]
-        self._apply_limits(limits)
+        self.cgroups.apply(limits, memory_slack=int(self.config.get("memory_slack", 0)))
         started = time.monotonic()
+        self.cpu_start = self.cgroups.cpu_used()
         try:
             launched = self._launch(conf, data, fds=fds, warm=bool(message.get("warm")))
         finally:
@@ -155,23 +164,28 @@ class Zygote:
         if self.spare is None:
             self.spare = self._prefork(conf)
         deadline = started + float(limits["wall_seconds"])
-        timed_out, kill_reason = self._wait(pidfd, pid, deadline=deadline)
+        cpu_budget = float(limits["cpu_seconds"])
+        timed_out, kill_reason = self._wait(pidfd, pid, deadline=deadline, cpu_budget=cpu_budget)
         if timed_out or kill_reason:
             _kill_group(pid)
         _, status, usage = os.wait4(pid, 0)
         elapsed = time.monotonic() - started
         left = self._sweep()
-        before = dict(self.counters)
-        self._read_counters()
+        before = dict(self.cgroups.counters)
+        self.cgroups.read_counters()
         done = _done(message, status, elapsed=elapsed)
+        run_cpu = self.cgroups.cpu_used()
         done.update(
             timed_out=timed_out,
             kill_reason=kill_reason,
-            cpu_seconds=usage.ru_utime + usage.ru_stime,
+            # All the run's processes (the cgroup's count since launch), else the direct child.
+            cpu_seconds=usage.ru_utime + usage.ru_stime
+            if run_cpu is None or self.cpu_start is None
+            else run_cpu - self.cpu_start,
             max_rss_kb=usage.ru_maxrss,
             leftovers=left,
-            oom_kills=self.counters.get("oom", 0) - before.get("oom", 0),
-            pids_limit_hits=self.counters.get("pids", 0) - before.get("pids", 0),
+            oom_kills=self.cgroups.counters.get("oom", 0) - before.get("oom", 0),
+            pids_limit_hits=self.cgroups.counters.get("pids", 0) - before.get("pids", 0),
         )
         self._send(done)
 
@@ -229,7 +243,12 @@ class Zygote:
             self.spare.close()
             self.spare = None
 
-    def _wait(self, pidfd: int, pid: int, *, deadline: float) -> tuple[bool, str | None]:
+    def _wait(
+        self, pidfd: int, pid: int, *, deadline: float, cpu_budget: float
+    ) -> tuple[bool, str | None]:
+        """Until the run exits, its wall time is up, all its processes together used up its
+        CPU time (checked no later than the earliest moment they could have), or a kill."""
+        cpu_left = cpu_budget
         try:
             poller = select.poll()
             poller.register(pidfd, select.POLLIN)
@@ -238,6 +257,12 @@ class Zygote:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return True, None
+                if self.cpu_start is not None:
+                    used = (self.cgroups.cpu_used() or self.cpu_start) - self.cpu_start
+                    cpu_left = cpu_budget - used
+                    if cpu_left <= 0:
+                        return False, "cpu"
+                    remaining = min(remaining, max(_CPU_CHECK_MIN, cpu_left / _CPUS))
                 for fd, _event in poller.poll(remaining * 1000):
                     if fd == pidfd:
                         return False, None
@@ -254,13 +279,14 @@ class Zygote:
     def _sweep(self) -> int:
         """Kill and reap whatever the run left behind; return how many were found.
 
-        As a child subreaper the zygote inherits every orphan, so an empty children list
-        after reaping means no process of the run survives.
+        As a child subreaper the zygote inherits every orphan outside a PID namespace; inside
+        one, orphans go to the namespace's init, so the slot is asked too (its pids cgroup,
+        else the slot uid's processes), zombies counting until the init reaps them.
         """
         deadline = time.monotonic() + _SWEEP_SECONDS
         self._reap()
-        found = len(self._children())
-        while self._children():
+        found = len(self._children()) + int(self._uid_alive())
+        while self._children() or self._uid_alive():
             if time.monotonic() > deadline:
                 break
             self._kill_all()
@@ -277,15 +303,26 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            if pid == self.init_pid:  # no more forks into the PID namespace: start afresh
+                raise SystemExit("the runs' init died")
             if self.spare is not None and self.spare.pid == pid:
                 self.spare.close()
                 self.spare = None
 
     def _children(self) -> list[int]:
         pid = os.getpid()
-        spare = self.spare.pid if self.spare else None
+        mine = {self.spare.pid if self.spare else None, self.init_pid}
         with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
-            return [int(p) for p in fh.read().split() if int(p) != spare]
+            return [int(p) for p in fh.read().split() if int(p) not in mine]
+
+    def _uid_alive(self) -> bool:
+        """Is a process of the run left that is not our child (an orphan the init holds)?"""
+        if self.init_pid is None or self.uid is None:
+            return False  # no PID namespace: every orphan is our child (we are the subreaper)
+        held = self.cgroups.processes()
+        if held is not None:  # the zygote and its spare are all the slot should hold
+            return held > 1 + (self.spare is not None)
+        return _uid_has_processes(self.uid)
 
     def _kill_all(self) -> None:
         if self.uid is not None:
@@ -300,23 +337,6 @@ class Zygote:
         for child in self._children():
             _kill_group(child)
 
-    def _apply_limits(self, limits: dict[str, Any]) -> None:
-        wanted = {
-            "memory_limit": int(limits["memory_bytes"]) + int(self.config.get("memory_slack", 0)),
-            "pids_max": int(limits["max_processes"]) + 2,  # + the zygote and its spare
-        }
-        for key, value in wanted.items():
-            path = self.cgroup_files.get(key)
-            if path and self.current_limits.get(key) != value:
-                _write(path, str(value))
-                self.current_limits[key] = value
-
-    def _read_counters(self) -> None:
-        for key, name in (("oom_events", "oom"), ("pids_events", "pids")):
-            path = self.cgroup_files.get(key)
-            if path:
-                self.counters[name] = _event_count(path, ("oom_kill", "max"))
-
     def _send(self, message: dict[str, Any]) -> None:
         self.ctrl.send(protocol.encode_message(message))
 
@@ -330,29 +350,22 @@ def _done(message: dict[str, Any], status: int, *, elapsed: float) -> dict[str, 
     }
 
 
-def _write(path: str, value: str) -> None:
-    with open(path, "w", encoding="ascii") as fh:
-        fh.write(value)
-
-
-def _event_count(path: str, keys: tuple[str, ...]) -> int:
-    try:
-        with open(path, encoding="ascii") as fh:
-            for line in fh:
-                name, _, count = line.partition(" ")
-                if name in keys:
-                    return int(count)
-    except (OSError, ValueError):
-        return 0
-    return 0
-
-
 def _vm_size() -> int:
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def _uid_has_processes(uid: int) -> bool:
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{name}").st_uid == uid:
+                return True
+    return False
 
 
 def _kill_group(pid: int) -> None:
