@@ -67,6 +67,7 @@ class MockSlackAPI:
         self.archived: set[str] = set()
         self.revoked: set[str] = set()
         self.limiter: real.TierLimiter | None = None
+        self.vanishing: list[str] = []  # posts whose text contains one of these vanish at once
         self._ts = itertools.count(1)
         self._files = itertools.count(1)
         self._lock = threading.Lock()
@@ -131,8 +132,11 @@ class MockSlackAPI:
         ``match`` answer ``error``, with the HTTP status Slack sends it with."""
         self.failures[method].append({"error": error, "match": match, "times": times})
 
-    def rate_limit(self, method: str, seconds: float) -> None:
-        self.rate_limited_until[method] = time.monotonic() + seconds
+    def rate_limit(self, method: str, seconds: float, *, token: str | None = None) -> None:
+        """Answer ``method`` 429 with Retry-After for ``seconds`` (only for ``token``'s
+        workspace when given: Slack's limits are per workspace)."""
+        key = f"{method} {token}" if token else method
+        self.rate_limited_until[key] = time.monotonic() + seconds
 
     def enforce_tiers(self, *, scale: float = 1.0) -> None:
         """Rate-limit every method by its tier, with minutes ``scale`` times shorter."""
@@ -140,6 +144,11 @@ class MockSlackAPI:
 
     def delete_message(self, channel: str, ts: str) -> None:
         self.messages.discard((channel, ts))
+
+    def delete_posts(self, containing: str) -> None:
+        """Messages posted from now on whose text contains ``containing`` are deleted (by a
+        person, say) as soon as they are posted: later updates answer message_not_found."""
+        self.vanishing.append(containing)
 
     def archive(self, channel: str) -> None:
         self.archived.add(channel)
@@ -192,8 +201,13 @@ class MockSlackAPI:
                 return _error(failure["error"])
         return None
 
-    def _limited(self, method: str, params: dict[str, Any], team: str) -> Answer | None:
-        until = self.rate_limited_until.get(method, 0)
+    def _limited(
+        self, method: str, params: dict[str, Any], team: str, token: str | None
+    ) -> Answer | None:
+        until = max(
+            self.rate_limited_until.get(method, 0),
+            self.rate_limited_until.get(f"{method} {token}", 0),
+        )
         wait = until - time.monotonic()
         if wait <= 0 and self.limiter is not None and method != "oauth.v2.access":
             wait = self.limiter.retry_after(team=team, method=method, channel=params.get("channel"))
@@ -204,7 +218,7 @@ class MockSlackAPI:
     def answer(self, method: str, params: dict[str, Any], token: str | None) -> Answer:
         with self._lock:
             team = self.tokens.get(token or "", "")
-            limited = self._limited(method, params, team)
+            limited = self._limited(method, params, team, token)
             if limited is not None:
                 return limited
             scripted = self._scripted(method, params)
@@ -234,7 +248,8 @@ class MockSlackAPI:
             )
         if method == "chat.postMessage":
             ts = f"{1700000000 + next(self._ts)}.000100"
-            self.messages.add((channel, ts))
+            if not any(v in str(params.get("text") or "") for v in self.vanishing):
+                self.messages.add((channel, ts))
             return _ok(channel=channel, ts=ts, message={"text": params.get("text"), "ts": ts})
         if method == "chat.update":
             if (channel, str(params.get("ts"))) not in self.messages:
