@@ -29,10 +29,10 @@ UPLOAD_TRIES = 3
 MAX_REDIRECTS = 5
 _STUBS = {
     "hidden_by_limit": (
-        "`{name}` is hidden by your workspace's plan (files older than its history limit "
+        "{subject} is hidden by your workspace's plan (files older than its visible history "
         "cannot be read by apps). Upload it again."
     ),
-    "tombstone": "`{name}` was deleted from Slack. Upload it again.",
+    "tombstone": "{subject} was deleted from Slack. Upload it again.",
 }
 
 
@@ -61,7 +61,7 @@ class SlackFiles:
         except SlackApiError as exc:
             error = exc.response.get("error")
             if error in ("file_deleted", "file_not_found"):
-                raise InvalidInput(_STUBS["tombstone"].format(name="The file")) from None
+                raise InvalidInput(_STUBS["tombstone"].format(subject="The file")) from None
             raise InvalidInput(
                 f"I could not read the file ({error}). Is the app installed with files:read?"
             ) from None
@@ -136,7 +136,8 @@ _NO_REDIRECTS = urllib.request.build_opener(_Refuse)
 def _check_stub(file: Mapping[str, Any]) -> None:
     reason = _STUBS.get(str(file.get("mode") or ""))
     if reason is not None:
-        raise InvalidInput(reason.format(name=file.get("name") or "The file"))
+        name = file.get("name")
+        raise InvalidInput(reason.format(subject=f"`{name}`" if name else "The file"))
 
 
 @dataclass(frozen=True)

@@ -215,25 +215,12 @@ def test_errors_a_user_causes_get_a_short_answer_where_they_are(stack: Stack) ->
 
 def test_a_refinement_whose_checks_fail_is_refused_with_the_failing_check(stack: Stack) -> None:
     task_id, root_ts = create(stack, CSV_ROWS)
-    failing = [
-        {
-            "name": "check_sorted",
-            "code": "def check_sorted():\n    assert False, 'rows are not sorted'\n",
-        }
-    ]
+    failing = [{"name": "check_sorted", "code": "def check_sorted():\n    assert False, 'rows are not sorted'\n"}]
     for _ in range(3):
         stack.model.queue(answer_json(code=CSV_ROWS, checks=failing))
     before = len(stack.mock.of("chat.update"))
-    stack.slack.event(
-        {
-            "type": "message",
-            "channel": "C1",
-            "user": "U1",
-            "text": "sort the rows",
-            "ts": "1800000000.000077",
-            "thread_ts": root_ts,
-        }
-    )
+    stack.slack.event({"type": "message", "channel": "C1", "user": "U1", "text": "sort the rows",
+                       "ts": "1800000000.000077", "thread_ts": root_ts})
     refused = stack.mock.wait_for("chat.update", before + 1)[-1]
     assert "v2 was kept as a draft" in text_of(refused)
     assert "check_sorted" in text_of(refused) and "rows are not sorted" in text_of(refused)

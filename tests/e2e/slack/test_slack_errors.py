@@ -86,7 +86,9 @@ def final_in_db(stack: Stack, name: str) -> bool:
 
 
 @pytest.mark.parametrize("cause", ["message deleted", "channel archived"])
-def test_a_run_message_that_cannot_be_updated_costs_a_few_calls(stack: Stack, cause: str) -> None:
+def test_a_run_message_that_cannot_be_updated_costs_a_few_calls(
+    stack: Stack, cause: str, caplog: pytest.LogCaptureFixture
+) -> None:
     _, root_ts = create(stack, CSV_ROWS)
     if cause == "message deleted":
         stack.mock.delete_posts("doomed.csv")
@@ -103,6 +105,20 @@ def test_a_run_message_that_cannot_be_updated_costs_a_few_calls(stack: Stack, ca
     wait_shown(stack, "fine.csv")
     failed = [c for c in updates_of(stack, doomed.answer_ts) if not c.ok]
     assert len(failed) == 1, [c.error for c in failed]  # recorded: never tried again
+    logged = [r for r in caplog.records if r.name == "bot.slack.notifier"]
+    assert len(logged) == 1 and not logged[0].exc_info  # once, and no traceback
+
+
+def test_slacks_own_trouble_is_waited_out(stack: Stack) -> None:
+    _, root_ts = create(stack, CSV_ROWS)
+    stack.mock.fail("chat.update", "internal_error", times=2, channel="C1")
+    stack.mock.fail("chat.update", "service_unavailable", times=1, channel="C1")
+    upload(stack, root_ts, "flaky.csv")
+    shown = wait_shown(stack, "flaky.csv")
+    failed = [c for c in updates_of(stack, shown.params["ts"]) if not c.ok]
+    assert [c.error for c in failed] == ["internal_error", "internal_error", "service_unavailable"]
+    assert failed[1].at - failed[0].at >= 0.9  # backed off (1 s, then 2 s), not hammered
+    assert failed[2].at - failed[1].at >= 1.9
 
 
 def test_a_hundred_dead_run_messages_do_not_delay_a_new_run(stack: Stack) -> None:
