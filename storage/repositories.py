@@ -188,7 +188,9 @@ class RunRepository:
         if now is not None:
             conditions.append(or_(Run.reply_retry_at.is_(None), Run.reply_retry_at <= now))
         if exclude_teams:
-            conditions.append(Run.reply_team.not_in(list(exclude_teams)))
+            conditions.append(
+                or_(Run.reply_team.is_(None), Run.reply_team.not_in(list(exclude_teams)))
+            )
         stmt = select(Run).where(*conditions).order_by(Run.queued_at).limit(limit)
         return list(self.session.scalars(stmt))
 
