@@ -15,6 +15,7 @@ import math
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,7 @@ class MockSlackAPI:
         self.revoked: set[str] = set()
         self.limiter: real.TierLimiter | None = None
         self.vanishing: list[str] = []  # posts whose text contains one of these vanish at once
+        self.hooks: list[tuple[str, Callable[[], None]]] = []  # run after a matching post
         self._ts = itertools.count(1)
         self._files = itertools.count(1)
         self._lock = threading.Lock()
@@ -149,6 +151,11 @@ class MockSlackAPI:
         """Messages posted from now on whose text contains ``containing`` are deleted (by a
         person, say) as soon as they are posted: later updates answer message_not_found."""
         self.vanishing.append(containing)
+
+    def after_post(self, containing: str, do: Callable[[], None]) -> None:
+        """Right after a message whose text contains ``containing`` is posted, ``do()``: say,
+        revoke a token the moment the run message exists."""
+        self.hooks.append((containing, do))
 
     def archive(self, channel: str) -> None:
         self.archived.add(channel)
@@ -248,8 +255,12 @@ class MockSlackAPI:
             )
         if method == "chat.postMessage":
             ts = f"{1700000000 + next(self._ts)}.000100"
-            if not any(v in str(params.get("text") or "") for v in self.vanishing):
+            text = str(params.get("text") or "")
+            if not any(v in text for v in self.vanishing):
                 self.messages.add((channel, ts))
+            for containing, do in self.hooks:
+                if containing in text:
+                    do()
             return _ok(channel=channel, ts=ts, message={"text": params.get("text"), "ts": ts})
         if method == "chat.update":
             if (channel, str(params.get("ts"))) not in self.messages:

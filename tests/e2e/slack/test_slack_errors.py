@@ -190,9 +190,8 @@ def test_a_revoked_token_ends_that_workspaces_updates_only(tmp_path: Path) -> No
     try:
         root2 = create_in(stack, "T2")
         root1 = create_in(stack, "T1")
+        stack.mock.after_post("two.csv", lambda: stack.mock.revoke("xoxb-two"))
         upload(stack, root2, "two.csv", team="T2", channel="C-T2")
-        run_post(stack, "two.csv")
-        stack.mock.revoke("xoxb-two")
         wait_until(lambda: any(c.error == "token_revoked" for c in stack.mock.calls))
         upload(stack, root1, "one.csv", team="T1", channel="C-T1")
         wait_shown(stack, "one.csv")
