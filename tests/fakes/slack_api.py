@@ -72,7 +72,7 @@ class MockSlackAPI:
         self.hooks: list[tuple[str, Callable[[], None]]] = []  # run after a matching post
         self._ts = itertools.count(1)
         self._files = itertools.count(1)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # hooks may call back into the mock
         self._cond = threading.Condition(self._lock)
         self._server, self._thread = serve(self)
 
