@@ -25,7 +25,10 @@ class _Server(ThreadingHTTPServer):
 
 def serve(mock: MockSlackAPI) -> tuple[_Server, threading.Thread]:
     server = _Server(("127.0.0.1", 0), _handler(mock))
-    return server, threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: stop() returns at once instead of after up to half a second.
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    loop.daemon = True
+    return server, loop
 
 
 def _handler(mock: MockSlackAPI) -> type[BaseHTTPRequestHandler]:

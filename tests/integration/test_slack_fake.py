@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.outcomes import classify
+from tests.fakes import slack_objects as real
 from tests.fakes.slack_api import MockSlackAPI
 
 
@@ -93,3 +94,21 @@ def test_file_stubs_and_files_info(mock: MockSlackAPI) -> None:
     described = client.files_info(file=stub["id"])["file"]
     assert described["name"] == "later.csv" and described["size"] == 3
     assert described["url_private_download"].startswith(mock.base)
+
+
+@pytest.mark.parametrize("error", sorted(real.PERMANENT_ERRORS))
+def test_the_app_takes_each_permanent_error_for_good(mock: MockSlackAPI, error: str) -> None:
+    client = WebClient(token="xoxb-test", base_url=mock.api_url)
+    mock.fail("chat.update", error)
+    assert classify(
+        error_of(lambda: client.chat_update(channel="C1", ts="1.1", text="x"))
+    ).permanent
+
+
+@pytest.mark.parametrize("error", sorted(real.TRANSIENT_ERRORS))
+def test_the_app_tries_each_transient_error_again(mock: MockSlackAPI, error: str) -> None:
+    client = WebClient(token="xoxb-test", base_url=mock.api_url)
+    mock.fail("chat.update", error)
+    failure = classify(error_of(lambda: client.chat_update(channel="C1", ts="1.1", text="x")))
+    assert not failure.permanent
+    assert (failure.retry_after is not None) == (error == "ratelimited")
