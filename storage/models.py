@@ -175,6 +175,11 @@ class Run(Base):
     reply_thread_ts: Mapped[str | None] = mapped_column(String(32))
     reply_ts: Mapped[str | None] = mapped_column(String(32))
     notified_status: Mapped[str | None] = mapped_column(String(16))
+    # Slack's error when updating the message ended for good (message deleted, channel archived,
+    # app uninstalled); a transient failure instead waits until reply_retry_at, backing off.
+    reply_error: Mapped[str | None] = mapped_column(String(64))
+    reply_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reply_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_runs_task_queued", "task_id", "queued_at"),

@@ -175,17 +175,23 @@ class RunRepository:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    def reply_pending(self, *, limit: int = 50) -> list[Run]:
-        """Runs with a Slack message that shows another status than the run's."""
-        stmt = (
-            select(Run)
-            .where(
-                Run.reply_ts.is_not(None),
-                or_(Run.notified_status.is_(None), Run.notified_status != Run.status),
+    def reply_pending(
+        self, *, limit: int = 50, now: datetime | None = None, exclude_teams: Sequence[str] = ()
+    ) -> list[Run]:
+        """Runs with a Slack message that shows another status than the run's, whose update
+        has not ended for good and is not waiting out a back-off (until ``now``)."""
+        conditions = [
+            Run.reply_ts.is_not(None),
+            or_(Run.notified_status.is_(None), Run.notified_status != Run.status),
+            Run.reply_error.is_(None),
+        ]
+        if now is not None:
+            conditions.append(or_(Run.reply_retry_at.is_(None), Run.reply_retry_at <= now))
+        if exclude_teams:
+            conditions.append(
+                or_(Run.reply_team.is_(None), Run.reply_team.not_in(list(exclude_teams)))
             )
-            .order_by(Run.queued_at)
-            .limit(limit)
-        )
+        stmt = select(Run).where(*conditions).order_by(Run.queued_at).limit(limit)
         return list(self.session.scalars(stmt))
 
     def claim_reply(self, run_id: str, *, shown: str | None, showing: str | None) -> bool:
@@ -194,6 +200,30 @@ class RunRepository:
             update(Run).where(Run.id == run_id, shown_now).values(notified_status=showing)
         )
         return bool(getattr(result, "rowcount", 0))
+
+    def end_reply(self, run_id: str, *, error: str) -> None:
+        self.session.execute(
+            update(Run).where(Run.id == run_id).values(reply_error=error[:64], reply_retry_at=None)
+        )
+
+    def defer_reply(
+        self, run_id: str, *, showing: str, back_to: str | None, until: datetime
+    ) -> None:
+        """Give a claimed update back, to be tried again from ``until``."""
+        self.session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.notified_status == showing)
+            .values(
+                notified_status=back_to,
+                reply_retry_at=until,
+                reply_attempts=Run.reply_attempts + 1,
+            )
+        )
+
+    def reply_recovered(self, run_id: str) -> None:
+        self.session.execute(
+            update(Run).where(Run.id == run_id).values(reply_attempts=0, reply_retry_at=None)
+        )
 
 
 class DeliveryRepository:

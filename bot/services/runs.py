@@ -125,16 +125,6 @@ class ReplyTarget:
 
 
 @dataclass(frozen=True)
-class PendingReply:
-    """A run whose message shows an older status than the run has."""
-
-    run: RunView
-    target: ReplyTarget
-    message_ts: str
-    shown_status: str | None
-
-
-@dataclass(frozen=True)
 class RunJob:
     """What a worker needs to execute a claimed run: paths and bytes, nothing else."""
 
@@ -266,40 +256,6 @@ class RunService:
             if run is None:
                 raise NotFound(f"No run {run_id}.")
             run.reply_ts, run.notified_status = message_ts, shown_status
-            uow.commit()
-
-    def pending_replies(self, *, limit: int = 50) -> list[PendingReply]:
-        with self._uow() as uow:
-            pending = []
-            for run in uow.runs.reply_pending(limit=limit):
-                assert run.reply_channel and run.reply_thread_ts and run.reply_ts
-                files = uow.runs.files(run.id) if RunStatus(run.status).final else []
-                pending.append(
-                    PendingReply(
-                        run=RunView.of(run, files),
-                        target=ReplyTarget(
-                            team_id=run.reply_team or "",
-                            enterprise_id=run.reply_enterprise,
-                            channel_id=run.reply_channel,
-                            thread_ts=run.reply_thread_ts,
-                        ),
-                        message_ts=run.reply_ts,
-                        shown_status=run.notified_status,
-                    )
-                )
-            return pending
-
-    def claim_reply(self, run_id: str, *, shown: str | None, showing: str) -> bool:
-        """Take the job of showing ``showing``; False when another process already did."""
-        with self._uow() as uow:
-            claimed = uow.runs.claim_reply(run_id, shown=shown, showing=showing)
-            uow.commit()
-            return claimed
-
-    def release_reply(self, run_id: str, *, showing: str, back_to: str | None) -> None:
-        """Showing failed (Slack unreachable): let a later pass try again."""
-        with self._uow() as uow:
-            uow.runs.claim_reply(run_id, shown=showing, showing=back_to)
             uow.commit()
 
     def get(self, run_id: str) -> RunView:

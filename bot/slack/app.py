@@ -20,11 +20,13 @@ from slack_sdk.oauth.installation_store import InstallationStore
 
 from bot.composition import Services
 from bot.config import Settings
+from bot.services.replies import RunReplies
 from bot.slack.files import SlackFiles
 from bot.slack.flows import SlackFlows
 from bot.slack.jobs import Dispatcher, Job
 from bot.slack.listeners import register_listeners
 from bot.slack.notifier import ClientSource, RunWatcher
+from bot.slack.outcomes import Uninstalled
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ BOT_SCOPES = (
     "channels:history",
     "groups:history",
     "im:history",
+    "mpim:history",
     "app_mentions:read",
 )
 
@@ -66,7 +69,15 @@ class FlowRuntime:
 
     def dispatch(self, job: Job) -> None:
         origin = job.origin
-        self.flows.handle(job, self.clients.for_team(origin.team_id, origin.enterprise_id))
+        if job.kind == "revoked":
+            self.clients.revoke(origin.team_id, origin.enterprise_id)
+            return
+        try:
+            client = self.clients.for_team(origin.team_id, origin.enterprise_id)
+        except Uninstalled:
+            logger.warning("a request from team %s, which has no installation", origin.team_id)
+            return
+        self.flows.handle(job, client)
 
     def start(self) -> None:
         self.watcher.start()
@@ -116,7 +127,7 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     )
     workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
     generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
-    watcher = RunWatcher(runs=services.runs, clients=clients)
+    watcher = RunWatcher(replies=RunReplies(services.uow), clients=clients)
     files = SlackFiles(
         api_url=settings.slack_api_url, max_bytes=settings.sandbox_max_input_mb * 2**20
     )
@@ -236,7 +247,7 @@ def build_slack(
     if dispatcher is None:
         flows = build_flows(services, client=client)
         dispatcher = flows
-    register_listeners(app, dispatcher)
+    register_listeners(app, dispatcher, revocations=installations is not None)
     return SlackRuntime(app, SlackRequestHandler(app), flows)
 
 

@@ -91,7 +91,8 @@ class Message:
 
 
 def task_generating(task: TaskView) -> Message:
-    text = f"Generating a task for: {task.desired_action}"
+    # The fallback text is shown in notifications and is mrkdwn too: escaped like the blocks.
+    text = f"Generating a task for: {_escape(task.desired_action)}"
     return Message(
         text,
         [
@@ -107,7 +108,7 @@ def task_generating(task: TaskView) -> Message:
 def task_ready(detail: TaskDetail) -> Message:
     task, version = detail.task, detail.version
     title = version.metadata.get("title") or task.name or "Task"
-    text = f"{title} (v{version.number}) is ready"
+    text = f"{_escape(str(title))} (v{version.number}) is ready"
     return Message(
         text,
         [
@@ -126,7 +127,7 @@ def task_ready(detail: TaskDetail) -> Message:
 
 def task_failed(task: TaskView, reason: str) -> Message:
     return Message(
-        f"Could not generate the task: {reason}",
+        f"Could not generate the task: {_escape(reason)}",
         [
             _mrkdwn(
                 f":x: Could not generate a task for: _{_escape(task.desired_action[:500])}_\n"
@@ -201,7 +202,7 @@ def refinement_summary(refinement: Refinement) -> Message:
         blocks.append(preformatted(diff))
     else:
         blocks.append(_context("The diff is long: it is attached as a file."))
-    return Message(f"v{version.number}: {summary}", blocks)
+    return Message(f"v{version.number}: {_escape(summary)}", blocks)
 
 
 def refining(feedback: str) -> Message:

@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import logging
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from email.message import Message
+from typing import IO, Any
 from urllib.parse import urlparse
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.services.errors import InvalidInput
+from bot.slack.outcomes import classify
 
 logger = logging.getLogger(__name__)
 
 SLACK_FILE_HOST = "files.slack.com"
+# files.completeUploadExternal fails above about 10-14 files per call (python-slack-sdk#1653);
+# 10 is also the most a file_input takes, and what Slack's own clients send at once.
+FILES_PER_UPLOAD = 10
+UPLOAD_TRIES = 3
+MAX_REDIRECTS = 5
+_STUBS = {
+    "hidden_by_limit": (
+        "{subject} is hidden by your workspace's plan (files older than its visible history "
+        "cannot be read by apps). Upload it again."
+    ),
+    "tombstone": "{subject} was deleted from Slack. Upload it again.",
+}
 
 
 @dataclass(frozen=True)
@@ -36,20 +52,46 @@ class SlackFiles:
         self.timeout = timeout
 
     def _describe(self, client: WebClient, file: Mapping[str, Any]) -> Mapping[str, Any]:
+        _check_stub(file)
         if file.get("url_private_download") or file.get("url_private"):
             return file
         # Some deliveries carry only the id (file_access: check_file_info).
         try:
             info = client.files_info(file=str(file.get("id", "")))
         except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error in ("file_deleted", "file_not_found"):
+                raise InvalidInput(_STUBS["tombstone"].format(subject="The file")) from None
             raise InvalidInput(
-                f"I could not read the file ({exc.response.get('error')}). "
-                "Is the app installed with files:read?"
+                f"I could not read the file ({error}). Is the app installed with files:read?"
             ) from None
         described = info.get("file")
         if not isinstance(described, Mapping):
             raise InvalidInput("Slack did not describe the file.")
+        _check_stub(described)
         return described
+
+    def _allowed(self, url: str) -> bool:
+        parsed = urlparse(url)
+        return parsed.scheme in ("https", "http") and parsed.hostname in self.allowed_hosts
+
+    def _open(self, url: str, token: str | None, name: str) -> IO[bytes]:
+        """GET ``url`` with the token, following redirects by hand: every hop must be one of
+        Slack's hosts (the token goes nowhere else), or the download is refused."""
+        for _ in range(MAX_REDIRECTS + 1):
+            if not self._allowed(url):
+                logger.warning("refusing to fetch a file from %s", urlparse(url).hostname)
+                raise InvalidInput(f"`{name}` is not hosted by Slack; I will not fetch it.")
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+            try:
+                return _NO_REDIRECTS.open(request, timeout=self.timeout)  # type: ignore[no-any-return]
+            except urllib.error.HTTPError as exc:
+                location = exc.headers.get("Location") if exc.code in _REDIRECTS else None
+                exc.close()
+                if not location:
+                    raise
+                url = urllib.parse.urljoin(url, location)
+        raise InvalidInput(f"I could not download `{name}`: too many redirects.")
 
     def download(self, client: WebClient, file: Mapping[str, Any]) -> tuple[str, bytes]:
         """The file's name and bytes, or an ``InvalidInput`` that says what is wrong."""
@@ -62,14 +104,10 @@ class SlackFiles:
                 f"{self.max_bytes / 2**20:.0f} MiB."
             )
         url = str(meta.get("url_private_download") or meta.get("url_private") or "")
-        parsed = urlparse(url)
-        if parsed.scheme not in ("https", "http") or parsed.hostname not in self.allowed_hosts:
-            logger.warning("refusing to fetch a file from %s", parsed.hostname)
-            raise InvalidInput(f"`{name}` is not hosted by Slack; I will not fetch it.")
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {client.token}"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                kind = response.headers.get("content-type", "")
+            with self._open(url, client.token, name) as response:
+                headers: Message = response.headers  # type: ignore[attr-defined]
+                kind = headers.get("content-type", "")
                 if kind.startswith("text/html") and not name.lower().endswith((".html", ".htm")):
                     # Slack answers 200 with its login page when the token cannot read files.
                     raise InvalidInput(
@@ -84,16 +122,87 @@ class SlackFiles:
         return name, data
 
 
+class _Refuse(urllib.request.HTTPRedirectHandler):
+    """Redirects come back as errors, so ``SlackFiles._open`` checks each hop itself."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_NO_REDIRECTS = urllib.request.build_opener(_Refuse)
+
+
+def _check_stub(file: Mapping[str, Any]) -> None:
+    reason = _STUBS.get(str(file.get("mode") or ""))
+    if reason is not None:
+        name = file.get("name")
+        raise InvalidInput(reason.format(subject=f"`{name}`" if name else "The file"))
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    filename: str
+    error: str
+
+
 def upload_to_thread(
     client: WebClient, *, channel: str, thread_ts: str, uploads: Sequence[Upload], comment: str
-) -> None:
-    if not uploads:
-        return
-    client.files_upload_v2(
-        channel=channel,
-        thread_ts=thread_ts,
-        initial_comment=comment,
-        file_uploads=[
-            {"content": u.content, "filename": u.filename, "title": u.filename} for u in uploads
-        ],
-    )
+) -> list[Undelivered]:
+    """Upload files to a thread in calls within Slack's per-call limit, trying each call again
+    when Slack fails for now; the thread is told which files could not be delivered."""
+    undelivered: list[Undelivered] = []
+    for start in range(0, len(uploads), FILES_PER_UPLOAD):
+        batch = uploads[start : start + FILES_PER_UPLOAD]
+        error = _upload_batch(
+            client,
+            channel=channel,
+            thread_ts=thread_ts,
+            batch=batch,
+            comment=comment if start == 0 else None,
+        )
+        if error is not None:
+            undelivered.extend(Undelivered(u.filename, error) for u in batch)
+    if undelivered:
+        names = ", ".join(f"`{u.filename}`" for u in undelivered)
+        errors = ", ".join(sorted({u.error for u in undelivered}))
+        try:
+            client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                text=f":warning: I could not deliver {names} to this thread (Slack: {errors}).",
+            )
+        except SlackApiError:
+            logger.exception("could not say in the thread that files were not delivered")
+    return undelivered
+
+
+def _upload_batch(
+    client: WebClient,
+    *,
+    channel: str,
+    thread_ts: str,
+    batch: Sequence[Upload],
+    comment: str | None,
+) -> str | None:
+    """One files_upload_v2 call, tried again when Slack fails for now; None when delivered,
+    else Slack's error. A failed call shares nothing, so trying it again posts no doubles."""
+    for attempt in range(UPLOAD_TRIES):
+        try:
+            client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                initial_comment=comment,
+                file_uploads=[
+                    {"content": u.content, "filename": u.filename, "title": u.filename}
+                    for u in batch
+                ],
+            )
+            return None
+        except Exception as exc:
+            failure = classify(exc)
+            logger.warning("uploading %d files failed: %s", len(batch), failure.error)
+            if failure.permanent or attempt == UPLOAD_TRIES - 1:
+                return failure.error
+            time.sleep(failure.retry_after or 2.0**attempt)
+    return None

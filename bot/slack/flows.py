@@ -131,7 +131,14 @@ class SlackFlows:
     # --- create -----------------------------------------------------------------------------
 
     def create(
-        self, client: WebClient, origin: Origin, *, description: str, task_type: str, say: Say
+        self,
+        client: WebClient,
+        origin: Origin,
+        *,
+        description: str,
+        task_type: str,
+        say: Say,
+        direct: bool = False,
     ) -> None:
         self.gate(origin)
         tasks = self.services.tasks
@@ -149,10 +156,7 @@ class SlackFlows:
             if exc.response.get("error") not in NOT_IN_CHANNEL:
                 raise
             tasks.abandon(task.id, reason="Taskbot is not in the channel")
-            say(
-                "I'm not in this channel, so I can't post the task here. Invite me with "
-                "`/invite @Taskbot`, then run the command again."
-            )
+            say(_not_here(direct=direct or origin.channel_id.startswith("D")))
             return
         tasks.attach_thread(task.id, channel_id=origin.channel_id, thread_ts=root)
         self.submit(say, lambda: self._generate_first(client, task, root), slow=True)
@@ -387,7 +391,12 @@ class SlackFlows:
         origin, p = job.origin, job.params
         works: dict[str, Callable[[], object]] = {
             "create": lambda: self.create(
-                client, origin, description=p["description"], task_type=p["task_type"], say=say
+                client,
+                origin,
+                description=p["description"],
+                task_type=p["task_type"],
+                say=say,
+                direct=bool(p.get("direct")),
             ),
             "run_command": lambda: self.run_command(
                 client, origin, ref=p["ref"], text=p["text"], trigger_id=p["trigger_id"], say=say
@@ -410,6 +419,18 @@ class SlackFlows:
             "usage": lambda: say(p["text"]),
         }
         return self.submit(say, works[job.kind], delivery=job.delivery)
+
+
+def _not_here(*, direct: bool) -> str:
+    if direct:  # nobody can invite an app into a direct message between people
+        return (
+            "I can't post in a direct message between people. Run the command in a channel "
+            "I'm in, or in my own Messages tab (find Taskbot under Apps)."
+        )
+    return (
+        "I'm not in this channel, so I can't post the task here. Invite me with "
+        "`/invite @Taskbot`, then run the command again."
+    )
 
 
 def _sayer(reply: Reply, client: WebClient) -> Say:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 
 from bot.slack import blocks, commands
 from bot.slack.delete import DELETE_ACTION
@@ -43,33 +43,43 @@ def delivery_key(body: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _enterprise(body: Mapping[str, Any]) -> str | None:
-    enterprise = body.get("enterprise_id") or (body.get("enterprise") or {}).get("id")
-    return str(enterprise) if enterprise else None
+def _origin(context: BoltContext, *, channel_id: str) -> Origin:
+    """The workspace a request belongs to, as Bolt resolved it: the installation's team (for
+    Slack Connect, ``authorizations[0]`` or ``view.app_installed_team_id``, not the outer
+    ``team_id``) and enterprise (on Grid, ``team.enterprise_id`` in interactivity payloads)."""
+    return Origin(
+        team_id=str(context.team_id or ""),
+        enterprise_id=context.enterprise_id or None,
+        channel_id=channel_id,
+        user_id=str(context.user_id or ""),
+    )
 
 
-def register_listeners(app: App, dispatcher: Dispatcher) -> None:
-    """Every listener parses, acks and hands a ``Job`` to the dispatcher; nothing else."""
+def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = False) -> None:
+    """Every listener parses, acks and hands a ``Job`` to the dispatcher; nothing else.
+
+    With ``revocations`` (an installation store), Bolt's own listeners delete the installation
+    on ``tokens_revoked`` and ``app_uninstalled``; either way the slow half is told, so work for
+    that workspace stops."""
 
     @app.command("/task")
-    def on_task(ack: Ack, command: dict[str, Any]) -> None:
+    def on_task(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         parsed = commands.parse(command.get("text", ""))
         if isinstance(parsed, commands.Help):
             text = f"{parsed.problem}\n\n{commands.USAGE}" if parsed.problem else commands.USAGE
             ack(response_type="ephemeral", text=text)
             return
         ack()
-        origin = Origin(
-            team_id=command.get("team_id", ""),
-            enterprise_id=_enterprise(command),
-            channel_id=command.get("channel_id", ""),
-            user_id=command.get("user_id", ""),
-        )
+        origin = _origin(context, channel_id=command.get("channel_id", ""))
         reply = Reply(response_url=command.get("response_url"))
         params: dict[str, Any]
         if isinstance(parsed, commands.Create):
             kind = "create"
-            params = {"description": parsed.description, "task_type": parsed.task_type}
+            params = {
+                "description": parsed.description,
+                "task_type": parsed.task_type,
+                "direct": command.get("channel_name") == "directmessage",
+            }
         elif isinstance(parsed, commands.RunCommand):
             kind = "run_command"
             params = {
@@ -86,14 +96,11 @@ def register_listeners(app: App, dispatcher: Dispatcher) -> None:
         dispatcher.dispatch(Job(kind, origin, reply, params, delivery_key(command)))
 
     @app.action(blocks.RUN_ACTION)
-    def on_run_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+    def on_run_button(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext
+    ) -> None:
         ack()
-        origin = Origin(
-            team_id=(body.get("team") or {}).get("id", ""),
-            enterprise_id=_enterprise(body),
-            channel_id=(body.get("channel") or {}).get("id", ""),
-            user_id=(body.get("user") or {}).get("id", ""),
-        )
+        origin = _origin(context, channel_id=str(context.channel_id or ""))
         params = {"task_id": str(action.get("value", "")), "trigger_id": body.get("trigger_id", "")}
         reply = Reply(response_url=body.get("response_url"))
         dispatcher.dispatch(Job("run_button", origin, reply, params, delivery_key(body)))
@@ -112,7 +119,9 @@ def register_listeners(app: App, dispatcher: Dispatcher) -> None:
         dispatcher.dispatch(Job("delete", origin, reply, params, delivery_key(body)))
 
     @app.view(blocks.RUN_MODAL)
-    def on_run_modal(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def on_run_modal(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
+    ) -> None:
         values = view.get("state", {}).get("values", {})
         files = values.get(blocks.FILE_BLOCK, {}).get(blocks.FILE_ACTION, {}).get("files") or []
         if not files:
@@ -125,18 +134,13 @@ def register_listeners(app: App, dispatcher: Dispatcher) -> None:
             channel = str(json.loads(metadata or "{}").get("channel", ""))
         except ValueError:
             logger.warning("run modal with unreadable metadata")
-        origin = Origin(
-            team_id=(body.get("team") or {}).get("id", ""),
-            enterprise_id=_enterprise(body),
-            channel_id=channel,
-            user_id=(body.get("user") or {}).get("id", ""),
-        )
+        origin = _origin(context, channel_id=channel)
         reply = Reply(channel_id=channel, user_id=origin.user_id)
         params = {"metadata": metadata, "files": files}
         dispatcher.dispatch(Job("run_modal", origin, reply, params, delivery_key(body)))
 
     @app.event("message")
-    def on_message(event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
+    def on_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         if event.get("subtype") in IGNORED_SUBTYPES or event.get("bot_id") or event.get("hidden"):
             return
         user = event.get("user")
@@ -145,29 +149,38 @@ def register_listeners(app: App, dispatcher: Dispatcher) -> None:
         thread_ts = event.get("thread_ts")
         if not thread_ts or thread_ts == event.get("ts"):
             return  # only replies inside a thread concern a task
-        origin = Origin(
-            team_id=str(body.get("team_id") or event.get("team") or ""),
-            enterprise_id=_enterprise(body),
-            channel_id=str(event.get("channel", "")),
-            user_id=str(user),
-        )
+        origin = _origin(context, channel_id=str(event.get("channel", "")))
         reply = Reply(channel_id=origin.channel_id, user_id=origin.user_id, thread_ts=thread_ts)
         job = Job("thread_message", origin, reply, {"event": event}, delivery_key(body))
         dispatcher.dispatch(job)
 
     @app.event("app_mention")
-    def on_mention(event: dict[str, Any], body: dict[str, Any]) -> None:
+    def on_mention(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         if event.get("thread_ts") or event.get("bot_id"):
             return  # in a thread, the message listener handles it
-        origin = Origin(
-            team_id=str(body.get("team_id") or ""),
-            enterprise_id=_enterprise(body),
-            channel_id=str(event.get("channel", "")),
-            user_id=str(event.get("user", "")),
-        )
+        origin = _origin(context, channel_id=str(event.get("channel", "")))
         reply = Reply(channel_id=origin.channel_id, user_id=origin.user_id)
         job = Job("usage", origin, reply, {"text": commands.USAGE}, delivery_key(body))
         dispatcher.dispatch(job)
+
+    tokens = app.default_tokens_revoked_event_listener() if revocations else None
+    uninstalled = app.default_app_uninstalled_event_listener() if revocations else None
+
+    @app.event("tokens_revoked")
+    @app.event("app_uninstalled")
+    def on_revoked(body: dict[str, Any], context: BoltContext, event: dict[str, Any]) -> None:
+        origin = _origin(context, channel_id="")
+        if event.get("type") == "tokens_revoked":
+            if tokens is not None:
+                tokens(event=event, context=context)
+            if not (event.get("tokens") or {}).get("bot"):
+                return  # only user tokens went; the bot's still works
+        elif uninstalled is not None:
+            uninstalled(context=context)
+        logger.warning(
+            "Slack says %s for team %s: its work stops", event.get("type"), origin.team_id
+        )
+        dispatcher.dispatch(Job("revoked", origin, Reply(), {}, delivery_key(body)))
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

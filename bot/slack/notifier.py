@@ -1,18 +1,33 @@
-"""Keeps each run's Slack message in step with the run, from any web process."""
+"""Keeps each run's Slack message in step with the run, from any web process.
+
+One thread finds the messages that are behind and claims each (so no process shows one twice);
+a small pool makes the calls, so a slow or rate-limited workspace holds up only its own runs.
+An update Slack refuses for good (message deleted, channel archived, token revoked, app
+uninstalled) is recorded and never tried again; one that failed for now backs off, in the
+database, so it leaves the next pass's window free for newer runs."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.oauth.installation_store import InstallationStore
 
-from bot.services.runs import PendingReply, RunService
+from bot.services.replies import PendingReply, RunReplies
 from bot.slack import blocks
 from bot.slack.files import Upload, upload_to_thread
+from bot.slack.outcomes import Uninstalled, classify
 
 logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8  # failures for now in a row before an update is given up (about 4 minutes)
+BACKOFF_CAP_SECONDS = 120.0
 
 
 class ClientSource:
@@ -21,30 +36,49 @@ class ClientSource:
     def __init__(self, *, default: WebClient, installations: InstallationStore | None) -> None:
         self.default = default
         self.installations = installations
+        self._revoked: set[tuple[str | None, str]] = set()
 
-    def for_team(self, team_id: str, enterprise_id: str | None) -> WebClient:
-        if self.installations is None:
+    def revoke(self, team_id: str, enterprise_id: str | None) -> None:
+        """Slack said the app was uninstalled (or its bot token revoked) there."""
+        if self.installations is None:  # with installations, Bolt deleted the installation
+            self._revoked.add((enterprise_id, team_id))
+
+    def for_team(
+        self, team_id: str, enterprise_id: str | None, *, patient: bool = True
+    ) -> WebClient:
+        """``patient`` clients wait out a 429 (Retry-After); others raise it at once."""
+        if (enterprise_id, team_id) in self._revoked:
+            raise Uninstalled(f"the app was uninstalled from team {team_id}")
+        token = self.default.token
+        if self.installations is not None:
+            bot = self.installations.find_bot(enterprise_id=enterprise_id, team_id=team_id)
+            if bot is None or not bot.bot_token:
+                raise Uninstalled(f"no installation for team {team_id}")
+            token = bot.bot_token
+        elif patient:
             return self.default
-        bot = self.installations.find_bot(enterprise_id=enterprise_id, team_id=team_id)
-        if bot is None or not bot.bot_token:
-            raise LookupError(f"no installation for team {team_id}")
-        return WebClient(
-            token=bot.bot_token,
-            base_url=self.default.base_url,
-            retry_handlers=list(self.default.retry_handlers or []),
-        )
+        handlers = [
+            h
+            for h in self.default.retry_handlers or []
+            if patient or not isinstance(h, RateLimitErrorRetryHandler)
+        ]
+        return WebClient(token=token, base_url=self.default.base_url, retry_handlers=handlers)
 
 
 class RunWatcher:
-    """Polls for runs whose message is behind; one process claims each update (no doubles)."""
-
-    def __init__(self, *, runs: RunService, clients: ClientSource, interval: float = 0.2) -> None:
-        self.runs = runs
+    def __init__(
+        self, *, replies: RunReplies, clients: ClientSource, interval: float = 0.2, workers: int = 8
+    ) -> None:
+        self.replies = replies
         self.clients = clients
         self.interval = interval
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskbot-run-watcher", daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskbot-update")
+        self._lock = threading.Lock()
+        self._inflight: dict[str, PendingReply] = {}
+        self._held: dict[str, float] = {}  # workspace -> when its rate limit ends (monotonic)
 
     def start(self) -> None:
         self._thread.start()
@@ -53,6 +87,13 @@ class RunWatcher:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            left = list(self._inflight.values())
+        for pending in left:  # claimed but never started: a later process shows them
+            self.replies.release(
+                pending.run.id, showing=pending.run.status, back_to=pending.shown_status
+            )
 
     def poke(self) -> None:
         self._wake.set()
@@ -67,22 +108,76 @@ class RunWatcher:
                 logger.exception("updating run messages failed; trying again")
 
     def pass_once(self) -> int:
-        shown = 0
-        for pending in self.runs.pending_replies():
+        """Claim every message that is behind and hand it to the pool; returns how many."""
+        now = time.monotonic()
+        with self._lock:
+            self._held = {team: until for team, until in self._held.items() if until > now}
+            held = list(self._held)
+        started = 0
+        for pending in self.replies.pending(now=datetime.now(UTC), exclude_teams=held):
             run = pending.run
-            if not self.runs.claim_reply(run.id, shown=pending.shown_status, showing=run.status):
+            with self._lock:
+                if run.id in self._inflight:
+                    continue
+            if not self.replies.claim(run.id, shown=pending.shown_status, showing=run.status):
                 continue
-            try:
-                self._show(pending)
-                shown += 1
-            except Exception:
-                logger.exception("could not update the message of run %s", run.id)
-                self.runs.release_reply(run.id, showing=run.status, back_to=pending.shown_status)
-        return shown
+            with self._lock:
+                self._inflight[run.id] = pending
+            self._pool.submit(self._attempt, pending)
+            started += 1
+        return started
+
+    def _attempt(self, pending: PendingReply) -> None:
+        run = pending.run
+        try:
+            self._show(pending)
+            if pending.attempts:
+                self.replies.recovered(run.id)
+        except Exception as exc:
+            self._failed(pending, exc)
+        finally:
+            with self._lock:
+                self._inflight.pop(run.id, None)
+            self._wake.set()  # the run may have moved on while its message was updated
+
+    def _failed(self, pending: PendingReply, exc: Exception) -> None:
+        run, target = pending.run, pending.target
+        failure = classify(exc)
+        if failure.permanent:
+            logger.warning(
+                "the message of run %s cannot be updated (%s); it will not be tried again",
+                run.id,
+                failure.error,
+            )
+            self.replies.end(run.id, error=failure.error)
+            return
+        if not isinstance(exc, SlackApiError):
+            logger.error("could not update the message of run %s", run.id, exc_info=exc)
+        if pending.attempts + 1 >= MAX_ATTEMPTS:
+            logger.warning("giving up the message of run %s (%s)", run.id, failure.error)
+            self.replies.end(run.id, error=f"gave_up:{failure.error}")
+            return
+        delay = min(BACKOFF_CAP_SECONDS, 2.0**pending.attempts)
+        if failure.retry_after is not None:
+            delay = failure.retry_after
+            with self._lock:
+                self._held[target.team_id] = time.monotonic() + delay
+        logger.warning(
+            "the message of run %s: Slack answered %s; trying again in %.0f s",
+            run.id,
+            failure.error,
+            delay,
+        )
+        self.replies.defer(
+            run.id,
+            showing=run.status,
+            back_to=pending.shown_status,
+            until=datetime.now(UTC) + timedelta(seconds=delay),
+        )
 
     def _show(self, pending: PendingReply) -> None:
         run, target = pending.run, pending.target
-        client = self.clients.for_team(target.team_id, target.enterprise_id)
+        client = self.clients.for_team(target.team_id, target.enterprise_id, patient=False)
         message = blocks.run_message(run)
         client.chat_update(
             channel=target.channel_id,
@@ -98,7 +193,7 @@ class RunWatcher:
             uploads.insert(0, Upload(*attachment))
         try:
             upload_to_thread(
-                client,
+                self.clients.for_team(target.team_id, target.enterprise_id),
                 channel=target.channel_id,
                 thread_ts=target.thread_ts,
                 uploads=uploads,

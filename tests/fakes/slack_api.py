@@ -1,22 +1,26 @@
-"""A mock Slack Web API on loopback, as Bolt tests itself: it records every call and answers
-like Slack. Point ``WebClient(base_url=...)`` (``SLACK_API_URL``) at ``api_url``."""
+"""A Slack Web API on loopback, as Bolt tests itself: it records every call and answers like the
+real Slack, errors and limits included (see ``slack_objects`` for the catalogue). Point
+``WebClient(base_url=...)`` (``SLACK_API_URL``) at ``api_url``.
+
+Besides scripted failures (``fail``), it keeps the state real errors come from: messages it
+posted (``chat.update`` of any other ts, or of a ``delete_message``d one, answers
+``message_not_found``), archived channels, revoked tokens, per-tier rate limits
+(``enforce_tiers``) and the upload file-count limit of ``files.completeUploadExternal``."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
+import math
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlparse
 
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256  # many clients connect at once under load (the default is 5)
+from tests.fakes import slack_objects as real
+from tests.fakes.slack_http import serve
 
 
 @dataclass
@@ -30,6 +34,8 @@ class Call:
     seq: int = 0  # order of recording, across all methods
     answer_ts: str | None = None  # the ts the mock gave a posted message
     path: str = ""  # the URL path (tells response_url calls apart)
+    error: str | None = None  # the body's "error" when not ok
+    host: str = ""  # the Host header the request came with
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -38,26 +44,37 @@ class Call:
             "params": self.params,
             "status": self.status,
             "ok": self.ok,
+            "error": self.error,
             "answer_ts": self.answer_ts,
             "path": self.path,
             "at": self.at,
         }
 
 
+Answer = tuple[int, dict[str, str], dict[str, Any]]
+
+
 class MockSlackAPI:
     def __init__(self, *, bot_token: str = "xoxb-test", team_id: str = "T1") -> None:
         self.calls: list[Call] = []
         self.tokens = {bot_token: team_id}
-        self.files: dict[str, tuple[str, bytes]] = {}  # name -> (content type, data)
+        self.files: dict[str, tuple[str, bytes]] = {}  # file id -> (content type, data)
+        self.file_objects: dict[str, dict[str, Any]] = {}  # file id -> what files.info says
+        self.redirects: dict[str, str] = {}  # file id -> where its URL redirects
         self.failures: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
         self.rate_limited_until: dict[str, float] = {}
         self.oauth_answer: dict[str, Any] | None = None
+        self.messages: set[tuple[str, str]] = set()  # (channel, ts) of messages that exist
+        self.archived: set[str] = set()
+        self.revoked: set[str] = set()
+        self.limiter: real.TierLimiter | None = None
+        self.vanishing: list[str] = []  # posts whose text contains one of these vanish at once
+        self.hooks: list[tuple[str, Callable[[], None]]] = []  # run after a matching post
         self._ts = itertools.count(1)
-        self._lock = threading.Lock()
+        self._files = itertools.count(1)
+        self._lock = threading.RLock()  # hooks may call back into the mock
         self._cond = threading.Condition(self._lock)
-        self._server = _Server(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server, self._thread = serve(self)
 
     # --- lifecycle and addresses --------------------------------------------------------------
 
@@ -70,8 +87,12 @@ class MockSlackAPI:
         self._server.server_close()
 
     @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api_url(self) -> str:
@@ -80,26 +101,67 @@ class MockSlackAPI:
     def response_url(self, name: str = "r1") -> str:
         return f"{self.base}/response/{name}"
 
-    def host_file(self, name: str, data: bytes, content_type: str = "text/csv") -> dict[str, Any]:
-        """Serve a file like files.slack.com does; returns its Slack file object."""
-        self.files[name] = (content_type, data)
-        return {
-            "id": f"F{abs(hash(name)) % 10**8}",
-            "name": name,
-            "size": len(data),
-            "mimetype": content_type,
-            "url_private_download": f"{self.base}/files/{name}",
-            "url_private": f"{self.base}/files/{name}",
-        }
+    def host_file(
+        self, name: str, data: bytes, content_type: str = "text/csv", *, mode: str = "hosted"
+    ) -> dict[str, Any]:
+        """Serve a file like files.slack.com does; returns its file object as a message event
+        carries it. ``mode``: hosted, check_file_info (only the id; files.info describes it),
+        hidden_by_limit or tombstone (stubs, as Slack sends them)."""
+        file_id = f"F{next(self._files):08d}"
+        full = real.hosted_file(
+            file_id=file_id, name=name, size=len(data), mimetype=content_type, base=self.base
+        )
+        self.files[file_id] = (content_type, data)
+        self.file_objects[file_id] = full
+        if mode == "hidden_by_limit":
+            self.file_objects[file_id] = real.hidden_by_limit_stub(file_id)
+            return real.hidden_by_limit_stub(file_id)
+        if mode == "tombstone":
+            del self.file_objects[file_id]
+            return real.tombstone_stub(file_id)
+        if mode == "check_file_info":
+            return real.check_file_info_stub(file_id)
+        return full
+
+    def redirect_file(self, file: dict[str, Any], to: str) -> None:
+        """The file's URLs answer 302 to ``to`` (another host, say)."""
+        self.redirects[str(file["id"])] = to
 
     # --- scripting ----------------------------------------------------------------------------
 
-    def fail(self, method: str, error: str, **match: Any) -> None:
-        """The next call of ``method`` (whose params include ``match``) answers ok: false."""
-        self.failures[method].append({"error": error, "match": match})
+    def fail(self, method: str, error: str, *, times: int | None = 1, **match: Any) -> None:
+        """The next ``times`` calls (None: every call) of ``method`` whose params include
+        ``match`` answer ``error``, with the HTTP status Slack sends it with."""
+        self.failures[method].append({"error": error, "match": match, "times": times})
 
-    def rate_limit(self, method: str, seconds: float) -> None:
-        self.rate_limited_until[method] = time.monotonic() + seconds
+    def rate_limit(self, method: str, seconds: float, *, token: str | None = None) -> None:
+        """Answer ``method`` 429 with Retry-After for ``seconds`` (only for ``token``'s
+        workspace when given: Slack's limits are per workspace)."""
+        key = f"{method} {token}" if token else method
+        self.rate_limited_until[key] = time.monotonic() + seconds
+
+    def enforce_tiers(self, *, scale: float = 1.0) -> None:
+        """Rate-limit every method by its tier, with minutes ``scale`` times shorter."""
+        self.limiter = real.TierLimiter(scale=scale)
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        self.messages.discard((channel, ts))
+
+    def delete_posts(self, containing: str) -> None:
+        """Messages posted from now on whose text contains ``containing`` are deleted (by a
+        person, say) as soon as they are posted: later updates answer message_not_found."""
+        self.vanishing.append(containing)
+
+    def after_post(self, containing: str, do: Callable[[], None]) -> None:
+        """Right after a message whose text contains ``containing`` is posted, ``do()``: say,
+        revoke a token the moment the run message exists."""
+        self.hooks.append((containing, do))
+
+    def archive(self, channel: str) -> None:
+        self.archived.add(channel)
+
+    def revoke(self, token: str) -> None:
+        self.revoked.add(token)
 
     # --- inspection ---------------------------------------------------------------------------
 
@@ -117,7 +179,7 @@ class MockSlackAPI:
                 found = [
                     c
                     for c in self.calls
-                    if c.method == method and all(_get(c.params, k) == v for k, v in match.items())
+                    if c.method == method and all(c.params.get(k) == v for k, v in match.items())
                 ]
                 if len(found) >= count:
                     return found
@@ -129,209 +191,113 @@ class MockSlackAPI:
 
     # --- answering ----------------------------------------------------------------------------
 
-    def _record(self, call: Call) -> None:
+    def record(self, call: Call) -> None:
         with self._cond:
             call.seq = len(self.calls) + 1
             self.calls.append(call)
             self._cond.notify_all()
 
-    def _answer(
-        self, method: str, params: dict[str, Any], token: str | None
-    ) -> tuple[int, dict[str, str], dict[str, Any]]:
-        until = self.rate_limited_until.get(method, 0)
-        if time.monotonic() < until:
-            return (
-                429,
-                {"Retry-After": str(max(1, int(until - time.monotonic() + 0.999)))},
-                {"ok": False, "error": "ratelimited"},
-            )
+    def _scripted(self, method: str, params: dict[str, Any]) -> Answer | None:
         queue = self.failures.get(method)
-        if queue:
-            for i, failure in enumerate(queue):
-                if all(_get(params, k) == v for k, v in failure["match"].items()):
-                    del queue[i]
-                    return 200, {}, {"ok": False, "error": failure["error"]}
-        if method == "oauth.v2.access":
-            return 200, {}, self.oauth_answer or {"ok": False, "error": "invalid_code"}
-        if token not in self.tokens:
-            return 200, {}, {"ok": False, "error": "invalid_auth"}
-        team = self.tokens[token]
+        for failure in list(queue or ()):
+            if all(params.get(k) == v for k, v in failure["match"].items()):
+                if failure["times"] is not None:
+                    failure["times"] -= 1
+                    if failure["times"] <= 0:
+                        queue.remove(failure)  # type: ignore[union-attr]
+                return _error(failure["error"])
+        return None
+
+    def _limited(
+        self, method: str, params: dict[str, Any], team: str, token: str | None
+    ) -> Answer | None:
+        until = max(
+            self.rate_limited_until.get(method, 0),
+            self.rate_limited_until.get(f"{method} {token}", 0),
+        )
+        wait = until - time.monotonic()
+        if wait <= 0 and self.limiter is not None and method != "oauth.v2.access":
+            wait = self.limiter.retry_after(team=team, method=method, channel=params.get("channel"))
+        if wait > 0:
+            return _error("ratelimited", retry_after=wait)
+        return None
+
+    def answer(self, method: str, params: dict[str, Any], token: str | None) -> Answer:
+        with self._lock:
+            team = self.tokens.get(token or "", "")
+            limited = self._limited(method, params, team, token)
+            if limited is not None:
+                return limited
+            scripted = self._scripted(method, params)
+            if scripted is not None:
+                return scripted
+            if method == "oauth.v2.access":
+                return 200, {}, self.oauth_answer or {"ok": False, "error": "invalid_code"}
+            if token in self.revoked:
+                return _error("token_revoked")
+            if not team:
+                return _error("invalid_auth")
+            return self._method(method, params, team)
+
+    def _method(self, method: str, params: dict[str, Any], team: str) -> Answer:
+        channel = str(params.get("channel") or params.get("channel_id") or "")
+        if method.startswith(("chat.", "files.completeUpload")) and channel in self.archived:
+            return _error("is_archived")
         if method == "auth.test":
-            return (
-                200,
-                {},
-                {
-                    "ok": True,
-                    "url": "https://test.slack.com/",
-                    "team": "Test",
-                    "user": "taskbot",
-                    "team_id": team,
-                    "user_id": "UBOT",
-                    "bot_id": "BBOT",
-                },
+            return _ok(
+                url="https://test.slack.com/",
+                team="Test",
+                user="taskbot",
+                team_id=team,
+                user_id="UBOT",
+                bot_id="BBOT",
+                is_enterprise_install=False,
             )
         if method == "chat.postMessage":
             ts = f"{1700000000 + next(self._ts)}.000100"
-            return (
-                200,
-                {},
-                {
-                    "ok": True,
-                    "channel": params.get("channel"),
-                    "ts": ts,
-                    "message": {"text": params.get("text"), "ts": ts},
-                },
-            )
+            text = str(params.get("text") or "")
+            if not any(v in text for v in self.vanishing):
+                self.messages.add((channel, ts))
+            for containing, do in self.hooks:
+                if containing in text:
+                    do()
+            return _ok(channel=channel, ts=ts, message={"text": params.get("text"), "ts": ts})
+        if method == "chat.update":
+            if (channel, str(params.get("ts"))) not in self.messages:
+                return _error("message_not_found")
+            return _ok(channel=channel, ts=params.get("ts"), text=params.get("text"))
         if method == "chat.postEphemeral":
-            return 200, {}, {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
+            return _ok(message_ts=f"{1700000000 + next(self._ts)}.000200")
         if method == "chat.getPermalink":
-            return (
-                200,
-                {},
-                {
-                    "ok": True,
-                    "permalink": f"https://test.slack.com/archives/{params.get('channel')}/p{params.get('message_ts')}",
-                },
-            )
+            link = f"https://test.slack.com/archives/{channel}/p{params.get('message_ts')}"
+            return _ok(channel=channel, permalink=link)
         if method == "files.getUploadURLExternal":
             file_id = f"FUP{next(self._ts)}"
-            return (
-                200,
-                {},
-                {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id},
-            )
+            return _ok(upload_url=f"{self.base}/upload/{file_id}", file_id=file_id)
         if method == "files.completeUploadExternal":
             files = params.get("files")
             files = json.loads(files) if isinstance(files, str) else files or []
-            return (
-                200,
-                {},
-                {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]},
-            )
+            if len(files) > real.COMPLETE_UPLOAD_MAX_FILES:
+                return _error("internal_error")
+            return _ok(files=[{"id": f["id"], "title": f.get("title")} for f in files])
         if method == "files.info":
-            return 200, {}, {"ok": False, "error": "file_not_found"}
-        return 200, {}, {"ok": True}
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        mock = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _token(self) -> str | None:
-                auth = self.headers.get("Authorization", "")
-                return auth[7:] if auth.startswith("Bearer ") else None
-
-            def _send(
-                self,
-                status: int,
-                body: bytes,
-                content_type: str,
-                headers: dict[str, str] | None = None,
-            ) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                path = url.path
-                if path == "/_calls":
-                    # Control surface for a test in another process: the recorded calls as JSON,
-                    # optionally ?method=chat.update&since=SEQ; ?count=1 answers {"count": N}.
-                    query = dict(parse_qsl(url.query))
-                    if "count" in query:
-                        with mock._lock:
-                            count = len(mock.calls)
-                        self._send(200, json.dumps({"count": count}).encode(), "application/json")
-                        return
-                    since = int(query.get("since", "0"))
-                    with mock._lock:
-                        calls = [
-                            c.as_json()
-                            for c in mock.calls[since:]
-                            if "method" not in query or c.method == query["method"]
-                        ]
-                    self._send(200, json.dumps(calls).encode(), "application/json")
-                    return
-                if path.startswith("/files/"):
-                    name = path[len("/files/") :]
-                    token = self._token()
-                    mock._record(Call("file", {"name": name}, token))
-                    if token not in mock.tokens or name not in mock.files:
-                        # What Slack does without a usable token: 200 and a login page.
-                        self._send(
-                            200,
-                            b"<html><body>Sign in to Slack</body></html>",
-                            "text/html; charset=utf-8",
-                        )
-                        return
-                    kind, data = mock.files[name]
-                    self._send(200, data, kind)
-                    return
-                self._send(404, b"not found", "text/plain")
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                raw = self.rfile.read(length)
-                path = urlparse(self.path).path
-                token = self._token()
-                if path == "/_rate_limit":
-                    # Control surface: {"methods": [...], "seconds": 10} answers those methods
-                    # 429 with Retry-After for that long.
-                    script = json.loads(raw or b"{}")
-                    for name in script.get("methods", []):
-                        mock.rate_limit(str(name), float(script.get("seconds", 0)))
-                    self._send(200, b'{"ok": true}', "application/json")
-                    return
-                if path.startswith("/upload/"):
-                    mock._record(
-                        Call("upload", {"file_id": path.rsplit("/", 1)[1], "size": len(raw)}, token)
-                    )
-                    self._send(200, b"OK - " + str(len(raw)).encode(), "text/plain")
-                    return
-                kind = self.headers.get("Content-Type", "")
-                if "json" in kind:
-                    params = json.loads(raw or b"{}")
-                else:
-                    params = dict(parse_qsl(raw.decode()))
-                    token = token or params.get("token")
-                if path.startswith("/response/"):
-                    mock._record(Call("response_url", params, token, path=path))
-                    self._send(200, b"ok", "text/plain")
-                    return
-                method = path[len("/api/") :] if path.startswith("/api/") else path.strip("/")
-                for key in ("blocks", "view"):
-                    if isinstance(params.get(key), str):
-                        with contextlib.suppress(ValueError):
-                            params[key] = json.loads(params[key])
-                status, headers, body = mock._answer(method, params, token)
-                mock._record(
-                    Call(
-                        method,
-                        params,
-                        token,
-                        status=status,
-                        ok=bool(body.get("ok")),
-                        answer_ts=body.get("ts"),
-                    )
+            described = self.file_objects.get(str(params.get("file")))
+            if described is None:
+                return _error(
+                    "file_deleted" if params.get("file") in self.files else "file_not_found"
                 )
-                self._send(
-                    status, json.dumps(body).encode(), "application/json; charset=utf-8", headers
-                )
-
-        return Handler
+            return _ok(file=described)
+        return _ok()
 
 
-def _get(params: dict[str, Any], key: str) -> Any:
-    return params.get(key)
+def _ok(**fields: Any) -> Answer:
+    return 200, {}, {"ok": True, **fields}
+
+
+def _error(error: str, *, retry_after: float = 0.0) -> Answer:
+    status = real.TRANSIENT_ERRORS.get(error, 200)
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if status == 429 else {}
+    return status, headers, {"ok": False, "error": error}
 
 
 def text_of(call: Call) -> str:

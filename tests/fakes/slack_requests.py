@@ -58,15 +58,22 @@ class SlackSender:
         user: str = "U1",
         trigger_id: str | None = None,
         response_name: str | None = None,
+        enterprise: str | None = None,
+        channel_name: str = "general",
         **extra: Any,
     ) -> tuple[int, str]:
+        """A slash command. In a 1:1 DM ``channel_name`` is "directmessage"; on Enterprise Grid
+        the form adds ``enterprise_id`` and ``enterprise_name``."""
         n = next(_ids)
+        grid = {"enterprise_id": enterprise, "enterprise_name": "Org"} if enterprise else {}
         form = {
+            **grid,
+            "is_enterprise_install": "false",
             "token": "legacy",
             "team_id": team,
             "team_domain": "test",
             "channel_id": channel,
-            "channel_name": "general",
+            "channel_name": channel_name,
             "user_id": user,
             "user_name": "someone",
             "command": "/task",
@@ -84,16 +91,36 @@ class SlackSender:
         team: str = "T1",
         event_id: str | None = None,
         retry_num: int | None = None,
+        installed_team: str | None = None,
+        enterprise: str | None = None,
+        shared: bool = False,
     ) -> tuple[int, str]:
+        """An Events API envelope. In a Slack Connect channel (``shared``) the outer ``team_id``
+        can be the other organisation's: the installation it is delivered for is
+        ``authorizations[0]`` (``installed_team``, default ``team``)."""
+        installed = installed_team or team
         body = {
             "token": "legacy",
             "team_id": team,
+            "enterprise_id": enterprise,
+            "context_team_id": installed,
+            "context_enterprise_id": enterprise,
             "api_app_id": "A1",
             "type": "event_callback",
             "event_id": event_id or f"Ev{next(_ids)}",
             "event_time": int(time.time()),
             "event": event,
-            "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}],
+            "authorizations": [
+                {
+                    "enterprise_id": enterprise,
+                    "team_id": installed,
+                    "user_id": "UBOT",
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": shared,
+            "event_context": f"4-ctx{next(_ids)}",
         }
         headers = {}
         if retry_num is not None:
@@ -113,13 +140,20 @@ class SlackSender:
         channel: str = "C1",
         user: str = "U1",
         action_id: str = "run_task",
+        enterprise: str | None = None,
     ) -> tuple[int, str]:
+        """A block_actions payload; on Enterprise Grid the enterprise is only ``team.enterprise_id``
+        (and ``user.team_id``), as real payloads carry it."""
         n = next(_ids)
+        team_obj: dict[str, Any] = {"id": team, "domain": "test"}
+        if enterprise:
+            team_obj["enterprise_id"], team_obj["enterprise_name"] = enterprise, "Org"
         return self.interactive(
             {
                 "type": "block_actions",
-                "team": {"id": team, "domain": "test"},
-                "user": {"id": user},
+                "team": team_obj,
+                "user": {"id": user, "username": "someone", "name": "someone", "team_id": team},
+                "is_enterprise_install": False,
                 "api_app_id": "A1",
                 "trigger_id": f"trigger.b{n}",
                 "channel": {"id": channel},
@@ -143,13 +177,22 @@ class SlackSender:
         *,
         team: str = "T1",
         user: str = "U1",
+        installed_team: str | None = None,
+        enterprise: str | None = None,
     ) -> tuple[int, str]:
+        """A view_submission payload. From a Slack Connect channel ``team`` is the submitter's
+        organisation; the workspace the app is installed in is ``view.app_installed_team_id``."""
         n = next(_ids)
+        installed = installed_team or team
+        team_obj: dict[str, Any] = {"id": team, "domain": "test"}
+        if enterprise:
+            team_obj["enterprise_id"], team_obj["enterprise_name"] = enterprise, "Org"
         return self.interactive(
             {
                 "type": "view_submission",
-                "team": {"id": team, "domain": "test"},
-                "user": {"id": user},
+                "team": team_obj,
+                "user": {"id": user, "username": "someone", "name": "someone", "team_id": team},
+                "is_enterprise_install": False,
                 "api_app_id": "A1",
                 "trigger_id": f"trigger.v{n}",
                 "view": {
@@ -158,6 +201,10 @@ class SlackSender:
                     "callback_id": "run_with_file",
                     "private_metadata": private_metadata,
                     "hash": f"h{n}",
+                    "team_id": installed,
+                    "app_id": "A1",
+                    "app_installed_team_id": installed,
+                    "bot_id": "BBOT",
                     "state": {
                         "values": {"input_files": {"files": {"type": "file_input", "files": files}}}
                     },

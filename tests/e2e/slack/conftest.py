@@ -3,6 +3,8 @@ database, worker pool and sandbox, and a fake model."""
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,3 +73,39 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield built
     finally:
         close_stack(built)
+
+
+def oauth_stack(tmp_path: Path) -> Stack:
+    """A multi-workspace stack (SLACK_CLIENT_ID/SECRET, installations in the database)."""
+    return make_stack(
+        tmp_path, slack_bot_token="", slack_client_id="111.222", slack_client_secret="cs"
+    )
+
+
+def install(stack: Stack, *, team: str, token: str, enterprise: str | None = None) -> None:
+    """Install the app into ``team`` through the real OAuth flow (/slack/install, then
+    /slack/oauth_redirect with the state cookie), Slack answering oauth.v2.access."""
+    stack.mock.tokens[token] = team
+    stack.mock.oauth_answer = {
+        "ok": True,
+        "app_id": "A1",
+        "authed_user": {"id": "U9"},
+        "scope": "commands,chat:write",
+        "token_type": "bot",
+        "access_token": token,
+        "bot_user_id": "UBOT2",
+        "team": {"id": team, "name": "Two"},
+        "enterprise": {"id": enterprise, "name": "Org"} if enterprise else None,
+        "is_enterprise_install": False,
+    }
+    with urllib.request.urlopen(f"{stack.http.url}/slack/install") as page:
+        html = page.read().decode()
+        cookie = page.headers.get("Set-Cookie", "")
+    state = re.search(r"state=([\w-]+)", html)
+    assert state, html
+    request = urllib.request.Request(
+        f"{stack.http.url}/slack/oauth_redirect?code=abc&state={state.group(1)}",
+        headers={"Cookie": cookie.split(";")[0]},
+    )
+    with urllib.request.urlopen(request) as done:
+        assert done.status == 200

@@ -1,0 +1,87 @@
+"""Keeping each run's Slack message in step with the run, from any process: which messages are
+behind, who is updating one (a claim, so none is shown twice), and how an update ended (for
+good, or for now with a back-off), so no update is retried in a storm or holds up another."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.services.runs import ReplyTarget, RunView
+from storage.models import RunStatus
+from storage.uow import UnitOfWorkFactory
+
+
+@dataclass(frozen=True)
+class PendingReply:
+    """A run whose message shows an older status than the run has."""
+
+    run: RunView
+    target: ReplyTarget
+    message_ts: str
+    shown_status: str | None
+    attempts: int = 0  # updates that failed for now, in a row
+
+
+class RunReplies:
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    def pending(
+        self, *, limit: int = 50, now: datetime | None = None, exclude_teams: Sequence[str] = ()
+    ) -> list[PendingReply]:
+        """Runs whose message is behind, but for those whose update ended for good or waits
+        out a back-off until after ``now``, and those of ``exclude_teams``."""
+        with self._uow() as uow:
+            pending = []
+            rows = uow.runs.reply_pending(limit=limit, now=now, exclude_teams=exclude_teams)
+            for run in rows:
+                assert run.reply_channel and run.reply_thread_ts and run.reply_ts
+                files = uow.runs.files(run.id) if RunStatus(run.status).final else []
+                pending.append(
+                    PendingReply(
+                        run=RunView.of(run, files),
+                        target=ReplyTarget(
+                            team_id=run.reply_team or "",
+                            enterprise_id=run.reply_enterprise,
+                            channel_id=run.reply_channel,
+                            thread_ts=run.reply_thread_ts,
+                        ),
+                        message_ts=run.reply_ts,
+                        shown_status=run.notified_status,
+                        attempts=run.reply_attempts or 0,
+                    )
+                )
+            return pending
+
+    def claim(self, run_id: str, *, shown: str | None, showing: str) -> bool:
+        """Take the job of showing ``showing``; False when another process already did."""
+        with self._uow() as uow:
+            claimed = uow.runs.claim_reply(run_id, shown=shown, showing=showing)
+            uow.commit()
+            return claimed
+
+    def release(self, run_id: str, *, showing: str, back_to: str | None) -> None:
+        """Showing failed (Slack unreachable): let a later pass try again."""
+        with self._uow() as uow:
+            uow.runs.claim_reply(run_id, shown=showing, showing=back_to)
+            uow.commit()
+
+    def end(self, run_id: str, *, error: str) -> None:
+        """Showing failed for good (message deleted, channel archived, app uninstalled): the
+        message is never tried again; ``error`` says why."""
+        with self._uow() as uow:
+            uow.runs.end_reply(run_id, error=error)
+            uow.commit()
+
+    def defer(self, run_id: str, *, showing: str, back_to: str | None, until: datetime) -> None:
+        """Showing failed for now: give the claim back, to be tried again from ``until``."""
+        with self._uow() as uow:
+            uow.runs.defer_reply(run_id, showing=showing, back_to=back_to, until=until)
+            uow.commit()
+
+    def recovered(self, run_id: str) -> None:
+        with self._uow() as uow:
+            uow.runs.reply_recovered(run_id)
+            uow.commit()
