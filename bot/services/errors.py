@@ -35,6 +35,7 @@ class ModelUnavailable(ServiceError):
     """The model server could not be reached or kept failing after the SDK's retries."""
 
     code = "model_unavailable"
+    requests = 0  # HTTP requests made before giving up (they count as spent)
 
 
 class GenerationFailed(ServiceError):
@@ -55,3 +56,9 @@ class ChecksFailed(ServiceError):
     def __init__(self, message: str, *, version: int) -> None:
         super().__init__(message)
         self.version = version
+
+
+class BudgetExceeded(ServiceError):
+    """A workspace's or user's budget for the day is spent; nothing was started."""
+
+    code = "budget_exceeded"

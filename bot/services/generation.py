@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.services.checks import Check, CheckResult, CheckRunner, merge_kept, parse_checks
-from bot.services.codegen import ChatMessage, CodeGenerator
-from bot.services.errors import GenerationFailed
+from bot.services.checks import Check, CheckResult, CheckRunner, merge_kept, normalise_checks
+from bot.services.codegen import ChatMessage, CodeGenerator, ModelReply
+from bot.services.errors import GenerationFailed, ModelUnavailable
 from bot.services.validation import check_code
 
-PROMPT_VERSION = "2026-11-25.1"
+PROMPT_VERSION = "2026-12-01.1"
 MAX_REPAIR_ROUNDS = 2
 
 _IO_SHAPE = {
@@ -189,6 +190,13 @@ class Generated:
     replaced_checks: tuple[tuple[str, str], ...] = ()
     checks_passed: bool = True
     check_seconds: float = 0.0
+    check_cpu_seconds: float = 0.0
+    check_notes: tuple[str, ...] = ()  # checks that could not be used, and why
+    response_mode: str = ""  # json_schema, json_object or text: what the server accepted
+
+    @property
+    def unchecked(self) -> bool:
+        return not self.checks
 
 
 def snake_case(text: str) -> str:
@@ -219,23 +227,134 @@ def _replaced(raw: Any) -> tuple[tuple[str, str], ...]:
     )
 
 
+_THINK = re.compile(r"<think>.*?</think>", flags=re.DOTALL | re.IGNORECASE)
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", flags=re.DOTALL)
+_CODE_KEYS = ("code", "module", "source", "python", "function_code")
+
+
+def _objects(text: str) -> list[dict[str, Any]]:
+    """Every JSON object found in ``text``: the whole text, else each ``{`` that starts one."""
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict):
+        return [whole]
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    index = text.find("{")
+    while index != -1:
+        try:
+            value, end = decoder.raw_decode(text, index)
+        except json.JSONDecodeError:
+            index = text.find("{", index + 1)
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+        index = text.find("{", end)
+    return found
+
+
+def _defines_run(code: str) -> bool:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return "def run(" in code
+    return any(isinstance(n, ast.FunctionDef) and n.name == "run" for n in tree.body)
+
+
+def _split_checks(code: str) -> tuple[str, list[dict[str, str]]]:
+    """Top-level ``check_*`` functions written into the module itself, moved out as checks."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code, []
+    lines = code.splitlines(keepends=True)
+    checks: list[dict[str, str]] = []
+    drop: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith(("check_", "test_")):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+            last = node.end_lineno or node.lineno
+            checks.append({"name": node.name, "code": "".join(lines[first:last])})
+            drop.update(range(first, last))
+    if not checks:
+        return code, []
+    kept = "".join(line for i, line in enumerate(lines) if i not in drop)
+    return re.sub(r"\n{3,}", "\n\n", kept).strip("\n") + "\n", checks
+
+
+def _code_of(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    fenced = _FENCE.search(value)
+    return fenced.group(2) if fenced and value.lstrip().startswith("```") else value
+
+
 def parse_answer(content: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The answer as a dict, or the reason it cannot be used."""
-    text = content.strip()
-    fence = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, flags=re.DOTALL)
-    if fence:
-        text = fence.group(1)
+    """The answer as a dict with a ``code`` string, or the reason it cannot be used.
+
+    Liberal in what it accepts: pure JSON; JSON inside a fence or among prose; a reasoning
+    model's ``<think>`` block; or a ```python block (the module) with a ```json block of
+    metadata and more ```python blocks of checks, in any order."""
+    text = _THINK.sub("", content).strip()
     if not text:
         return None, "the answer was empty; answer with the JSON object"
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"the answer is not valid JSON ({exc.msg} at line {exc.lineno})"
-    if not isinstance(data, dict):
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = {}
+    if not isinstance(whole, dict):
         return None, "the answer must be a JSON object"
-    if not isinstance(data.get("code"), str):
+    fences = [(lang.lower(), body) for lang, body in _FENCE.findall(text)]
+    objects = _objects(text) if not fences else []
+    python: list[str] = []
+    for lang, body in fences:
+        if lang in ("json", "") and body.lstrip().startswith(("{", "[")):
+            objects.extend(_objects(body))
+        elif lang in ("python", "py", "python3", ""):
+            python.append(body)
+    data = next((o for o in objects if any(_code_of(o.get(k)) for k in _CODE_KEYS)), None)
+    if data is None:
+        data = next(iter(objects), None)
+    data = dict(data) if data is not None else {}
+    code = next((c for c in (_code_of(data.get(k)) for k in _CODE_KEYS) if c), None)
+    extra_checks: list[dict[str, str]] = []
+    if code is None and python:
+        modules = [p for p in python if _defines_run(p)]
+        code = modules[0] if modules else python[0]
+        extra_checks = [{"name": "", "code": p} for p in python if p is not code]
+    if code is None:
+        if not objects and not fences:
+            return None, "the answer is not valid JSON (no JSON object found)"
         return None, "the answer has no `code` string"
+    if data.get("checks"):
+        data["code"] = code
+        return data, None
+    code, inline_checks = _split_checks(code)
+    data["code"] = code
+    data["checks"] = inline_checks + extra_checks
     return data, None
+
+
+@dataclass
+class Tally:
+    """What one generation has spent so far; kept up to date as it goes, so what a failed
+    generation spent is known too."""
+
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_requests: int = 0
+    check_cpu_seconds: float = 0.0
+    mode: str = ""
+
+    def add(self, reply: ModelReply) -> None:
+        self.model = reply.model or self.model
+        self.input_tokens += reply.input_tokens
+        self.output_tokens += reply.output_tokens
+        self.model_requests += reply.requests
+        self.mode = reply.mode
 
 
 class Generation:
@@ -257,19 +376,27 @@ class Generation:
         self.max_repairs = max_repairs
 
     def run(
-        self, messages: Sequence[ChatMessage], *, previous_checks: Sequence[Check] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        previous_checks: Sequence[Check] = (),
+        tally: Tally | None = None,
     ) -> Generated:
         """Ask, validate, run the checks; repair with the exact error, at most ``max_repairs``
         times. Code that never validates raises; code whose checks never pass comes back with
-        ``checks_passed=False`` (the caller keeps it as a draft)."""
+        ``checks_passed=False`` (the caller keeps it as a draft); valid code without usable
+        checks comes back at once, unchecked. ``tally`` is kept up to date as requests are made."""
+        spent = tally if tally is not None else Tally()
         history = list(messages)
         errors: list[str] = []
-        input_tokens = output_tokens = 0
         draft: Generated | None = None
-        for attempt in range(1 + self.max_repairs):
-            reply = self.generator.generate(history, schema=ANSWER_SCHEMA)
-            input_tokens += reply.input_tokens
-            output_tokens += reply.output_tokens
+        for _attempt in range(1 + self.max_repairs):
+            try:
+                reply = self.generator.generate(history, schema=ANSWER_SCHEMA)
+            except ModelUnavailable as exc:
+                spent.model_requests += exc.requests
+                raise
+            spent.add(reply)
             data, error = parse_answer(reply.content)
             if data is not None and reply.finish_reason == "length":
                 data, error = None, "the answer was cut off; make the code shorter"
@@ -278,12 +405,15 @@ class Generation:
                 candidate, error = self._candidate(data, previous_checks)
             if candidate is not None:
                 candidate = self._checked(candidate)
+                spent.check_cpu_seconds += candidate.check_cpu_seconds
                 generated = replace(
                     candidate,
                     model=reply.model,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    model_requests=attempt + 1,
+                    input_tokens=spent.input_tokens,
+                    output_tokens=spent.output_tokens,
+                    model_requests=spent.model_requests,
+                    check_cpu_seconds=spent.check_cpu_seconds,
+                    response_mode=reply.mode,
                     errors=tuple(errors),
                 )
                 if generated.checks_passed:
@@ -302,7 +432,14 @@ class Generation:
                 )
             )
         if draft is not None and draft.code:
-            return replace(draft, errors=tuple(errors))
+            return replace(
+                draft,
+                errors=tuple(errors),
+                input_tokens=spent.input_tokens,
+                output_tokens=spent.output_tokens,
+                model_requests=spent.model_requests,
+                check_cpu_seconds=spent.check_cpu_seconds,
+            )
         raise GenerationFailed(
             f"The model's code was still invalid after {self.max_repairs} repair rounds: "
             f"{errors[-1]}",
@@ -318,9 +455,7 @@ class Generation:
         )
         if not check.ok:
             return None, check.error
-        checks, problem = parse_checks(data.get("checks"), allowed_packages=self.packages)
-        if problem is not None and self.checker is not None:
-            return None, problem
+        checks, notes = normalise_checks(data.get("checks"), allowed_packages=self.packages)
         replaced = _replaced(data.get("replaced_checks"))
         kept = merge_kept(checks, previous, (name for name, _reason in replaced))
         return Generated(
@@ -338,6 +473,7 @@ class Generation:
             model_requests=0,
             checks=tuple(kept),
             replaced_checks=replaced,
+            check_notes=tuple(notes),
         ), None
 
     def _checked(self, candidate: Generated) -> Generated:
@@ -349,4 +485,5 @@ class Generation:
             check_results=report.results,
             checks_passed=report.passed,
             check_seconds=report.seconds,
+            check_cpu_seconds=report.cpu_seconds,
         )

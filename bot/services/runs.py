@@ -160,6 +160,7 @@ class RunOutcome:
     killed_reason: str | None = None
     duration_seconds: float = 0.0
     files: tuple[OutputFileView, ...] = ()
+    cpu_seconds: float = 0.0
 
 
 def _now() -> datetime:

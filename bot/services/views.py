@@ -85,10 +85,10 @@ class VersionView:
 
     @property
     def check_summary(self) -> str:
-        """E.g. "3 checks passed", "1 of 3 checks failed: check_x", or "no checks"."""
+        """E.g. "3 checks passed", "1 of 3 checks failed: check_x", or "unchecked: ..."."""
         total = len(self.check_results)
         if not total:
-            return "no checks"
+            return "unchecked: the model wrote no usable checks"
         failed = [str(r.get("name")) for r in self.check_results if not r.get("ok")]
         if not failed:
             return f"{total} check{'s' if total != 1 else ''} passed"
