@@ -16,6 +16,7 @@ from bot.services.deliveries import DeliveryService
 from bot.services.generation import Generation
 from bot.services.runs import RunService
 from bot.services.tasks import TaskService
+from bot.services.usage import Budgets, Prices, UsageService
 from storage import migrate
 from storage.db import is_sqlite, make_engine, make_session_factory
 from storage.uow import UnitOfWorkFactory
@@ -44,6 +45,7 @@ class Services:
     tasks: TaskService
     runs: RunService
     deliveries: DeliveryService
+    usage: UsageService | None = None
     executor: RunExecutor | None = None
     pool: LocalPool | None = None
     sandboxes: SandboxHolder | None = None
@@ -112,8 +114,12 @@ def build_services(
         checker=checker or SandboxChecker(check_execute(sandboxes)),
     )
     timing = {"clock": clock} if clock else {}
-    tasks = TaskService(uow=uow, generation=generation, **timing)
+    usage = UsageService(
+        uow=uow, prices=Prices(settings.model_prices), budgets=Budgets.of(settings), **timing
+    )
+    tasks = TaskService(uow=uow, generation=generation, usage=usage, **timing)
     runs = RunService(
+        usage=usage,
         uow=uow,
         tasks=tasks,
         queue=None,
@@ -131,6 +137,7 @@ def build_services(
         tasks=tasks,
         runs=runs,
         deliveries=DeliveryService(uow=uow),
+        usage=usage,
         sandboxes=sandboxes,
     )
     if runner == "local":

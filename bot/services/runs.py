@@ -21,6 +21,7 @@ from typing import Protocol
 
 from bot.services.errors import InvalidInput, NotFound, NotReady
 from bot.services.tasks import TaskService
+from bot.services.usage import UsageService
 from bot.services.validation import check_code
 from storage.models import Run, RunFile, RunStatus
 from storage.uow import UnitOfWorkFactory
@@ -79,6 +80,7 @@ class RunView:
     finished_at: datetime | None
     duration_seconds: float | None
     files: tuple[OutputFileView, ...] = ()
+    cpu_seconds: float | None = None
 
     @property
     def final(self) -> bool:
@@ -110,6 +112,7 @@ class RunView:
             finished_at=run.finished_at,
             duration_seconds=run.duration_seconds,
             files=tuple(OutputFileView(f.name, f.size, f.content) for f in files),
+            cpu_seconds=run.cpu_seconds,
         )
 
 
@@ -187,7 +190,9 @@ class RunService:
         max_input_bytes: int,
         wall_seconds: float,
         clock: Callable[[], datetime] = _now,
+        usage: UsageService | None = None,
     ) -> None:
+        self._usage = usage
         self._uow = uow
         self._tasks = tasks
         self.queue = queue
@@ -228,6 +233,8 @@ class RunService:
                 f"The file is too large: {_mib(len(input_data))}, the limit is "
                 f"{_mib(self.max_input_bytes)}."
             )
+        if self._usage is not None:
+            self._usage.check(team_id=task.team_id, user_id=requested_by, model=False)
         name = _safe_name(input_name) if input_data is not None else None
         run = Run(
             id=str(uuid.uuid4()),
@@ -355,10 +362,13 @@ class RunService:
                     "traceback_tail": outcome.traceback_tail,
                     "killed_reason": outcome.killed_reason,
                     "duration_seconds": outcome.duration_seconds,
+                    "cpu_seconds": outcome.cpu_seconds,
                     "finished_at": self._clock(),
                 },
                 files=[(f.name, f.size, f.content) for f in outcome.files],
             )
+            if recorded:
+                uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
             uow.commit()
         if not recorded:
             logger.warning("run %s had already ended; ignoring a second outcome", run_id)
