@@ -59,6 +59,7 @@ _ERROR_TEXT = {
     413: "The body or the input is over its limit.",
     415: "The Content-Type is not one this endpoint accepts.",
     422: "A field is missing, of the wrong type, unknown, too long, or refused by the service.",
+    429: "A daily budget is spent (the message says which, and when it resets); nothing started.",
     500: "Unexpected failure on the server (logged).",
     503: "The model server or the database could not be reached.",
 }
@@ -115,6 +116,7 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
         "change_summary": _nullable("string"),
         "version_state": {"type": "string", "enum": ["ready", "draft"]},
         "checks": _ref("Checks"),
+        "cost": _ref("Cost"),
         "created_at": _TIME,
         "version_created_at": _TIME,
     }
@@ -210,6 +212,7 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
                 "output_tokens": {"type": "integer"},
                 "state": {"type": "string", "enum": ["ready", "draft"]},
                 "checks": _ref("Checks"),
+                "cost": _ref("Cost"),
                 "created_at": _TIME,
             }
         ),
@@ -296,6 +299,63 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
                     ),
                 },
                 "links": _ref("RunLinks"),
+                "cpu_seconds": _nullable("number"),
+            }
+        ),
+        **_usage_schemas(),
+    }
+
+
+def _usage_schemas() -> dict[str, Any]:
+    spend = {
+        "tokens": {"type": "integer"},
+        "cost_usd": _nullable("number", description="null: no model price is known"),
+        "cpu_seconds": {"type": "number"},
+        "model_requests": {"type": "integer"},
+        "runs": {"type": "integer"},
+    }
+    return {
+        "Cost": _obj(
+            {
+                "model": {"type": "string"},
+                "prompt_version": {"type": "string"},
+                "response_format": {
+                    "type": ["string", "null"],
+                    "enum": ["json_schema", "json_object", "text", None],
+                },
+                "model_requests": {"type": "integer"},
+                "input_tokens": {"type": "integer"},
+                "output_tokens": {"type": "integer"},
+                "tokens": {"type": "integer"},
+                "check_cpu_seconds": _nullable("number"),
+                "cost_usd": _nullable("number", description="null: the model's price is unknown"),
+            }
+        ),
+        "Usage": _obj(
+            {
+                "since": _TIME,
+                "until": _TIME,
+                "total": _obj(spend),
+                "by_user": {"type": "array", "items": _obj({"user": {"type": "string"}, **spend})},
+                "by_task": {
+                    "type": "array",
+                    "items": _obj(
+                        {"task_id": _nullable("string"), "name": _nullable("string"), **spend}
+                    ),
+                },
+                "budgets": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "scope": {"type": "string", "enum": ["user", "workspace"]},
+                            "unit": {"type": "string", "enum": ["tokens", "usd", "cpu_seconds"]},
+                            "limit": {"type": "number"},
+                            "spent": {"type": "number"},
+                            "exceeded": {"type": "boolean"},
+                        }
+                    ),
+                },
+                "resets_at": _TIME,
             }
         ),
     }
@@ -322,7 +382,7 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                 "summary": "Generate a new task (blocks while the model writes the code).",
                 "requestBody": _json_body("CreateTask"),
                 "responses": _responses(
-                    201, "TaskDetail", "The task and its version 1.", 400, 413, 415, 422, 503
+                    201, "TaskDetail", "The task and its version 1.", 400, 413, 415, 422, 429, 503
                 ),
             }
         },
@@ -341,7 +401,7 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                 "parameters": [_TASK_ID],
                 "requestBody": _json_body("RefineTask"),
                 "responses": _responses(
-                    201, "Refinement", "The new version.", 400, 409, 413, 415, 422, 503
+                    201, "Refinement", "The new version.", 400, 409, 413, 415, 422, 429, 503
                 ),
             }
         },
@@ -352,7 +412,7 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                 "parameters": [_TASK_ID, _VERSION_QUERY],
                 "requestBody": run_body,
                 "responses": _responses(
-                    202, "RunAccepted", "The run is queued.", 400, 409, 413, 415, 422
+                    202, "RunAccepted", "The run is queued.", 400, 409, 413, 415, 422, 429
                 ),
             }
         },
@@ -393,6 +453,22 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                     }
                 ],
                 "responses": _responses(200, "TaskList", "The tasks.", 422),
+            }
+        },
+        "/api/usage": {
+            "get": {
+                "operationId": "getUsage",
+                "summary": "What was spent (tokens, money estimate, sandbox CPU) by user and "
+                "task since the start of the UTC day `days - 1` ago, and today's budgets.",
+                "parameters": [
+                    {
+                        "name": "days",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 366, "default": 1},
+                    }
+                ],
+                "responses": _responses(200, "Usage", "The spend.", 422),
             }
         },
         OPENAPI_PATH: {
