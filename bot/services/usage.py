@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config import Settings, price_of
 from bot.services.errors import BudgetExceeded
+from bot.services.views import money
 from storage.models import UsageEvent
 from storage.uow import UnitOfWorkFactory
 
@@ -109,7 +110,7 @@ def amount(unit: str, value: float) -> str:
     if unit == "tokens":
         return f"{int(value):,} tokens"
     if unit == "usd":
-        return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+        return money(value)
     return f"{value:,.1f} CPU-s"
 
 

@@ -14,7 +14,9 @@ def money(cost_usd: float | None) -> str:
     """A money estimate as shown: "$0.0004", "$1.25", or "cost unknown"."""
     if cost_usd is None:
         return "cost unknown"
-    return f"${cost_usd:,.4f}" if cost_usd < 1 else f"${cost_usd:,.2f}"
+    if cost_usd >= 1:
+        return f"${cost_usd:,.2f}"
+    return f"${cost_usd:.4f}" if cost_usd >= 0.01 or cost_usd == 0 else f"${cost_usd:.6f}"
 
 
 @dataclass(frozen=True)
