@@ -78,6 +78,8 @@ def register_listeners(app: App, dispatcher: Dispatcher) -> None:
             }
         elif isinstance(parsed, commands.Show):
             kind, params = "show", {"ref": parsed.ref, "version": parsed.version}
+        elif isinstance(parsed, commands.Usage):
+            kind, params = "spend", {"days": parsed.days}
         else:
             kind, params = "list", {}
         dispatcher.dispatch(Job(kind, origin, reply, params, delivery_key(command)))
