@@ -69,7 +69,7 @@ def learned_mode(base_url: str, model: str) -> Mode | None:
         return _LEARNED.get((base_url, model))
 
 
-def _learn(base_url: str, model: str, mode: Mode, reason: str) -> None:
+def _learn(base_url: str, model: str, *, mode: Mode, reason: str) -> None:
     with _LEARNED_LOCK:
         if _LEARNED.get((base_url, model)) == mode:
             return
@@ -96,7 +96,7 @@ def error_text(exc: openai.APIStatusError) -> str:
 _ALLOWED_LIST = ("must be", "supported values", "one of", "expected", "allowed")
 
 
-def fallback_mode(current: Mode, status: int, text: str) -> Mode | None:
+def fallback_mode(current: Mode, text: str, *, status: int) -> Mode | None:
     """The mode to try after ``current`` was rejected with ``text``; None if the error is not
     about the response format (then it is a real error)."""
     lowered = text.lower()
@@ -174,7 +174,7 @@ class OpenAICodeGenerator:
 
     @staticmethod
     def _payload(
-        messages: Sequence[ChatMessage], schema: Mapping[str, Any], mode: Mode
+        messages: Sequence[ChatMessage], schema: Mapping[str, Any], *, mode: Mode
     ) -> tuple[Any, Any]:
         sent: list[dict[str, str]] = [{"role": m.role, "content": m.content} for m in messages]
         if mode == "json_schema":
@@ -195,7 +195,7 @@ class OpenAICodeGenerator:
         mode = self.mode
         self._sent.value = 0
         while True:
-            payload, response_format = self._payload(messages, schema, mode)
+            payload, response_format = self._payload(messages, schema, mode=mode)
             try:
                 response = self._client.chat.completions.create(
                     model=self._model, messages=payload, response_format=response_format
@@ -203,10 +203,10 @@ class OpenAICodeGenerator:
                 break
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
                 text = error_text(exc)
-                fallback = fallback_mode(mode, exc.status_code, text)
+                fallback = fallback_mode(mode, text, status=exc.status_code)
                 if fallback is None:
                     raise self._unavailable(exc, self._sent.value) from None
-                _learn(self._base_url, self._model, fallback, text)
+                _learn(self._base_url, self._model, mode=fallback, reason=text)
                 mode = fallback
             except openai.OpenAIError as exc:
                 raise self._unavailable(exc, self._sent.value) from None

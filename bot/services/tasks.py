@@ -347,7 +347,9 @@ class TaskService:
         except (GenerationFailed, ModelUnavailable) as exc:
             with self._uow() as uow:
                 if self._usage is not None:
-                    uow.usage.add(self._event(task, requested_by, tally, None, "failed"))
+                    uow.usage.add(
+                        self._event(task, requested_by, spent=tally, number=None, outcome="failed")
+                    )
                 if not keep_state:
                     row = self._get(uow, task.id)
                     row.state, row.state_detail = TaskState.FAILED.value, str(exc)
@@ -359,41 +361,29 @@ class TaskService:
         return (model, self._generation.generator.model_name)
 
     def _event(
-        self, task: TaskView, requested_by: str, tally: Tally, number: int | None, outcome: str
+        self, task: TaskView, user_id: str, *, spent: Tally, number: int | None, outcome: str
     ) -> UsageEvent:
         assert self._usage is not None
         return self._usage.generation_event(
-            team_id=task.team_id,
-            user_id=requested_by,
-            task_id=task.id,
-            version_number=number,
+            task,
+            user_id,
+            spent=spent,
+            models=self._models(spent.model),
+            number=number,
             outcome=outcome,
-            models=self._models(tally.model),
-            input_tokens=tally.input_tokens,
-            output_tokens=tally.output_tokens,
-            model_requests=tally.model_requests,
-            cpu_seconds=tally.check_cpu_seconds,
         )
 
-    def _spent(self, generated: Generated) -> Tally:
-        return Tally(
-            model=generated.model,
-            input_tokens=generated.input_tokens,
-            output_tokens=generated.output_tokens,
-            model_requests=generated.model_requests,
-            check_cpu_seconds=generated.check_cpu_seconds,
-        )
-
-    def _discarded(self, task_id: str, requested_by: str, generated: Generated) -> None:
+    def _discarded(self, task_id: str, requested_by: str, *, generated: Generated) -> None:
         """A generation whose version lost a race: nothing stored, but it was spent."""
-        if self._usage is None:
-            return
-        with self._uow() as uow:
-            task = TaskView.of(self._get(uow, task_id))
-            uow.usage.add(
-                self._event(task, requested_by, self._spent(generated), None, "discarded")
-            )
-            uow.commit()
+        if self._usage is not None:
+            with self._uow() as uow:
+                task = TaskView.of(self._get(uow, task_id))
+                uow.usage.add(
+                    self._event(
+                        task, requested_by, spent=generated.spent, number=None, outcome="discarded"
+                    )
+                )
+                uow.commit()
 
     def _store_version(
         self,
@@ -409,7 +399,7 @@ class TaskService:
         with self._uow() as uow:
             task = self._get(uow, task_id)
             if uow.tasks.latest_version_number(task_id) != expected_previous:
-                self._discarded(task_id, requested_by, generated)
+                self._discarded(task_id, requested_by, generated=generated)
                 raise InvalidInput(
                     "Another change to this task landed first; look at the new version and "
                     "ask again."
@@ -459,14 +449,10 @@ class TaskService:
             version.state = "ready" if generated.checks_passed else "draft"
             uow.tasks.add_version(version)
             if self._usage is not None:
+                view = TaskView.of(task)
+                spent, state = generated.spent, version.state
                 uow.usage.add(
-                    self._event(
-                        TaskView.of(task),
-                        requested_by,
-                        self._spent(generated),
-                        number,
-                        version.state,
-                    )
+                    self._event(view, requested_by, spent=spent, number=number, outcome=state)
                 )
             draft_reason = None
             if generated.checks_passed:
@@ -489,7 +475,7 @@ class TaskService:
                 uow.commit()
             except IntegrityError:
                 logger.warning("version %s of task %s was stored concurrently", number, task_id)
-                self._discarded(task_id, requested_by, generated)
+                self._discarded(task_id, requested_by, generated=generated)
                 raise InvalidInput(
                     "Another change to this task landed first; look at the new version and "
                     "ask again."

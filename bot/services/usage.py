@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config import Settings, price_of
 from bot.services.errors import BudgetExceeded
-from bot.services.views import money
+from bot.services.generation import Tally
+from bot.services.views import TaskView, money
 from storage.models import UsageEvent
 from storage.uow import UnitOfWorkFactory
 
@@ -210,34 +211,31 @@ class UsageService:
 
     def generation_event(
         self,
-        *,
-        team_id: str,
+        task: TaskView,
         user_id: str,
-        task_id: str,
-        version_number: int | None,
-        outcome: str,
+        *,
+        spent: Tally,
         models: Sequence[str],
-        input_tokens: int,
-        output_tokens: int,
-        model_requests: int,
-        cpu_seconds: float,
+        number: int | None,
+        outcome: str,
     ) -> UsageEvent:
-        """The ledger row of one generation (add it in the transaction that stores its result)."""
+        """The ledger row of one generation (add it in the transaction that stores its result);
+        priced on the first of ``models`` with a known price."""
         return UsageEvent(
             at=self._clock(),
-            team_id=team_id,
+            team_id=task.team_id,
             user_id=user_id,
             kind="generation",
             outcome=outcome,
-            task_id=task_id,
-            version_number=version_number,
+            task_id=task.id,
+            version_number=number,
             model=next((m for m in models if m), None),
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            model_requests=model_requests,
-            cpu_seconds=cpu_seconds,
+            input_tokens=spent.input_tokens,
+            output_tokens=spent.output_tokens,
+            model_requests=spent.model_requests,
+            cpu_seconds=spent.check_cpu_seconds,
             cost_usd=self.prices.estimate(
-                models, input_tokens=input_tokens, output_tokens=output_tokens
+                models, input_tokens=spent.input_tokens, output_tokens=spent.output_tokens
             ),
         )
 

@@ -77,8 +77,8 @@ def create(services: Services, user: str, *, team: str = "") -> str:
     ).task.id
 
 
-def run(services: Services, task_id: str, user: str, data: bytes | None = b"a\nb\n") -> str:
-    view = services.runs.request(task_id, requested_by=user, input_data=data, submit=False)
+def run(services: Services, task_id: str, user: str) -> str:
+    view = services.runs.request(task_id, requested_by=user, input_data=b"a\nb\n", submit=False)
     assert services.executor is not None
     services.executor.execute(view.id)
     assert services.runs.get(view.id).final

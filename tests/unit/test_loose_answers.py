@@ -112,4 +112,4 @@ def _openai(kind: str) -> str:
 def test_fallback_only_for_errors_about_the_response_format(
     current: str, status: int, text: str, expected: str | None
 ) -> None:
-    assert fallback_mode(current, status, text) == expected  # type: ignore[arg-type]
+    assert fallback_mode(current, text, status=status) == expected  # type: ignore[arg-type]
