@@ -206,7 +206,7 @@ class OpenAICodeGenerator:
                 fallback = fallback_mode(mode, text, status=exc.status_code)
                 if fallback is None:
                     raise self._unavailable(exc, self._sent.value) from None
-                _learn(self._base_url, self._model, mode=fallback, reason=text)
+                _learn(self._base_url, self._model, mode=fallback, reason=exc.message)
                 mode = fallback
             except openai.OpenAIError as exc:
                 raise self._unavailable(exc, self._sent.value) from None
