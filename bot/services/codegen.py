@@ -94,6 +94,14 @@ def error_text(exc: openai.APIStatusError) -> str:
 
 
 _ALLOWED_LIST = ("must be", "supported values", "one of", "expected", "allowed")
+_UNKNOWN_PARAMETER = (
+    "unrecognized request argument",
+    "unsupported parameter",
+    "unknown parameter",
+    "unknown field",
+    "extra inputs are not permitted",
+    "unexpected keyword",
+)
 
 
 def fallback_mode(current: Mode, text: str, *, status: int) -> Mode | None:
@@ -120,10 +128,10 @@ def fallback_mode(current: Mode, text: str, *, status: int) -> Mode | None:
         named = [m for m in later if f"'{m}'" in lowered or f'"{m}"' in lowered or m in lowered]
         if named:
             return named[0]
-    if current in lowered:
-        return later[0]
-    # The parameter itself is unknown ("Unrecognized request argument supplied: response_format").
-    return "text"
+    if any(w in lowered for w in _UNKNOWN_PARAMETER):
+        # The parameter itself is unknown: JSON mode would be refused the same way.
+        return "text"
+    return later[0]
 
 
 def format_instructions(schema: Mapping[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -13,6 +14,8 @@ from bot.services.checks import Check, CheckResult, CheckRunner, merge_kept, nor
 from bot.services.codegen import ChatMessage, CodeGenerator, ModelReply
 from bot.services.errors import GenerationFailed, ModelUnavailable
 from bot.services.validation import check_code
+
+logger = logging.getLogger(__name__)
 
 PROMPT_VERSION = "2026-12-01.1"
 MAX_REPAIR_ROUNDS = 2
@@ -357,6 +360,8 @@ class Generation:
         if not check.ok:
             return None, check.error
         checks, notes = normalise_checks(data.get("checks"), allowed_packages=self.packages)
+        if notes:
+            logger.info("checks left out of the answer: %s", "; ".join(notes))
         replaced = _replaced(data.get("replaced_checks"))
         kept = merge_kept(checks, previous, (name for name, _reason in replaced))
         return Generated(

@@ -105,6 +105,18 @@ def _openai(kind: str) -> str:
             "text",
         ),
         ("json_schema", 400, "This model's maximum context length is 8192 tokens", None),
+        (
+            "json_schema",
+            400,
+            "Invalid schema for response_format 'taskbot_code': bad",
+            "json_object",
+        ),
+        (
+            "json_schema",
+            422,
+            '{"detail": [{"loc": ["body", "response_format"], "msg": "Extra inputs are not permitted"}]}',
+            "text",
+        ),
         ("json_schema", 500, _openai("json_schema"), None),
         ("text", 400, "response_format is not supported", None),
     ],
