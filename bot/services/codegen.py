@@ -84,6 +84,22 @@ def _learn(base_url: str, model: str, *, mode: Mode, reason: str) -> None:
     )
 
 
+_SILENT: set[tuple[str, str]] = set()
+
+
+def _no_usage(base_url: str, model: str) -> None:
+    with _LEARNED_LOCK:
+        if (base_url, model) in _SILENT:
+            return
+        _SILENT.add((base_url, model))
+    logger.warning(
+        "the model server at %s (model %s) reports no token usage: its tokens count as 0, so "
+        "token and money budgets cannot limit it (CPU budgets still do)",
+        base_url,
+        model,
+    )
+
+
 def error_text(exc: openai.APIStatusError) -> str:
     """Everything a server said in an error, whatever its shape (OpenAI, vLLM, LM Studio...)."""
     try:
@@ -223,6 +239,8 @@ class OpenAICodeGenerator:
             return ModelReply("", response.model or self._model, 0, 0, "empty", requests, mode)
         choice = response.choices[0]
         usage = response.usage
+        if usage is None:
+            _no_usage(self._base_url, self._model)
         content = choice.message.content
         if content is None and getattr(choice.message, "refusal", None):
             content = ""

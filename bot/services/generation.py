@@ -194,12 +194,7 @@ class Generated:
     checks_passed: bool = True
     check_seconds: float = 0.0
     check_cpu_seconds: float = 0.0
-    check_notes: tuple[str, ...] = ()  # checks that could not be used, and why
     response_mode: str = ""  # json_schema, json_object or text: what the server accepted
-
-    @property
-    def unchecked(self) -> bool:
-        return not self.checks
 
     @property
     def spent(self) -> Tally:
@@ -379,7 +374,6 @@ class Generation:
             model_requests=0,
             checks=tuple(kept),
             replaced_checks=replaced,
-            check_notes=tuple(notes),
         ), None
 
     def _checked(self, candidate: Generated) -> Generated:

@@ -235,3 +235,17 @@ def test_a_real_error_is_not_mistaken_for_an_unsupported_format(make: Make) -> N
     with pytest.raises(Exception, match="answered with an error \\(400\\)"):
         create(services)
     assert formats(server) == ["json_schema"]
+
+
+def test_a_server_that_reports_no_usage_still_works_and_says_so_once(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    services, server = make()
+    server.usage = False
+    for _ in range(2):
+        server.reply_code(COUNT_LINES, checks=[])
+        task_id = create(services)
+    version = services.tasks.show(task_id).version
+    assert (version.input_tokens, version.output_tokens, version.model_requests) == (0, 0, 1)
+    warned = [r for r in caplog.records if "reports no token usage" in r.getMessage()]
+    assert len(warned) == 1
