@@ -120,7 +120,7 @@ def _task_command(args: argparse.Namespace, services: Services, out: TextIO) -> 
                 f"{s.task.id}  {version:>4}  {s.task.state:<10}  {s.last_run_status or '-':<9}  "
                 f"{s.task.name or s.task.desired_action[:40]}\n"
             )
-    elif args.action == "usage" and services.usage is not None:
+    elif args.action == "usage":
         from bot.cli_usage import print_usage
 
         print_usage(services.usage.report(team_id="", user_id="cli", days=args.days), out)

@@ -45,7 +45,7 @@ class Services:
     tasks: TaskService
     runs: RunService
     deliveries: DeliveryService
-    usage: UsageService | None = None
+    usage: UsageService
     executor: RunExecutor | None = None
     pool: LocalPool | None = None
     sandboxes: SandboxHolder | None = None

@@ -125,7 +125,6 @@ class Handlers:
     def usage(self, request: Request, params: Mapping[str, str]) -> Reply:
         """What was spent by the API's workspace, by user and task, and today's budgets."""
         days = request.query_int("days", minimum=1, maximum=MAX_USAGE_DAYS) or 1
-        assert self.services.usage is not None
         report = self.services.usage.report(team_id=TEAM_ID, user_id=REQUESTED_BY, days=days)
         return 200, serialize.usage(report)
 

@@ -384,10 +384,9 @@ class SlackFlows:
     ) -> None:
         """``/task usage``: the workspace's spend; tasks named only where the user may see them."""
         self.gate(origin)
-        usage = self.services.usage
-        if usage is None:
-            raise InvalidInput("Usage is not recorded here.")
-        report = usage.report(team_id=origin.team_id, user_id=origin.user_id, days=days)
+        report = self.services.usage.report(
+            team_id=origin.team_id, user_id=origin.user_id, days=days
+        )
         visible = set()
         for line in report.by_task:
             try:

@@ -171,8 +171,7 @@ def test_the_spend_shown_adds_up_to_the_requests_and_runs_made(
         create(services, "U2")
     run_ids = [run(services, one, "U1"), run(services, one, "U2"), run(services, two, "U2")]
 
-    report = services.usage.report(team_id="") if services.usage else None
-    assert report is not None
+    report = services.usage.report(team_id="")
     total = report.total
     assert total.tokens == openai_server.served_tokens == 1500 + 920 + 1810 + 3 * 710
     assert total.model_requests == len(openai_server.requests) == 6
