@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.api.http import JSON_BODY_LIMIT, MAX_VERSION
+from bot.api.openapi_usage import usage_path, usage_schemas
 from bot.api.serialize import FILE_INLINE_LIMIT
 from bot.services.tasks import MAX_DESCRIPTION, TASK_TYPES
 
@@ -302,62 +303,7 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
                 "cpu_seconds": _nullable("number"),
             }
         ),
-        **_usage_schemas(),
-    }
-
-
-def _usage_schemas() -> dict[str, Any]:
-    spend = {
-        "tokens": {"type": "integer"},
-        "cost_usd": _nullable("number", description="null: no model price is known"),
-        "cpu_seconds": {"type": "number"},
-        "model_requests": {"type": "integer"},
-        "runs": {"type": "integer"},
-    }
-    return {
-        "Cost": _obj(
-            {
-                "model": {"type": "string"},
-                "prompt_version": {"type": "string"},
-                "response_format": {
-                    "type": ["string", "null"],
-                    "enum": ["json_schema", "json_object", "text", None],
-                },
-                "model_requests": {"type": "integer"},
-                "input_tokens": {"type": "integer"},
-                "output_tokens": {"type": "integer"},
-                "tokens": {"type": "integer"},
-                "check_cpu_seconds": _nullable("number"),
-                "cost_usd": _nullable("number", description="null: the model's price is unknown"),
-            }
-        ),
-        "Usage": _obj(
-            {
-                "since": _TIME,
-                "until": _TIME,
-                "total": _obj(spend),
-                "by_user": {"type": "array", "items": _obj({"user": {"type": "string"}, **spend})},
-                "by_task": {
-                    "type": "array",
-                    "items": _obj(
-                        {"task_id": _nullable("string"), "name": _nullable("string"), **spend}
-                    ),
-                },
-                "budgets": {
-                    "type": "array",
-                    "items": _obj(
-                        {
-                            "scope": {"type": "string", "enum": ["user", "workspace"]},
-                            "unit": {"type": "string", "enum": ["tokens", "usd", "cpu_seconds"]},
-                            "limit": {"type": "number"},
-                            "spent": {"type": "number"},
-                            "exceeded": {"type": "boolean"},
-                        }
-                    ),
-                },
-                "resets_at": _TIME,
-            }
-        ),
+        **usage_schemas(),
     }
 
 
@@ -455,22 +401,7 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                 "responses": _responses(200, "TaskList", "The tasks.", 422),
             }
         },
-        "/api/usage": {
-            "get": {
-                "operationId": "getUsage",
-                "summary": "What was spent (tokens, money estimate, sandbox CPU) by user and "
-                "task since the start of the UTC day `days - 1` ago, and today's budgets.",
-                "parameters": [
-                    {
-                        "name": "days",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 366, "default": 1},
-                    }
-                ],
-                "responses": _responses(200, "Usage", "The spend.", 422),
-            }
-        },
+        "/api/usage": usage_path(_responses(200, "Usage", "The spend.", 422)),
         OPENAPI_PATH: {
             "get": {
                 "operationId": "openapi",
