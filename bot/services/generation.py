@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.services.answers import parse_answer
 from bot.services.checks import Check, CheckResult, CheckRunner, merge_kept, normalise_checks
 from bot.services.codegen import ChatMessage, CodeGenerator, ModelReply
-from bot.services.errors import GenerationFailed, ModelUnavailable
+from bot.services.errors import BudgetExceeded, GenerationFailed, ModelUnavailable
 from bot.services.validation import check_code
 
 logger = logging.getLogger(__name__)
@@ -280,16 +280,26 @@ class Generation:
         *,
         previous_checks: Sequence[Check] = (),
         tally: Tally | None = None,
+        before_repair: Callable[[], None] | None = None,
     ) -> Generated:
         """Ask, validate, run the checks; repair with the exact error, at most ``max_repairs``
         times. Code that never validates raises; code whose checks never pass comes back with
         ``checks_passed=False`` (the caller keeps it as a draft); valid code without usable
-        checks comes back at once, unchecked. ``tally`` is kept up to date as requests are made."""
+        checks comes back at once, unchecked. ``tally`` is kept up to date as requests are made;
+        ``before_repair`` may refuse a repair round (a budget): then a draft is kept if there is
+        one, else its error is raised."""
         spent = tally if tally is not None else Tally()
         history = list(messages)
         errors: list[str] = []
         draft: Generated | None = None
-        for _attempt in range(1 + self.max_repairs):
+        for attempt in range(1 + self.max_repairs):
+            if attempt and before_repair is not None:
+                try:
+                    before_repair()
+                except BudgetExceeded:
+                    if draft is None:
+                        raise
+                    break
             try:
                 reply = self.generator.generate(history, schema=ANSWER_SCHEMA)
             except ModelUnavailable as exc:

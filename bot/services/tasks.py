@@ -86,9 +86,12 @@ class TaskService:
         self._usage = usage
         self._prices = usage.prices if usage is not None else Prices()
 
-    def _check_budget(self, *, team_id: str, user_id: str) -> None:
+    def _check_budget(self, *, team_id: str, user_id: str, spent: Tally | None = None) -> None:
         if self._usage is not None:
-            self._usage.check(team_id=team_id, user_id=user_id, model=True)
+            pending = (
+                None if spent is None else self._usage.pending(spent, self._models(spent.model))
+            )
+            self._usage.check(team_id=team_id, user_id=user_id, model=True, pending=pending)
 
     # --- creating -------------------------------------------------------------------------
 
@@ -343,8 +346,15 @@ class TaskService:
     ) -> Generated:
         tally = Tally()
         try:
-            return self._generation.run(messages, previous_checks=previous_checks, tally=tally)
-        except (GenerationFailed, ModelUnavailable) as exc:
+            return self._generation.run(
+                messages,
+                previous_checks=previous_checks,
+                tally=tally,
+                before_repair=lambda: self._check_budget(
+                    team_id=task.team_id, user_id=requested_by, spent=tally
+                ),
+            )
+        except (GenerationFailed, ModelUnavailable, BudgetExceeded) as exc:
             with self._uow() as uow:
                 if self._usage is not None:
                     uow.usage.add(

@@ -146,7 +146,9 @@ class UsageService:
 
     # --- budgets --------------------------------------------------------------------------
 
-    def _states(self, *, team_id: str, user_id: str | None) -> list[BudgetState]:
+    def _states(
+        self, *, team_id: str, user_id: str | None, pending: Spend | None = None
+    ) -> list[BudgetState]:
         b = self.budgets
         scopes: list[tuple[str, str | None, list[tuple[str, float]]]] = [
             (
@@ -181,7 +183,12 @@ class UsageService:
                 tokens, cost, cpu, _requests, _runs = uow.usage.totals(
                     team_id=team_id, since=since, user_id=who
                 )
-                spent = {"tokens": float(tokens), "usd": cost or 0.0, "cpu_seconds": cpu}
+                extra = pending or Spend()
+                spent = {
+                    "tokens": float(tokens + extra.tokens),
+                    "usd": (cost or 0.0) + (extra.cost_usd or 0.0),
+                    "cpu_seconds": cpu + extra.cpu_seconds,
+                }
                 states += [
                     BudgetState(scope, unit, float(limit), spent[unit])
                     for unit, limit in limits
@@ -189,11 +196,13 @@ class UsageService:
                 ]
         return states
 
-    def check(self, *, team_id: str, user_id: str, model: bool) -> None:
+    def check(
+        self, *, team_id: str, user_id: str, model: bool, pending: Spend | None = None
+    ) -> None:
         """Refuse (``BudgetExceeded``) when a budget this work draws on is spent for today.
         ``model``: the work asks the model (tokens, money, and the checks' CPU); otherwise it
-        is a run (CPU only)."""
-        for state in self._states(team_id=team_id, user_id=user_id):
+        is a run (CPU only). ``pending``: spent by work in flight, not in the ledger yet."""
+        for state in self._states(team_id=team_id, user_id=user_id, pending=pending):
             if not state.exceeded or (not model and state.unit != "cpu_seconds"):
                 continue
             now = self._clock()
@@ -208,6 +217,17 @@ class UsageService:
             )
 
     # --- recording ------------------------------------------------------------------------
+
+    def pending(self, spent: Tally, models: Sequence[str]) -> Spend:
+        """What a generation in flight has spent so far, as budgets count it."""
+        return Spend(
+            tokens=spent.input_tokens + spent.output_tokens,
+            cost_usd=self.prices.estimate(
+                models, input_tokens=spent.input_tokens, output_tokens=spent.output_tokens
+            ),
+            cpu_seconds=spent.check_cpu_seconds,
+            model_requests=spent.model_requests,
+        )
 
     def generation_event(
         self,

@@ -198,3 +198,18 @@ def test_the_spend_shown_adds_up_to_the_requests_and_runs_made(
     by_user = {line.key: line.spend for line in report.by_user}
     assert by_user["U1"].tokens == 1500 and by_user["U1"].runs == 1
     assert by_user["U2"].model_requests == 5 and by_user["U2"].runs == 2
+
+
+def test_a_budget_spent_during_repairs_stops_the_next_repair_round(
+    make: Make, openai_server: FakeOpenAIServer
+) -> None:
+    services = make(budget_user_daily_tokens=200)
+    for _ in range(3):
+        openai_server.reply("{not json", prompt_tokens=100, completion_tokens=50)
+    with pytest.raises(BudgetExceeded, match="model tokens budget"):
+        create(services, "U1")
+    assert len(openai_server.requests) == 2  # 150 tokens, then 300: the third was not sent
+    (summary,) = services.tasks.list()
+    assert summary.task.state == "failed" and "budget" in (summary.task.state_detail or "")
+    spent = services.usage.report(team_id="").total
+    assert (spent.tokens, spent.model_requests) == (300, 2)
