@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     delete = task.add_parser("delete", help="delete a task with its versions and runs")
     delete.add_argument("id")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    usage = task.add_parser("usage", help="what was spent, by user and task, and the budgets")
+    usage.add_argument("--days", type=int, default=1, help="days back, today included (1)")
     export = task.add_parser("export", help="write user_tasks/<uuid>/function.py and metadata.json")
     export.add_argument("id")
     export.add_argument("--version", type=int)
@@ -96,6 +98,7 @@ def print_detail(detail: TaskDetail, out: TextIO, *, diff: str | None = None) ->
     out.write(json.dumps(dict(version.metadata), indent=2, ensure_ascii=False) + "\n")
     state = " (draft: not current)" if version.state == "draft" else ""
     out.write(f"# checks: {version.check_summary}{state}\n")
+    out.write(f"# cost: {version.cost_line} (prompt {version.prompt_version})\n")
     for replaced in version.replaced_checks:
         out.write(f"#   replaced {replaced.get('name')}: {replaced.get('reason')}\n")
     if version.change_summary:
@@ -144,6 +147,10 @@ def _task_command(args: argparse.Namespace, services: Services, out: TextIO, err
                 f"{s.task.id}  {version:>4}  {s.task.state:<10}  {s.last_run_status or '-':<9}  "
                 f"{created:<16}  {s.task.name or s.task.desired_action[:40]}\n"
             )
+    elif args.action == "usage":
+        from bot.cli_usage import print_usage
+
+        print_usage(services.usage.report(team_id="", user_id="cli", days=args.days), out)
     elif args.action == "export":
         path = tasks.export(args.id, version=args.version, directory=args.dir, overwrite=args.force)
         out.write(f"{path / 'function.py'}\n{path / 'metadata.json'}\n")

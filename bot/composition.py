@@ -18,6 +18,7 @@ from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
 from bot.services.runs import RunService
 from bot.services.tasks import TaskService
+from bot.services.usage import Budgets, Prices, UsageService
 from storage import migrate
 from storage.db import is_sqlite, make_engine, make_session_factory
 from storage.uow import UnitOfWorkFactory
@@ -47,6 +48,7 @@ class Services:
     runs: RunService
     deliveries: DeliveryService
     housekeeping: TaskHousekeeping
+    usage: UsageService
     executor: RunExecutor | None = None
     pool: LocalPool | None = None
     sandboxes: SandboxHolder | None = None
@@ -115,8 +117,12 @@ def build_services(
         checker=checker or SandboxChecker(check_execute(sandboxes)),
     )
     timing = {"clock": clock} if clock else {}
-    tasks = TaskService(uow=uow, generation=generation, **timing)
+    usage = UsageService(
+        uow=uow, prices=Prices(settings.model_prices), budgets=Budgets.of(settings), **timing
+    )
+    tasks = TaskService(uow=uow, generation=generation, usage=usage, **timing)
     runs = RunService(
+        usage=usage,
         uow=uow,
         tasks=tasks,
         queue=None,
@@ -145,6 +151,7 @@ def build_services(
             ),
             **timing,
         ),
+        usage=usage,
         sandboxes=sandboxes,
     )
     if runner == "local":

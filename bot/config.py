@@ -8,6 +8,7 @@ test keeps the two in step.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,10 +73,49 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "OPENAI_RESPONSE_FORMAT",
         "json_schema",
-        "json_schema (structured output) or json_object for servers without it.",
+        "Response format tried first (json_schema or json_object); on a server that rejects "
+        "it, Taskbot falls back to JSON mode, then plain text, by itself.",
         "Model",
     ),
     Setting("CODE_MAX_BYTES", "65536", "Largest generated module accepted, in bytes.", "Model"),
+    Setting(
+        "MODEL_PRICES",
+        "",
+        "USD per million tokens, input/output, for models the built-in table lacks or prices "
+        "differently: name=in/out;name=in/out (e.g. llama3.1:8b=0/0). Others: unknown.",
+        "Model",
+    ),
+    Setting(
+        "BUDGET_USER_DAILY_TOKENS",
+        "0",
+        "Model tokens one user may spend per UTC day (0: no limit).",
+        "Budgets",
+    ),
+    Setting("BUDGET_USER_DAILY_USD", "0", "Money estimate one user may spend per day.", "Budgets"),
+    Setting(
+        "BUDGET_USER_DAILY_CPU_SECONDS",
+        "0",
+        "Sandbox CPU-seconds (runs and checks) one user may use per day.",
+        "Budgets",
+    ),
+    Setting(
+        "BUDGET_WORKSPACE_DAILY_TOKENS",
+        "0",
+        "Model tokens one workspace may spend per day.",
+        "Budgets",
+    ),
+    Setting(
+        "BUDGET_WORKSPACE_DAILY_USD",
+        "0",
+        "Money estimate one workspace may spend per day.",
+        "Budgets",
+    ),
+    Setting(
+        "BUDGET_WORKSPACE_DAILY_CPU_SECONDS",
+        "0",
+        "Sandbox CPU-seconds one workspace may use per day.",
+        "Budgets",
+    ),
     Setting(
         "DATABASE_URL",
         "sqlite:///taskbot.db",
@@ -124,6 +164,23 @@ SETTINGS: tuple[Setting, ...] = (
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 
+# USD per million tokens (input, output) of common models, as their makers list them; a dated
+# snapshot ("gpt-4o-mini-2024-07-18") is priced as its model. MODEL_PRICES adds or overrides.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-5": (1.25, 10.00),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5-nano": (0.05, 0.40),
+    "o3": (2.00, 8.00),
+    "o3-mini": (1.10, 4.40),
+    "o4-mini": (1.10, 4.40),
+    "gpt-3.5-turbo": (0.50, 1.50),
+}
+
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used."""
@@ -131,6 +188,40 @@ class ConfigError(ValueError):
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_prices(value: str) -> tuple[tuple[str, float, float], ...]:
+    """``name=in/out;name=in/out`` (USD per million tokens); model names may hold ``:`` ``/``."""
+    prices: list[tuple[str, float, float]] = []
+    for entry in (e.strip() for e in value.split(";")):
+        if not entry:
+            continue
+        name, sep, price = entry.rpartition("=")
+        parts = price.split("/")
+        try:
+            if not sep or not name.strip() or len(parts) != 2:
+                raise ValueError(entry)
+            low, high = float(parts[0]), float(parts[1])
+            if low < 0 or high < 0:
+                raise ValueError(entry)
+        except ValueError:
+            raise ConfigError(
+                f"MODEL_PRICES: {entry!r} is not name=input/output (USD per million tokens, "
+                "e.g. gpt-4o-mini=0.15/0.60)"
+            ) from None
+        prices.append((name.strip(), low, high))
+    return tuple(prices)
+
+
+def price_of(
+    model: str, extra: tuple[tuple[str, float, float], ...] = ()
+) -> tuple[float, float] | None:
+    """USD per million (input, output) tokens of ``model``, or None when it is unknown."""
+    table = {**DEFAULT_PRICES, **{name: (low, high) for name, low, high in extra}}
+    if model in table:
+        return table[model]
+    undated = re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model)
+    return table.get(undated)
 
 
 @dataclass(frozen=True)
@@ -167,6 +258,13 @@ class Settings:
     api_token: str = ""
     port: int = 3000
     log_level: str = "INFO"
+    model_prices: tuple[tuple[str, float, float], ...] = ()
+    budget_user_daily_tokens: int = 0
+    budget_user_daily_usd: float = 0.0
+    budget_user_daily_cpu_seconds: float = 0.0
+    budget_workspace_daily_tokens: int = 0
+    budget_workspace_daily_usd: float = 0.0
+    budget_workspace_daily_cpu_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -194,7 +292,26 @@ class Settings:
                 f"OPENAI_RESPONSE_FORMAT must be 'json_schema' or 'json_object', "
                 f"got {response_format!r}"
             )
+        prices = parse_prices(raw("MODEL_PRICES"))
+        money = [
+            n for n in ("BUDGET_USER_DAILY_USD", "BUDGET_WORKSPACE_DAILY_USD") if number(n, float)
+        ]
+        model = raw("OPENAI_MODEL") or _DEFAULTS["OPENAI_MODEL"]
+        if money and price_of(model, prices) is None:
+            raise ConfigError(
+                f"{money[0]} is set but the price of {model!r} is unknown, so spending could not "
+                f"be capped: add it to MODEL_PRICES (e.g. {model}=0.15/0.60), or budget tokens."
+            )
         return cls(
+            model_prices=prices,
+            budget_user_daily_tokens=int(number("BUDGET_USER_DAILY_TOKENS", int)),
+            budget_user_daily_usd=float(number("BUDGET_USER_DAILY_USD", float)),
+            budget_user_daily_cpu_seconds=float(number("BUDGET_USER_DAILY_CPU_SECONDS", float)),
+            budget_workspace_daily_tokens=int(number("BUDGET_WORKSPACE_DAILY_TOKENS", int)),
+            budget_workspace_daily_usd=float(number("BUDGET_WORKSPACE_DAILY_USD", float)),
+            budget_workspace_daily_cpu_seconds=float(
+                number("BUDGET_WORKSPACE_DAILY_CPU_SECONDS", float)
+            ),
             slack_bot_token=raw("SLACK_BOT_TOKEN"),
             slack_signing_secret=raw("SLACK_SIGNING_SECRET"),
             slack_app_token=raw("SLACK_APP_TOKEN"),

@@ -1,4 +1,4 @@
-"""The schema: tasks, their versions, runs and processed Slack deliveries."""
+"""The schema: tasks, their versions, runs, processed Slack deliveries and the usage ledger."""
 
 from __future__ import annotations
 
@@ -135,6 +135,11 @@ class TaskVersion(Base):
     check_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     replaced_checks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     check_seconds: Mapped[float | None] = mapped_column(Float)
+    # What this version cost: CPU of its checks, a money estimate (None: the price is unknown),
+    # and the response format the model server accepted (json_schema, json_object or text).
+    check_cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    response_mode: Mapped[str | None] = mapped_column(String(16))
 
     task: Mapped[Task] = relationship(back_populates="versions")
 
@@ -180,6 +185,7 @@ class Run(Base):
     reply_error: Mapped[str | None] = mapped_column(String(64))
     reply_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reply_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cpu_seconds: Mapped[float | None] = mapped_column(Float)  # user + system CPU of the run
 
     __table_args__ = (
         Index("ix_runs_task_queued", "task_id", "queued_at"),
@@ -217,3 +223,32 @@ class SlackDelivery(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class UsageEvent(Base):
+    """One line of the usage ledger: a generation (all its model requests and its checks) or a
+    run. Budgets add these up; they are never deleted with a task, so deleting a task does not
+    give its budget back."""
+
+    __tablename__ = "usage_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # generation | run
+    outcome: Mapped[str] = mapped_column(String(16))  # ready, draft, failed, succeeded, ...
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    version_number: Mapped[int | None] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    model: Mapped[str | None] = mapped_column(String(100))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    model_requests: Mapped[int] = mapped_column(Integer, default=0)
+    cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_usage_events_team_at", "team_id", "at"),
+        Index("ix_usage_events_team_user_at", "team_id", "user_id", "at"),
+    )

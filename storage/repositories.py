@@ -10,7 +10,16 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.models import Run, RunFile, RunInput, RunStatus, SlackDelivery, Task, TaskVersion
+from storage.models import (
+    Run,
+    RunFile,
+    RunInput,
+    RunStatus,
+    SlackDelivery,
+    Task,
+    TaskVersion,
+    UsageEvent,
+)
 
 
 class TaskRepository:
@@ -244,3 +253,94 @@ class DeliveryRepository:
             delete(SlackDelivery).where(SlackDelivery.received_at < moment)
         )
         return int(getattr(result, "rowcount", 0))
+
+
+class UsageRepository:
+    """The usage ledger: one row per generation and per run; sums for budgets and reports."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, event: UsageEvent) -> None:
+        self.session.add(event)
+
+    def record_run(self, run_id: str, *, cpu_seconds: float, at: datetime) -> None:
+        """The ledger row of a run that just ended (its workspace, requester, task, version)."""
+        row = self.session.execute(
+            select(Task.team_id, Run.requested_by, Run.task_id, Run.version_number, Run.status)
+            .join(Task, Task.id == Run.task_id)
+            .where(Run.id == run_id)
+        ).first()
+        if row is None:
+            return
+        self.session.add(
+            UsageEvent(
+                at=at,
+                team_id=row.team_id,
+                user_id=row.requested_by,
+                kind="run",
+                outcome=row.status,
+                task_id=row.task_id,
+                version_number=row.version_number,
+                run_id=run_id,
+                input_tokens=0,
+                output_tokens=0,
+                model_requests=0,
+                cpu_seconds=cpu_seconds,
+            )
+        )
+
+    def totals(
+        self, *, team_id: str, since: datetime, user_id: str | None = None
+    ) -> tuple[int, float | None, float, int, int]:
+        """(tokens, cost in USD or None when nothing was priced, CPU-seconds, model requests,
+        runs) since ``since`` for a workspace, or one of its users."""
+        stmt = select(
+            func.coalesce(func.sum(UsageEvent.input_tokens + UsageEvent.output_tokens), 0),
+            func.sum(UsageEvent.cost_usd),
+            func.coalesce(func.sum(UsageEvent.cpu_seconds), 0.0),
+            func.coalesce(func.sum(UsageEvent.model_requests), 0),
+            func.count(UsageEvent.run_id),
+        ).where(UsageEvent.team_id == team_id, UsageEvent.at >= since)
+        if user_id is not None:
+            stmt = stmt.where(UsageEvent.user_id == user_id)
+        tokens, cost, cpu, requests, runs = self.session.execute(stmt).one()
+        return (
+            int(tokens),
+            None if cost is None else float(cost),
+            float(cpu),
+            int(requests),
+            int(runs),
+        )
+
+    def breakdown(
+        self, *, team_id: str, since: datetime, by: str, limit: int = 20
+    ) -> list[tuple[str, int, float | None, float, int, int]]:
+        """Per user (``by="user"``) or per task: key, tokens, cost, CPU-seconds, requests, runs;
+        the biggest spenders of tokens first."""
+        key = UsageEvent.user_id if by == "user" else func.coalesce(UsageEvent.task_id, "")
+        tokens = func.coalesce(func.sum(UsageEvent.input_tokens + UsageEvent.output_tokens), 0)
+        stmt = (
+            select(
+                key.label("key"),
+                tokens.label("tokens"),
+                func.sum(UsageEvent.cost_usd),
+                func.coalesce(func.sum(UsageEvent.cpu_seconds), 0.0),
+                func.coalesce(func.sum(UsageEvent.model_requests), 0),
+                func.count(UsageEvent.run_id),
+            )
+            .where(UsageEvent.team_id == team_id, UsageEvent.at >= since)
+            .group_by(key)
+            .order_by(tokens.desc(), key)
+            .limit(limit)
+        )
+        return [
+            (str(k), int(t), None if c is None else float(c), float(cpu), int(r), int(n))
+            for k, t, c, cpu, r, n in self.session.execute(stmt)
+        ]
+
+    def task_names(self, task_ids: Sequence[str]) -> dict[str, str]:
+        if not task_ids:
+            return {}
+        stmt = select(Task.id, Task.name).where(Task.id.in_(task_ids))
+        return {tid: name or "" for tid, name in self.session.execute(stmt)}

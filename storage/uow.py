@@ -8,7 +8,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.errors import StorageUnavailable
-from storage.repositories import DeliveryRepository, RunRepository, TaskRepository
+from storage.repositories import (
+    DeliveryRepository,
+    RunRepository,
+    TaskRepository,
+    UsageRepository,
+)
 
 
 class UnitOfWork:
@@ -17,6 +22,7 @@ class UnitOfWork:
     tasks: TaskRepository
     runs: RunRepository
     deliveries: DeliveryRepository
+    usage: UsageRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -33,6 +39,7 @@ class UnitOfWork:
         self.tasks = TaskRepository(self._session)
         self.runs = RunRepository(self._session)
         self.deliveries = DeliveryRepository(self._session)
+        self.usage = UsageRepository(self._session)
         return self
 
     def __exit__(

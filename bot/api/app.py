@@ -40,6 +40,7 @@ SERVICE_STATUS: dict[str, int] = {
     "model_unavailable": 503,
     "generation_failed": 422,
     "already_exists": 409,
+    "budget_exceeded": 429,
 }
 
 _COMMON_HEADERS = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
@@ -73,6 +74,7 @@ class ApiApp:
             _route("/api/task/{id}/run", POST=handlers.run, query=("version",)),
             _route("/api/task/{id}/versions", GET=handlers.versions),
             _route("/api/run/{id}", GET=handlers.get_run),
+            _route("/api/usage", GET=handlers.usage, query=("days",)),
         )
 
     @property

@@ -33,6 +33,7 @@ REQUESTED_BY = "api"
 SOURCE = "api"
 TEAM_ID = ""  # the local workspace, as the terminal uses
 MAX_LIST = 100
+MAX_USAGE_DAYS = 366
 DEFAULT_LIST = 20
 INPUT_TEXT_NAME = "input.txt"
 _RUN_ID = re.compile(r"^[0-9a-fA-F-]{1,36}$")
@@ -124,6 +125,12 @@ class Handlers:
             team_id=TEAM_ID,
         )
         return 202, serialize.run_accepted(view)
+
+    def usage(self, request: Request, params: Mapping[str, str]) -> Reply:
+        """What was spent by the API's workspace, by user and task, and today's budgets."""
+        days = request.query_int("days", minimum=1, maximum=MAX_USAGE_DAYS) or 1
+        report = self.services.usage.report(team_id=TEAM_ID, user_id=REQUESTED_BY, days=days)
+        return 200, serialize.usage(report)
 
     def get_run(self, request: Request, params: Mapping[str, str]) -> Reply:
         run_id = params["id"]

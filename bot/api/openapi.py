@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.api.http import JSON_BODY_LIMIT, MAX_VERSION
+from bot.api.openapi_usage import usage_path, usage_schemas
 from bot.api.serialize import FILE_INLINE_LIMIT
 from bot.services.tasks import MAX_DESCRIPTION, TASK_TYPES
 
@@ -59,6 +60,7 @@ _ERROR_TEXT = {
     413: "The body or the input is over its limit.",
     415: "The Content-Type is not one this endpoint accepts.",
     422: "A field is missing, of the wrong type, unknown, too long, or refused by the service.",
+    429: "A daily budget is spent (the message says which, and when it resets); nothing started.",
     500: "Unexpected failure on the server (logged).",
     503: "The model server or the database could not be reached.",
 }
@@ -115,6 +117,7 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
         "change_summary": _nullable("string"),
         "version_state": {"type": "string", "enum": ["ready", "draft"]},
         "checks": _ref("Checks"),
+        "cost": _ref("Cost"),
         "created_at": _TIME,
         "version_created_at": _TIME,
     }
@@ -210,6 +213,7 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
                 "output_tokens": {"type": "integer"},
                 "state": {"type": "string", "enum": ["ready", "draft"]},
                 "checks": _ref("Checks"),
+                "cost": _ref("Cost"),
                 "created_at": _TIME,
             }
         ),
@@ -297,8 +301,10 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
                     ),
                 },
                 "links": _ref("RunLinks"),
+                "cpu_seconds": _nullable("number"),
             }
         ),
+        **usage_schemas(),
     }
 
 
@@ -323,7 +329,7 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                 "summary": "Generate a new task (blocks while the model writes the code).",
                 "requestBody": _json_body("CreateTask"),
                 "responses": _responses(
-                    201, "TaskDetail", "The task and its version 1.", 400, 413, 415, 422, 503
+                    201, "TaskDetail", "The task and its version 1.", 400, 413, 415, 422, 429, 503
                 ),
             }
         },
@@ -348,7 +354,7 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                 "parameters": [_TASK_ID],
                 "requestBody": _json_body("RefineTask"),
                 "responses": _responses(
-                    201, "Refinement", "The new version.", 400, 409, 413, 415, 422, 503
+                    201, "Refinement", "The new version.", 400, 409, 413, 415, 422, 429, 503
                 ),
             }
         },
@@ -359,7 +365,7 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                 "parameters": [_TASK_ID, _VERSION_QUERY],
                 "requestBody": run_body,
                 "responses": _responses(
-                    202, "RunAccepted", "The run is queued.", 400, 409, 413, 415, 422
+                    202, "RunAccepted", "The run is queued.", 400, 409, 413, 415, 422, 429
                 ),
             }
         },
@@ -402,6 +408,7 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                 "responses": _responses(200, "TaskList", "The tasks.", 422),
             }
         },
+        "/api/usage": usage_path(_responses(200, "Usage", "The spend.", 422)),
         OPENAPI_PATH: {
             "get": {
                 "operationId": "openapi",

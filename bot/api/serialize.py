@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.services.outcomes import load_json_result
 from bot.services.runs import RunView
+from bot.services.usage import Spend, UsageReport
 from bot.services.views import Refinement, TaskDetail, TaskSummary, TaskView, VersionView
 
 FILE_INLINE_LIMIT = 1024 * 1024
@@ -54,6 +55,56 @@ def checks(view: VersionView) -> dict[str, Any]:
     }
 
 
+def cost(view: VersionView) -> dict[str, Any]:
+    """What a version cost, and who made it: model, prompt version, the response format the
+    server accepted, requests, tokens, the checks' sandbox CPU and a money estimate."""
+    return {
+        "model": view.model,
+        "prompt_version": view.prompt_version,
+        "response_format": view.response_mode,
+        "model_requests": view.model_requests,
+        "input_tokens": view.input_tokens,
+        "output_tokens": view.output_tokens,
+        "tokens": view.tokens,
+        "check_cpu_seconds": view.check_cpu_seconds,
+        "cost_usd": view.cost_usd,
+    }
+
+
+def _spend(spend: Spend) -> dict[str, Any]:
+    return {
+        "tokens": spend.tokens,
+        "cost_usd": spend.cost_usd,
+        "cpu_seconds": round(spend.cpu_seconds, 6),
+        "model_requests": spend.model_requests,
+        "runs": spend.runs,
+    }
+
+
+def usage(report: UsageReport) -> dict[str, Any]:
+    return {
+        "since": _time(report.since),
+        "until": _time(report.until),
+        "total": _spend(report.total),
+        "by_user": [{"user": line.key, **_spend(line.spend)} for line in report.by_user],
+        "by_task": [
+            {"task_id": line.key or None, "name": line.label or None, **_spend(line.spend)}
+            for line in report.by_task
+        ],
+        "budgets": [
+            {
+                "scope": b.scope,
+                "unit": b.unit,
+                "limit": b.limit,
+                "spent": b.spent,
+                "exceeded": b.exceeded,
+            }
+            for b in report.budgets
+        ],
+        "resets_at": _time(report.resets_at),
+    }
+
+
 def task_detail(detail: TaskDetail) -> dict[str, Any]:
     """The seed's create answer (id, version, name, task_type, state, metadata, code, created_at)
     plus the task's description and the version's provenance."""
@@ -71,6 +122,7 @@ def task_detail(detail: TaskDetail) -> dict[str, Any]:
         "change_summary": version.change_summary,
         "version_state": version.state,
         "checks": checks(version),
+        "cost": cost(version),
         "created_at": _time(task.created_at),
         "version_created_at": _time(version.created_at),
     }
@@ -99,6 +151,7 @@ def version(view: VersionView) -> dict[str, Any]:
         "output_tokens": view.output_tokens,
         "state": view.state,
         "checks": checks(view),
+        "cost": cost(view),
         "created_at": _time(view.created_at),
     }
 
@@ -187,4 +240,5 @@ def run(view: RunView) -> dict[str, Any]:
         },
         "files": files,
         "links": run_link(view.id),
+        "cpu_seconds": view.cpu_seconds,
     }

@@ -12,6 +12,7 @@ import ast
 import json
 import re
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class CheckResult:
 class CheckReport:
     results: tuple[CheckResult, ...]
     seconds: float
+    cpu_seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -69,6 +71,7 @@ class Execution:
     error_type: str | None
     error_message: str | None
     killed_reason: str | None
+    cpu_seconds: float = 0.0
 
 
 Execute = Callable[[str], Execution]
@@ -78,47 +81,150 @@ class CheckRunner(Protocol):
     def run_checks(self, code: str, checks: Sequence[Check]) -> CheckReport: ...
 
 
-def parse_checks(raw: Any, *, allowed_packages: Iterable[str]) -> tuple[list[Check], str | None]:
-    """The model's ``checks`` as Check values, or why they cannot be used."""
-    if not isinstance(raw, list) or not raw:
-        return [], "the answer has no `checks`: add 1 to 5 checks that exercise `run`"
-    if len(raw) > MAX_CHECKS:
-        return [], f"at most {MAX_CHECKS} checks, got {len(raw)}"
+def _strip_fence(code: str) -> str:
+    text = code.strip()
+    match = re.fullmatch(r"```[A-Za-z0-9_+-]*\s*\n?(.*?)\n?```", text, flags=re.DOTALL)
+    return textwrap.dedent(match.group(1) if match else code).strip("\n")
+
+
+def _snake(text: str) -> str:
+    return re.sub(r"_+", "_", re.sub(r"[^0-9a-z]+", "_", text.lower())).strip("_")
+
+
+def _check_name(function: str) -> str:
+    """``probe_task`` -> ``check_probe_task``; ``test_counts`` -> ``check_counts``."""
+    base = _snake(function)
+    for prefix in ("check_", "test_", "check", "test"):
+        if base.startswith(prefix) and len(base) > len(prefix):
+            base = base[len(prefix) :].strip("_")
+            break
+    return f"check_{base or 'it'}"[:66]
+
+
+def _pieces(raw: Any) -> list[tuple[str, str]]:
+    """(name hint, code) for every check in whatever shape the model wrote them."""
+    if isinstance(raw, str):
+        return [("", raw)]
+    if isinstance(raw, Mapping):
+        if isinstance(raw.get("code"), str):
+            return [(str(raw.get("name") or ""), str(raw["code"]))]
+        return [(str(k), str(v)) for k, v in raw.items() if isinstance(v, str)]
+    if not isinstance(raw, list):
+        return []
+    pieces: list[tuple[str, str]] = []
+    for item in raw:
+        if isinstance(item, str):
+            pieces.append(("", item))
+        elif isinstance(item, Mapping):
+            code = next(
+                (
+                    item[k]
+                    for k in ("code", "source", "function", "test")
+                    if isinstance(item.get(k), str)
+                ),
+                "",
+            )
+            pieces.append((str(item.get("name") or ""), str(code)))
+    return pieces
+
+
+def _zero_arg_functions(tree: ast.Module) -> list[str]:
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            args = node.args
+            if len(args.posonlyargs) + len(args.args) - len(args.defaults) == 0 and not [
+                a for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None
+            ]:
+                names.append(node.name)
+    return names
+
+
+def _functions_of(hint: str, code: str) -> tuple[str, list[str]] | str:
+    """The code (wrapped in a function when it is bare statements) and the checks it defines,
+    or why it cannot be used."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        return f"SyntaxError at line {exc.lineno}: {exc.msg}"
+    functions = _zero_arg_functions(tree)
+    if not functions:
+        if any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) for n in tree.body):
+            return "it defines no function that takes no arguments"
+        name = _check_name(hint or "it")
+        code = f"def {name}():\n" + textwrap.indent(code, "    ")
+        return code, [name]
+    wanted = _snake(hint)
+    if wanted and wanted in functions:
+        return code, [wanted]
+    if len(functions) == 1:
+        return code, functions
+    prefixed = [f for f in functions if f.startswith(("check", "test"))]
+    return code, prefixed or functions[-1:]
+
+
+def normalise_checks(raw: Any, *, allowed_packages: Iterable[str]) -> tuple[list[Check], list[str]]:
+    """The model's ``checks`` made usable where they can be (a name taken from the function the
+    code defines, ``check_`` prefixed, fences and indentation removed, bare statements wrapped),
+    and a note for each one that could not be used. Never an error: the code stands on its own."""
     allowed = set(allowed_packages)
     checks: list[Check] = []
-    for item in raw:
-        if not isinstance(item, Mapping):
-            return [], "each check must be an object with `name` and `code`"
-        name, code = str(item.get("name", "")), str(item.get("code", ""))
-        problem = _check_problem(name, code, allowed)
-        if problem:
-            return [], f"check {name or '?'}: {problem}"
-        if any(c.name == name for c in checks):
-            return [], f"two checks are named {name}"
-        checks.append(Check(name, code))
-    return checks, None
+    notes: list[str] = []
+    pieces = _pieces(raw)
+    if not pieces:
+        return [], ["the model wrote no checks"]
+    for hint, raw_code in pieces:
+        code = _strip_fence(raw_code)
+        label = hint.strip() or "a check"
+        if not code.strip():
+            notes.append(f"{label}: empty")
+            continue
+        found = _functions_of(hint.strip(), code)
+        if isinstance(found, str):
+            notes.append(f"{label}: {found}")
+            continue
+        code, functions = found
+        for function in functions:
+            name = function if _NAME.match(function) else _check_name(function)
+            body = code if name == function else f"{code.rstrip()}\n\n{name} = {function}\n"
+            if any(c.name == name for c in checks):
+                notes.append(f"{name}: a second check of that name was left out")
+                continue
+            problem = _check_problem(name, body, allowed)
+            if problem:
+                notes.append(f"{name}: {problem}")
+                continue
+            checks.append(Check(name, body))
+    if len(checks) > MAX_CHECKS:
+        notes.append(f"only the first {MAX_CHECKS} of {len(checks)} checks were kept")
+        checks = checks[:MAX_CHECKS]
+    return checks, notes
 
 
 def _check_problem(name: str, code: str, allowed: set[str]) -> str | None:
-    if not _NAME.match(name):
-        return "the name must look like check_something (lower case)"
     if len(code.encode()) > MAX_CHECK_BYTES:
         return f"over {MAX_CHECK_BYTES} bytes"
     try:
         tree = ast.parse(code)
     except SyntaxError as exc:
         return f"SyntaxError at line {exc.lineno}: {exc.msg}"
-    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
-    if not functions:
-        return f"the code must define `def {name}():`"
-    args = functions[0].args
-    if len(args.posonlyargs) + len(args.args) - len(args.defaults) > 0:
-        return f"`{name}` must take no arguments"
+    if not any(
+        isinstance(n, ast.FunctionDef | ast.Assign) and name in _defined(n) for n in tree.body
+    ):
+        return f"the code must define `{name}`"
     imports, problems = top_level_imports(tree)
     bad = [m for m in imports if m not in sys.stdlib_module_names and m not in allowed]
     if bad:
         return f"imports not allowed: {', '.join(bad)}"
     return problems[0] if problems else None
+
+
+def _defined(node: ast.stmt) -> set[str]:
+    if isinstance(node, ast.FunctionDef):
+        return {node.name}
+    if isinstance(node, ast.Assign):
+        return {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return set()
 
 
 def merge_kept(
@@ -174,7 +280,7 @@ class SandboxChecker:
                 results = tuple(
                     CheckResult(str(r["name"]), bool(r["ok"]), r.get("error")) for r in raw
                 )
-                return CheckReport(results, seconds)
+                return CheckReport(results, seconds, outcome.cpu_seconds)
             except (ValueError, KeyError, TypeError):
                 reason = "the checks' results could not be read"
         elif outcome.status == "timed_out":
@@ -183,4 +289,6 @@ class SandboxChecker:
             reason = f"the checks were stopped: over the {outcome.killed_reason} limit"
         else:
             reason = f"{outcome.error_type}: {outcome.error_message}"
-        return CheckReport(tuple(CheckResult(c.name, False, reason) for c in checks), seconds)
+        return CheckReport(
+            tuple(CheckResult(c.name, False, reason) for c in checks), seconds, outcome.cpu_seconds
+        )

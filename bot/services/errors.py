@@ -35,6 +35,7 @@ class ModelUnavailable(ServiceError):
     """The model server could not be reached or kept failing after the SDK's retries."""
 
     code = "model_unavailable"
+    requests = 0  # HTTP requests made before giving up (they count as spent)
 
 
 class GenerationFailed(ServiceError):
@@ -61,3 +62,9 @@ class AlreadyExists(ServiceError):
     """Writing would replace something the user made or kept (e.g. an earlier export)."""
 
     code = "already_exists"
+
+
+class BudgetExceeded(ServiceError):
+    """A workspace's or user's budget for the day is spent; nothing was started."""
+
+    code = "budget_exceeded"

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.services.checks import Check, CheckResult, CheckRunner, merge_kept, parse_checks
-from bot.services.codegen import ChatMessage, CodeGenerator
-from bot.services.errors import GenerationFailed
+from bot.services.answers import parse_answer
+from bot.services.checks import Check, CheckResult, CheckRunner, merge_kept, normalise_checks
+from bot.services.codegen import ChatMessage, CodeGenerator, ModelReply
+from bot.services.errors import BudgetExceeded, GenerationFailed, ModelUnavailable
 from bot.services.validation import check_code
 
-PROMPT_VERSION = "2026-11-25.1"
+logger = logging.getLogger(__name__)
+
+PROMPT_VERSION = "2026-12-01.1"
 MAX_REPAIR_ROUNDS = 2
 
 _IO_SHAPE = {
@@ -189,6 +193,19 @@ class Generated:
     replaced_checks: tuple[tuple[str, str], ...] = ()
     checks_passed: bool = True
     check_seconds: float = 0.0
+    check_cpu_seconds: float = 0.0
+    response_mode: str = ""  # json_schema, json_object or text: what the server accepted
+
+    @property
+    def spent(self) -> Tally:
+        return Tally(
+            model=self.model,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            model_requests=self.model_requests,
+            check_cpu_seconds=self.check_cpu_seconds,
+            mode=self.response_mode,
+        )
 
 
 def snake_case(text: str) -> str:
@@ -219,23 +236,24 @@ def _replaced(raw: Any) -> tuple[tuple[str, str], ...]:
     )
 
 
-def parse_answer(content: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The answer as a dict, or the reason it cannot be used."""
-    text = content.strip()
-    fence = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, flags=re.DOTALL)
-    if fence:
-        text = fence.group(1)
-    if not text:
-        return None, "the answer was empty; answer with the JSON object"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"the answer is not valid JSON ({exc.msg} at line {exc.lineno})"
-    if not isinstance(data, dict):
-        return None, "the answer must be a JSON object"
-    if not isinstance(data.get("code"), str):
-        return None, "the answer has no `code` string"
-    return data, None
+@dataclass
+class Tally:
+    """What one generation has spent so far; kept up to date as it goes, so what a failed
+    generation spent is known too."""
+
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_requests: int = 0
+    check_cpu_seconds: float = 0.0
+    mode: str = ""
+
+    def add(self, reply: ModelReply) -> None:
+        self.model = reply.model or self.model
+        self.input_tokens += reply.input_tokens
+        self.output_tokens += reply.output_tokens
+        self.model_requests += reply.requests
+        self.mode = reply.mode
 
 
 class Generation:
@@ -257,19 +275,37 @@ class Generation:
         self.max_repairs = max_repairs
 
     def run(
-        self, messages: Sequence[ChatMessage], *, previous_checks: Sequence[Check] = ()
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        previous_checks: Sequence[Check] = (),
+        tally: Tally | None = None,
+        before_repair: Callable[[], None] | None = None,
     ) -> Generated:
         """Ask, validate, run the checks; repair with the exact error, at most ``max_repairs``
         times. Code that never validates raises; code whose checks never pass comes back with
-        ``checks_passed=False`` (the caller keeps it as a draft)."""
+        ``checks_passed=False`` (the caller keeps it as a draft); valid code without usable
+        checks comes back at once, unchecked. ``tally`` is kept up to date as requests are made;
+        ``before_repair`` may refuse a repair round (a budget): then a draft is kept if there is
+        one, else its error is raised."""
+        spent = tally if tally is not None else Tally()
         history = list(messages)
         errors: list[str] = []
-        input_tokens = output_tokens = 0
         draft: Generated | None = None
         for attempt in range(1 + self.max_repairs):
-            reply = self.generator.generate(history, schema=ANSWER_SCHEMA)
-            input_tokens += reply.input_tokens
-            output_tokens += reply.output_tokens
+            if attempt and before_repair is not None:
+                try:
+                    before_repair()
+                except BudgetExceeded:
+                    if draft is None:
+                        raise
+                    break
+            try:
+                reply = self.generator.generate(history, schema=ANSWER_SCHEMA)
+            except ModelUnavailable as exc:
+                spent.model_requests += exc.requests
+                raise
+            spent.add(reply)
             data, error = parse_answer(reply.content)
             if data is not None and reply.finish_reason == "length":
                 data, error = None, "the answer was cut off; make the code shorter"
@@ -278,12 +314,15 @@ class Generation:
                 candidate, error = self._candidate(data, previous_checks)
             if candidate is not None:
                 candidate = self._checked(candidate)
+                spent.check_cpu_seconds += candidate.check_cpu_seconds
                 generated = replace(
                     candidate,
                     model=reply.model,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    model_requests=attempt + 1,
+                    input_tokens=spent.input_tokens,
+                    output_tokens=spent.output_tokens,
+                    model_requests=spent.model_requests,
+                    check_cpu_seconds=spent.check_cpu_seconds,
+                    response_mode=reply.mode,
                     errors=tuple(errors),
                 )
                 if generated.checks_passed:
@@ -302,7 +341,14 @@ class Generation:
                 )
             )
         if draft is not None and draft.code:
-            return replace(draft, errors=tuple(errors))
+            return replace(
+                draft,
+                errors=tuple(errors),
+                input_tokens=spent.input_tokens,
+                output_tokens=spent.output_tokens,
+                model_requests=spent.model_requests,
+                check_cpu_seconds=spent.check_cpu_seconds,
+            )
         raise GenerationFailed(
             f"The model's code was still invalid after {self.max_repairs} repair rounds: "
             f"{errors[-1]}",
@@ -318,9 +364,9 @@ class Generation:
         )
         if not check.ok:
             return None, check.error
-        checks, problem = parse_checks(data.get("checks"), allowed_packages=self.packages)
-        if problem is not None and self.checker is not None:
-            return None, problem
+        checks, notes = normalise_checks(data.get("checks"), allowed_packages=self.packages)
+        if notes:
+            logger.info("checks left out of the answer: %s", "; ".join(notes))
         replaced = _replaced(data.get("replaced_checks"))
         kept = merge_kept(checks, previous, (name for name, _reason in replaced))
         return Generated(
@@ -349,4 +395,5 @@ class Generation:
             check_results=report.results,
             checks_passed=report.passed,
             check_seconds=report.seconds,
+            check_cpu_seconds=report.cpu_seconds,
         )

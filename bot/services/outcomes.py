@@ -132,6 +132,7 @@ def stored_values(outcome: RunOutcome) -> dict[str, Any]:
         "duration_seconds": outcome.duration_seconds
         if math.isfinite(outcome.duration_seconds)
         else None,
+        "cpu_seconds": outcome.cpu_seconds if math.isfinite(outcome.cpu_seconds) else None,
     }
 
 

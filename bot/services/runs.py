@@ -22,6 +22,7 @@ from typing import Protocol
 from bot.services.errors import InvalidInput, NotFound, NotReady
 from bot.services.outcomes import stored_files, stored_values
 from bot.services.tasks import TaskService
+from bot.services.usage import UsageService
 from bot.services.validation import check_code
 from storage.models import Run, RunFile, RunStatus
 from storage.uow import UnitOfWorkFactory
@@ -80,6 +81,7 @@ class RunView:
     finished_at: datetime | None
     duration_seconds: float | None
     files: tuple[OutputFileView, ...] = ()
+    cpu_seconds: float | None = None
 
     @property
     def final(self) -> bool:
@@ -111,6 +113,7 @@ class RunView:
             finished_at=run.finished_at,
             duration_seconds=run.duration_seconds,
             files=tuple(OutputFileView(f.name, f.size, f.content) for f in files),
+            cpu_seconds=run.cpu_seconds,
         )
 
 
@@ -151,6 +154,7 @@ class RunOutcome:
     killed_reason: str | None = None
     duration_seconds: float = 0.0
     files: tuple[OutputFileView, ...] = ()
+    cpu_seconds: float = 0.0
 
 
 def _now() -> datetime:
@@ -177,7 +181,9 @@ class RunService:
         max_input_bytes: int,
         wall_seconds: float,
         clock: Callable[[], datetime] = _now,
+        usage: UsageService | None = None,
     ) -> None:
+        self._usage = usage
         self._uow = uow
         self._tasks = tasks
         self.queue = queue
@@ -218,6 +224,8 @@ class RunService:
                 f"The file is too large: {_mib(len(input_data))}, the limit is "
                 f"{_mib(self.max_input_bytes)} (SANDBOX_MAX_INPUT_MB)."
             )
+        if self._usage is not None:
+            self._usage.check(team_id=task.team_id, user_id=requested_by, model=False)
         name = _safe_name(input_name) if input_data is not None else None
         run = Run(
             id=str(uuid.uuid4()),
@@ -299,6 +307,8 @@ class RunService:
         with self._uow() as uow:
             values = stored_values(outcome) | {"finished_at": self._clock()}
             recorded = uow.runs.record_outcome(run_id, values=values, files=stored_files(outcome))
+            if recorded:
+                uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
             uow.commit()
         if not recorded:
             logger.warning("run %s had already ended; ignoring a second outcome", run_id)

@@ -18,6 +18,7 @@ from bot.services.checks import Check
 from bot.services.errors import (
     AlreadyExists,
     AmbiguousId,
+    BudgetExceeded,
     ChecksFailed,
     GenerationFailed,
     InvalidInput,
@@ -30,9 +31,11 @@ from bot.services.generation import (
     PROMPT_VERSION,
     Generated,
     Generation,
+    Tally,
     create_messages,
     refine_messages,
 )
+from bot.services.usage import Prices, UsageService
 from bot.services.views import (
     Refinement,
     TaskDetail,
@@ -41,7 +44,7 @@ from bot.services.views import (
     VersionView,
     Workspace,
 )
-from storage.models import RunStatus, Task, TaskState, TaskVersion
+from storage.models import RunStatus, Task, TaskState, TaskVersion, UsageEvent
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -76,10 +79,20 @@ class TaskService:
         uow: UnitOfWorkFactory,
         generation: Generation,
         clock: Callable[[], datetime] = _now,
+        usage: UsageService | None = None,
     ) -> None:
         self._uow = uow
         self._generation = generation
         self._clock = clock
+        self._usage = usage
+        self._prices = usage.prices if usage is not None else Prices()
+
+    def _check_budget(self, *, team_id: str, user_id: str, spent: Tally | None = None) -> None:
+        if self._usage is not None:
+            pending = (
+                None if spent is None else self._usage.pending(spent, self._models(spent.model))
+            )
+            self._usage.check(team_id=team_id, user_id=user_id, model=True, pending=pending)
 
     # --- creating -------------------------------------------------------------------------
 
@@ -102,6 +115,7 @@ class TaskService:
             raise InvalidInput(f"The description is over {MAX_DESCRIPTION} characters.")
         if task_type not in TASK_TYPES:
             raise InvalidInput(f"Unknown task type {task_type!r}: use {' or '.join(TASK_TYPES)}.")
+        self._check_budget(team_id=workspace.team_id, user_id=requested_by)
         now = self._clock()
         with self._uow() as uow:
             task = Task(
@@ -145,12 +159,17 @@ class TaskService:
                 version = uow.tasks.version(task.id, task.current_version)
                 assert version is not None
                 return TaskDetail(task, VersionView.of(version))
+        try:
+            self._check_budget(team_id=task.team_id, user_id=task.creator)
+        except BudgetExceeded as exc:
+            self.abandon(task.id, reason=str(exc))
+            raise
         messages = create_messages(
             description=task.desired_action,
             task_type=task.task_type,
             packages=self._generation.packages,
         )
-        generated = self._generate(task.id, messages)
+        generated = self._generate(task, messages, requested_by=task.creator)
         return self._store_version(
             task.id,
             generated,
@@ -206,6 +225,7 @@ class TaskService:
             previous = VersionView.of(current)
             latest = uow.tasks.latest_version_number(task.id)
             view = TaskView.of(task)
+            self._check_budget(team_id=task.team_id, user_id=requested_by)
             last_run = uow.runs.latest_for_task(task.id)
             last_error = None
             failed = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.KILLED)
@@ -228,7 +248,9 @@ class TaskService:
             previous_checks=[Check(str(c["name"]), str(c["code"])) for c in previous.checks],
         )
         kept = tuple(Check(str(c["name"]), str(c["code"])) for c in previous.checks)
-        generated = self._generate(view.id, messages, keep_state=True, previous_checks=kept)
+        generated = self._generate(
+            view, messages, requested_by=requested_by, keep_state=True, previous_checks=kept
+        )
         detail = self._store_version(
             view.id,
             generated,
@@ -328,22 +350,63 @@ class TaskService:
 
     def _generate(
         self,
-        task_id: str,
+        task: TaskView,
         messages: Sequence[Any],
         *,
+        requested_by: str,
         keep_state: bool = False,
         previous_checks: Sequence[Check] = (),
     ) -> Generated:
+        tally = Tally()
         try:
-            return self._generation.run(messages, previous_checks=previous_checks)
-        except (GenerationFailed, ModelUnavailable) as exc:
-            if not keep_state:
-                with self._uow() as uow:
-                    task = self._get(uow, task_id)
-                    task.state, task.state_detail = TaskState.FAILED.value, str(exc)
-                    task.updated_at = self._clock()
-                    uow.commit()
+            return self._generation.run(
+                messages,
+                previous_checks=previous_checks,
+                tally=tally,
+                before_repair=lambda: self._check_budget(
+                    team_id=task.team_id, user_id=requested_by, spent=tally
+                ),
+            )
+        except (GenerationFailed, ModelUnavailable, BudgetExceeded) as exc:
+            with self._uow() as uow:
+                if self._usage is not None:
+                    uow.usage.add(
+                        self._event(task, requested_by, spent=tally, number=None, outcome="failed")
+                    )
+                if not keep_state:
+                    row = self._get(uow, task.id)
+                    row.state, row.state_detail = TaskState.FAILED.value, str(exc)
+                    row.updated_at = self._clock()
+                uow.commit()
             raise
+
+    def _models(self, model: str) -> tuple[str, ...]:
+        return (model, self._generation.generator.model_name)
+
+    def _event(
+        self, task: TaskView, user_id: str, *, spent: Tally, number: int | None, outcome: str
+    ) -> UsageEvent:
+        assert self._usage is not None
+        return self._usage.generation_event(
+            task,
+            user_id,
+            spent=spent,
+            models=self._models(spent.model),
+            number=number,
+            outcome=outcome,
+        )
+
+    def _discarded(self, task_id: str, requested_by: str, *, generated: Generated) -> None:
+        """A generation whose version lost a race: nothing stored, but it was spent."""
+        if self._usage is not None:
+            with self._uow() as uow:
+                task = TaskView.of(self._get(uow, task_id))
+                uow.usage.add(
+                    self._event(
+                        task, requested_by, spent=generated.spent, number=None, outcome="discarded"
+                    )
+                )
+                uow.commit()
 
     def _store_version(
         self,
@@ -359,6 +422,7 @@ class TaskService:
         with self._uow() as uow:
             task = self._get(uow, task_id)
             if uow.tasks.latest_version_number(task_id) != expected_previous:
+                self._discarded(task_id, requested_by, generated=generated)
                 raise InvalidInput(
                     "Another change to this task landed first; look at the new version and "
                     "ask again."
@@ -391,6 +455,13 @@ class TaskService:
                 output_tokens=generated.output_tokens,
                 model_requests=generated.model_requests,
                 created_at=now,
+                check_cpu_seconds=generated.check_cpu_seconds,
+                cost_usd=self._prices.estimate(
+                    self._models(generated.model),
+                    input_tokens=generated.input_tokens,
+                    output_tokens=generated.output_tokens,
+                ),
+                response_mode=generated.response_mode or None,
             )
             version.checks = [c.as_dict() for c in generated.checks]
             version.check_results = [r.as_dict() for r in generated.check_results]
@@ -400,6 +471,12 @@ class TaskService:
             version.check_seconds = generated.check_seconds
             version.state = "ready" if generated.checks_passed else "draft"
             uow.tasks.add_version(version)
+            if self._usage is not None:
+                view = TaskView.of(task)
+                spent, state = generated.spent, version.state
+                uow.usage.add(
+                    self._event(view, requested_by, spent=spent, number=number, outcome=state)
+                )
             draft_reason = None
             if generated.checks_passed:
                 task.current_version = number
@@ -421,6 +498,7 @@ class TaskService:
                 uow.commit()
             except IntegrityError:
                 logger.warning("version %s of task %s was stored concurrently", number, task_id)
+                self._discarded(task_id, requested_by, generated=generated)
                 raise InvalidInput(
                     "Another change to this task landed first; look at the new version and "
                     "ask again."

@@ -10,6 +10,15 @@ from typing import Any
 from storage.models import Task, TaskVersion
 
 
+def money(cost_usd: float | None) -> str:
+    """A money estimate as shown: "$0.0004", "$1.25", or "cost unknown"."""
+    if cost_usd is None:
+        return "cost unknown"
+    if cost_usd >= 1:
+        return f"${cost_usd:,.2f}"
+    return f"${cost_usd:.4f}" if cost_usd >= 0.01 or cost_usd == 0 else f"${cost_usd:.6f}"
+
+
 @dataclass(frozen=True)
 class Workspace:
     """Where a request came from: a Slack team (and enterprise), or the local terminal/API."""
@@ -78,6 +87,26 @@ class VersionView:
     check_results: tuple[Mapping[str, Any], ...] = ()
     replaced_checks: tuple[Mapping[str, Any], ...] = ()
     check_seconds: float | None = None
+    check_cpu_seconds: float | None = None
+    cost_usd: float | None = None  # None: the model's price is unknown
+    response_mode: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def cost_line(self) -> str:
+        """E.g. "gpt-4o-mini · 1 request · 1,234 tokens · $0.0004 · checks 0.02 CPU-s"."""
+        return " · ".join(
+            [
+                self.model or "unknown model",
+                f"{self.model_requests} request{'s' if self.model_requests != 1 else ''}",
+                f"{self.tokens:,} tokens",
+                money(self.cost_usd),
+                f"checks {self.check_cpu_seconds or 0:.2f} CPU-s",
+            ]
+        )
 
     @property
     def checks_passed(self) -> int:
@@ -85,10 +114,10 @@ class VersionView:
 
     @property
     def check_summary(self) -> str:
-        """E.g. "3 checks passed", "1 of 3 checks failed: check_x", or "no checks"."""
+        """E.g. "3 checks passed", "1 of 3 checks failed: check_x", or "unchecked: ..."."""
         total = len(self.check_results)
         if not total:
-            return "no checks"
+            return "unchecked: the model wrote no usable checks"
         failed = [str(r.get("name")) for r in self.check_results if not r.get("ok")]
         if not failed:
             return f"{total} check{'s' if total != 1 else ''} passed"
@@ -116,6 +145,9 @@ class VersionView:
             check_results=tuple(version.check_results or ()),
             replaced_checks=tuple(version.replaced_checks or ()),
             check_seconds=version.check_seconds,
+            check_cpu_seconds=version.check_cpu_seconds,
+            cost_usd=version.cost_usd,
+            response_mode=version.response_mode,
         )
 
 

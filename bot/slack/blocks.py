@@ -147,6 +147,8 @@ def _io_line(value: Any) -> str:
 
 def _check_line(version: VersionView) -> str:
     icon = ":white_check_mark:" if version.state == "ready" and version.check_results else ""
+    if not version.check_results:
+        icon = ":grey_question:"
     if version.state == "draft":
         icon = ":warning: draft, not current:"
     replaced = ", ".join(f"`{r.get('name')}` ({r.get('reason')})" for r in version.replaced_checks)
@@ -175,10 +177,7 @@ def version_metadata(detail: TaskDetail) -> Message:
         f"v{version.number} of {task.name}",
         [
             _mrkdwn("\n".join(lines)),
-            _context(
-                f"model {version.model} · {version.input_tokens}+{version.output_tokens} tokens · "
-                f"prompt {version.prompt_version}"
-            ),
+            _context(_escape(f"{version.cost_line} · prompt {version.prompt_version}")),
             _mrkdwn(how),
         ],
     )
@@ -340,6 +339,8 @@ def run_message(run: RunView) -> Message:
     if run.final and run.files:
         names = ", ".join(f"`{_inline(f.name)}`" for f in run.files)
         blocks.append(_context(f"Output files: {names} (uploaded below)"))
+    if run.final and run.cpu_seconds is not None:
+        blocks.append(_context(f"sandbox CPU {run.cpu_seconds:.2f} s"))
     return Message(headline.replace("*", "").replace("`", ""), blocks)
 
 

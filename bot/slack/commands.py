@@ -15,6 +15,7 @@ USAGE = (
     "• `/task list`: this channel's recent tasks\n"
     "• `/task show <id> [vN]`: a version's metadata and code\n"
     "• `/task delete <id>`: delete a task you created (asks first)\n"
+    "• `/task usage [days]`: what was spent (tokens, money, sandbox CPU) and the budgets\n"
     "• `/task help`: this message\n"
     "In a task's thread: drop files to run it on each, or reply in words to change it "
     '("fix it" works after a failed run). Ids can be shortened to their first 6 characters.'
@@ -50,11 +51,16 @@ class ListTasks:
 
 
 @dataclass(frozen=True)
+class Usage:
+    days: int = 1
+
+
+@dataclass(frozen=True)
 class Help:
     problem: str | None = None
 
 
-Command = Create | RunCommand | Show | Delete | ListTasks | Help
+Command = Create | RunCommand | Show | Delete | ListTasks | Usage | Help
 
 _TYPE = re.compile(r"^--type(?:=|\s+)(\S+)\s*", re.IGNORECASE)
 
@@ -97,6 +103,11 @@ def parse(text: str) -> Command:
         return Delete(parts[0])
     if verb == "list":
         return ListTasks()
+    if verb == "usage":
+        match = re.fullmatch(r"(\d{1,3})?(?:\s*d(?:ays?)?)?", rest.strip(), re.IGNORECASE)
+        if not match or not 1 <= int(match.group(1) or 1) <= 366:
+            return Help("`/task usage` takes a number of days (1 to 366), e.g. `/task usage 7`.")
+        return Usage(int(match.group(1) or 1))
     if verb == "help":
         return Help()
     return Help(f"I don't know `{verb}`.")

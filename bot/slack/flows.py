@@ -21,6 +21,7 @@ from bot.services.runs import ReplyTarget
 from bot.services.views import TaskDetail, TaskView, Workspace
 from bot.slack import blocks, delete
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
+from bot.slack.usage_blocks import usage_message
 from storage.errors import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -382,6 +383,23 @@ class SlackFlows:
                 logger.warning("no permalink for task %s", task.id)
         say_blocks(blocks.task_show(detail, permalink=permalink))
 
+    def spend(
+        self, origin: Origin, *, days: int, say_blocks: Callable[[blocks.Message], None]
+    ) -> None:
+        """``/task usage``: the workspace's spend; tasks named only where the user may see them."""
+        self.gate(origin)
+        report = self.services.usage.report(
+            team_id=origin.team_id, user_id=origin.user_id, days=days
+        )
+        visible = set()
+        for line in report.by_task:
+            try:
+                self._task_for(origin, line.key)
+            except ServiceError:
+                continue
+            visible.add(line.key)
+        say_blocks(usage_message(report, visible_tasks=visible))
+
     # --- jobs -----------------------------------------------------------------------------------
 
     def handle(self, job: Job, client: WebClient) -> Future[None]:
@@ -416,6 +434,7 @@ class SlackFlows:
             "list": lambda: self.list_tasks(origin, show),
             "delete_ask": lambda: delete.ask(self, origin, ref=p["ref"], say_blocks=show),
             "delete": lambda: delete.delete(self, client, origin, task_id=p["task_id"], say=say),
+            "spend": lambda: self.spend(origin, days=int(p.get("days") or 1), say_blocks=show),
             "usage": lambda: say(p["text"]),
         }
         return self.submit(say, works[job.kind], delivery=job.delivery)

@@ -91,6 +91,8 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
             kind, params = "show", {"ref": parsed.ref, "version": parsed.version}
         elif isinstance(parsed, commands.Delete):
             kind, params = "delete_ask", {"ref": parsed.ref}
+        elif isinstance(parsed, commands.Usage):
+            kind, params = "spend", {"days": parsed.days}
         else:
             kind, params = "list", {}
         dispatcher.dispatch(Job(kind, origin, reply, params, delivery_key(command)))

@@ -54,6 +54,7 @@ def outcome_of(result: SandboxResult) -> RunOutcome:
         traceback_tail=result.traceback_tail,
         killed_reason=result.killed_reason,
         duration_seconds=result.duration_seconds,
+        cpu_seconds=result.cpu_seconds,
         files=tuple(OutputFileView(f.name, f.size, f.content) for f in result.output_files),
     )
 
@@ -144,6 +145,7 @@ def check_execute(holder: SandboxHolder) -> Execute:
             error_type=result.error_type,
             error_message=result.error_message,
             killed_reason=result.killed_reason,
+            cpu_seconds=result.cpu_seconds,
         )
 
     return execute

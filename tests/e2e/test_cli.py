@@ -195,3 +195,22 @@ def test_doctor_reports_the_isolation(tmp_path: Path, env: dict[str, str]) -> No
     assert result.returncode == 0, result.stdout
     assert "network_namespace  True" in result.stdout and "seccomp            True" in result.stdout
     assert "The sandbox can isolate generated code on this host." in result.stdout
+
+
+def test_show_prints_the_cost_and_usage_the_spend_and_budgets(
+    tmp_path: Path, env: dict[str, str], openai_server: FakeOpenAIServer
+) -> None:
+    env = {**env, "OPENAI_MODEL": "gpt-4o-mini", "BUDGET_USER_DAILY_TOKENS": "150"}
+    openai_server.reply_code(COUNT_LINES, prompt_tokens=100, completion_tokens=50)
+    task_id = bot(tmp_path, env, "task", "create", "count lines").stdout.splitlines()[0]
+    shown = bot(tmp_path, env, "task", "show", task_id[:6])
+    assert "# cost: fake-model-1 · 1 request · 150 tokens · $0.000045 · checks" in shown.stdout
+    refused = bot(tmp_path, env, "task", "create", "count words")
+    assert refused.returncode == 1 and len(openai_server.requests) == 1
+    assert refused.stderr.startswith("error: You have used today's model tokens budget")
+    assert "resets at" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    usage = bot(tmp_path, env, "task", "usage")
+    assert usage.returncode == 0, usage.stderr
+    assert "150 tokens, $0.000045" in usage.stdout and "1 model request" in usage.stdout
+    assert f"{task_id[:8]} count_lines" in usage.stdout
+    assert "user      model tokens  150 tokens of 150 tokens  SPENT" in usage.stdout

@@ -2,6 +2,14 @@
 
 The real ``openai`` client talks to it over real HTTP, so retries, timeouts and status codes are
 exercised exactly as in production.
+
+It can be as loose as the servers operators really run: ``rejects`` names the
+``response_format`` types it refuses, answered with a 400 in the shape of a real server's error
+(``reject_style``: OpenAI's ``invalid_request_error`` naming the type, vLLM's top-level
+``{"object": "error"}``, LM Studio's bare string listing what it accepts, or OpenAI's
+"Unrecognized request argument" for a server that knows no ``response_format`` at all). Rejected
+requests are kept in ``requests`` too (they are requests the client made) but consume no answer.
+``reply_markdown`` answers the way small local models do: fenced blocks, in any order.
 """
 
 from __future__ import annotations
@@ -69,12 +77,88 @@ COUNT_LINES = (
 )
 
 
+def markdown_answer(
+    *,
+    code: str,
+    checks: str = "",
+    metadata: dict[str, Any] | None = None,
+    metadata_first: bool = False,
+    prose: str = "Here is the module.",
+) -> str:
+    """A chat-style answer: prose, a ```python block (and one for the checks), a ```json block."""
+    meta = (
+        metadata
+        if metadata is not None
+        else {
+            "name": "count_lines",
+            "title": "Count lines",
+            "summary": "Counts the lines of the input file.",
+            "inputs": {"description": "a text file", "formats": ["txt"]},
+            "outputs": {"description": "the number of lines", "formats": ["json"]},
+        }
+    )
+    blocks = [f"```python\n{code}```"]
+    if checks:
+        blocks.append(f"And its checks:\n\n```python\n{checks}```")
+    meta_block = f"```json\n{json.dumps(meta, indent=2)}\n```"
+    parts = [meta_block, *blocks] if metadata_first else [*blocks, meta_block]
+    return prose + "\n\n" + "\n\n".join(parts) + "\n"
+
+
+def rejection(kind: str, style: str) -> tuple[int, dict[str, Any]]:
+    """The 400 a real server sends for a ``response_format`` of type ``kind`` it refuses."""
+    if style == "vllm":
+        message = f"response_format type '{kind}' is not supported by this model"
+        return 400, {
+            "object": "error",
+            "message": message,
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        }
+    if style == "lmstudio":
+        return 400, {"error": "'response_format.type' must be 'json_schema' or 'text'"}
+    if style == "unknown_param":
+        message = "Unrecognized request argument supplied: response_format"
+        return 400, {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
+    message = (
+        f"Invalid parameter: 'response_format' of type '{kind}' is not supported with this model."
+    )
+    return 400, {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": "response_format",
+            "code": None,
+        }
+    }
+
+
 class FakeOpenAIServer:
-    def __init__(self, *, model: str = "fake-model-1") -> None:
+    def __init__(
+        self,
+        *,
+        model: str = "fake-model-1",
+        rejects: tuple[str, ...] = (),
+        reject_style: str = "openai",
+        usage: bool = True,
+    ) -> None:
         self.model = model
+        self.rejects = set(rejects)
+        self.reject_style = reject_style
+        self.usage = usage
+        self.rejected = 0
         self.answers: deque[Answer] = deque()
         self.default: Answer | None = None  # given when the queue is empty (None: a 500)
         self.requests: list[dict[str, Any]] = []
+        self.served_tokens = 0  # prompt + completion tokens reported in every answer given
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
@@ -94,6 +178,10 @@ class FakeOpenAIServer:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
         )
+
+    def reply_markdown(self, code: str, **kwargs: Any) -> None:
+        """Answer with fenced blocks instead of JSON (``markdown_answer``'s arguments)."""
+        self.reply(markdown_answer(code=code, **kwargs))
 
     def reply_by_default(self, content: str, **kwargs: Any) -> None:
         """Answer ``content`` whenever no answer is queued (load tests: every request gets one)."""
@@ -137,6 +225,11 @@ class FakeOpenAIServer:
         with self._lock:
             self.requests.append(body)
             self.headers.append(headers)
+            kind = (body.get("response_format") or {}).get("type")
+            if kind in self.rejects:
+                self.rejected += 1
+                status, error = rejection(str(kind), self.reject_style)
+                return Answer(status=status, body=error)
             if self.answers:
                 return self.answers.popleft()
             if self.default is not None:
@@ -166,6 +259,14 @@ class FakeOpenAIServer:
                 if answer.status != 200:
                     self._send(answer.status, answer.body or {}, answer.headers)
                     return
+                usage = {
+                    "prompt_tokens": answer.prompt_tokens,
+                    "completion_tokens": answer.completion_tokens,
+                    "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+                }
+                if fake.usage:
+                    with fake._lock:
+                        fake.served_tokens += answer.prompt_tokens + answer.completion_tokens
                 self._send(
                     200,
                     {
@@ -180,11 +281,7 @@ class FakeOpenAIServer:
                                 "finish_reason": answer.finish_reason,
                             }
                         ],
-                        "usage": {
-                            "prompt_tokens": answer.prompt_tokens,
-                            "completion_tokens": answer.completion_tokens,
-                            "total_tokens": answer.prompt_tokens + answer.completion_tokens,
-                        },
+                        **({"usage": usage} if fake.usage else {}),
                     },
                 )
 

@@ -140,8 +140,9 @@ def test_checks_run_under_the_sandbox_limits(services: Services) -> None:
         services.tasks.create(description="count lines", requested_by="U1", source="cli")
 
 
-def test_an_answer_without_checks_is_repaired(services: Services) -> None:
-    model(services).queue(answer_json(code=COUNT, checks=[]), answer_json(code=COUNT, checks=[LINES_CHECK]))
+def test_an_answer_without_checks_is_kept_unchecked_in_one_request(services: Services) -> None:
+    model(services).queue(answer_json(code=COUNT, checks=[]))
     detail = services.tasks.create(description="count lines", requested_by="U1", source="cli")
-    assert "has no `checks`" in model(services).prompts[1][-1].content
-    assert detail.version.check_summary == "1 check passed"
+    assert len(model(services).prompts) == 1
+    assert detail.task.current_version == 1 and detail.version.code == COUNT
+    assert detail.version.check_summary.startswith("unchecked")

@@ -80,6 +80,7 @@ def build_result(
         output_files=output_files,
         exit_code=exit_code,
         output_files_omitted=omitted_files,
+        cpu_seconds=float((report or {}).get("cpu_seconds") or 0.0),
     )
 
 

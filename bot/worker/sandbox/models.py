@@ -81,6 +81,7 @@ class SandboxResult:
     exit_code: int | None
     # Regular files under output/ that were not collected (over the size or count cap).
     output_files_omitted: tuple[str, ...] = ()
+    cpu_seconds: float = 0.0  # user + system CPU time of the run's process (its cost)
 
 
 class SandboxUnavailable(Exception):

@@ -67,6 +67,7 @@ def test_openapi_is_public_while_the_api_is_on(api: Api) -> None:
         "/api/task/{id}/versions",
         "/api/run/{id}",
         "/api/tasks",
+        "/api/usage",
         "/api/openapi.json",
     }
     post = api.call("POST", "/api/openapi.json", json={})
