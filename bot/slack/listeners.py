@@ -108,14 +108,11 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
         dispatcher.dispatch(Job("run_button", origin, reply, params, delivery_key(body)))
 
     @app.action(DELETE_ACTION)
-    def on_delete_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+    def on_delete_button(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext
+    ) -> None:
         ack()
-        origin = Origin(
-            team_id=(body.get("team") or {}).get("id", ""),
-            enterprise_id=_enterprise(body),
-            channel_id=(body.get("channel") or {}).get("id", ""),
-            user_id=(body.get("user") or {}).get("id", ""),
-        )
+        origin = _origin(context, channel_id=str(context.channel_id or ""))
         params = {"task_id": str(action.get("value", ""))}
         reply = Reply(response_url=body.get("response_url"))
         dispatcher.dispatch(Job("delete", origin, reply, params, delivery_key(body)))
