@@ -25,7 +25,9 @@ from bot.slack import blocks
 DEEP = b"[" * 10_000 + b"]" * 10_000
 NON_FINITE = b'{"mean": NaN, "max": Infinity, "min": -Infinity, "big": 1e999}'
 CUT = b'[{"a": 1}, {"a": 2}, {"a'
-ESCAPES = "\x1b]52;c;ZXZpbA==\x07\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\\x1b[2J\x1b]0;t\x07"
+ESCAPES = (
+    "\x1b]52;c;ZXZpbA==\x07\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\\x1b[2J\x1b]0;t\x07"
+)
 
 
 def _view(**fields: Any) -> RunView:
@@ -86,7 +88,9 @@ def _cli(view: RunView, monkeypatch: pytest.MonkeyPatch, *, tty: bool) -> tuple[
         get=lambda run_id: view,
     )
     services: Any = SimpleNamespace(runs=runs, executor=None)
-    args = argparse.Namespace(id="3f2a9c", input=None, text=None, version=None, output_dir=None)
+    args = argparse.Namespace(
+        id="3f2a9c", input=None, text=None, version=None, output_dir=None, progress=False
+    )
     out, err = _Out(tty=tty), io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
     code = run_task(args, services, out)

@@ -193,7 +193,7 @@ class Slot:
                 kept = sum(len(stream.data) for stream in streams[:2]) + _result_bytes(streams[2])
                 files, omitted = collect_outputs(
                     run_dir.host_path,
-                    max_bytes=limits.files_budget(kept=kept),
+                    max_bytes=limits.output_files_budget(kept=kept),
                     owner_uid=self.config.uid,
                 )
         finally:

@@ -36,7 +36,7 @@ class SandboxLimits:
         """Reserved for the error type, message and traceback tail: a sixteenth."""
         return self.max_output_bytes // 16
 
-    def files_budget(self, *, kept: int) -> int:
+    def output_files_budget(self, *, kept: int) -> int:
         """What output files may keep once ``kept`` bytes of result and streams are kept: at
         least 5/16 (320 KiB of 1 MiB), plus whatever the result and streams left unused."""
         return max(0, self.max_output_bytes - self.error_bytes - kept)
