@@ -75,6 +75,7 @@ class RunWatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskbot-run-watcher", daemon=True)
+        self._workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskbot-update")
         self._lock = threading.Lock()
         self._inflight: dict[str, PendingReply] = {}
@@ -117,6 +118,8 @@ class RunWatcher:
         for pending in self.replies.pending(now=datetime.now(UTC), exclude_teams=held):
             run = pending.run
             with self._lock:
+                if len(self._inflight) >= self._workers:
+                    break  # claim no more than the pool can start now: a claim is a promise
                 if run.id in self._inflight:
                     continue
             if not self.replies.claim(run.id, shown=pending.shown_status, showing=run.status):
