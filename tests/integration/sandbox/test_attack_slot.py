@@ -140,3 +140,16 @@ def test_a_slot_left_unclean_is_replaced_before_its_next_run(
     monkeypatch.undo()
     _assert_fresh(single)
     assert single._slots[0].proc is not before  # a new zygote, a new tmpfs
+
+
+def test_a_slot_whose_init_died_is_replaced(single: Sandbox) -> None:
+    """The PID namespace's init gone (killed by an operator, say): the next run still works."""
+    slot = single._slots[0]
+    zygote, init = slot.proc, int(slot.features["init_pid"])
+    assert zygote is not None
+    os.kill(init, 9)
+    zygote.wait(timeout=10)  # the zygote leaves at once: nothing can be forked any more
+    result = run(single, NORMAL)
+    assert (result.status, result.result) == ("succeeded", b"167772160"), result
+    assert slot.proc is not zygote
+    _assert_fresh(single)

@@ -42,6 +42,7 @@ class Zygote:
         self.spare: Spare | None = None
         self.cpu_start: float | None = None
         self.init_pid: int | None = None  # PID 1 of the runs' PID namespace
+        self.init_dead = False
         # Warm the spare when the last run used the packages (a hint of one bit, no user data).
         self.warm = True
 
@@ -50,6 +51,11 @@ class Zygote:
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        try:  # needs CAP_SYS_RESOURCE; children raise theirs to 1000 either way (the init not)
+            write("/proc/self/oom_score_adj", "-1000")
+            self.features["oom_shield"] = True
+        except OSError:
+            self.features["oom_shield"] = False
         read_only = self._read_only_paths()
         view_fd = None
         if self.config.get("namespaces"):
@@ -60,11 +66,7 @@ class Zygote:
             )
             self.features["namespaces"].append("pid")
             self.features["mount_view"] = view_fd is not None
-        try:  # needs CAP_SYS_RESOURCE; children raise theirs to 1000 either way
-            write("/proc/self/oom_score_adj", "-1000")
-            self.features["oom_shield"] = True
-        except OSError:
-            self.features["oom_shield"] = False
+            self.features["init_pid"] = self.init_pid
         import_errors = {}
         for package in self.config.get("packages", []):
             try:
@@ -129,7 +131,22 @@ class Zygote:
             self._sweep()
 
     def _serve(self, conf: runner.Confinement) -> None:
+        init_fd = os.pidfd_open(self.init_pid) if self.init_pid is not None else None
         while True:
+            poller = select.poll()
+            poller.register(self.ctrl, select.POLLIN)
+            if init_fd is not None:
+                poller.register(init_fd, select.POLLIN)
+            spare = self.spare.channel.fileno() if self.spare is not None else None
+            if spare is not None:  # hangs up when the spare dies: reap it
+                poller.register(spare, select.POLLIN)
+            ready = {fd for fd, _event in poller.poll()}
+            if init_fd in ready:
+                return  # the init died: nothing can be forked into the PID namespace any more
+            if spare in ready:
+                self._reap()  # (a dying init waits for the spare, its namespace's last process)
+            if self.ctrl.fileno() not in ready:
+                continue
             data, fds, _flags, _addr = socket.recv_fds(self.ctrl, 1 << 16, 4)
             if not data:
                 return
@@ -137,6 +154,8 @@ class Zygote:
             op = message.get("op")
             if op == protocol.OP_RUN and len(fds) == 3:
                 self._run(data, message, conf=conf, fds=fds)
+                if self.init_dead:  # nothing more can be forked into the PID namespace
+                    return  # the supervisor starts a new zygote for the next run
             else:
                 for fd in fds:
                     os.close(fd)
@@ -303,8 +322,8 @@ class Zygote:
                 return
             if pid == 0:
                 return
-            if pid == self.init_pid:  # no more forks into the PID namespace: start afresh
-                raise SystemExit("the runs' init died")
+            if pid == self.init_pid:
+                self.init_dead = True
             if self.spare is not None and self.spare.pid == pid:
                 self.spare.close()
                 self.spare = None
