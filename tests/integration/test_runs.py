@@ -128,11 +128,15 @@ class CeleryWorker:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def kill(self) -> None:
+        """kill -9 of the worker and its Celery child at once, as a crashed host does. (Killing
+        only the supervisor left the child alive for a moment, long enough to take the next
+        message from Redis and die holding it, unacknowledged until the sweeper re-sends it.)"""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
