@@ -118,7 +118,11 @@ def build_services(
     )
     timing = {"clock": clock} if clock else {}
     usage = UsageService(
-        uow=uow, prices=Prices(settings.model_prices), budgets=Budgets.of(settings), **timing
+        uow=uow,
+        prices=Prices(settings.model_prices),
+        budgets=Budgets.of(settings),
+        model=generator.model_name,
+        **timing,
     )
     tasks = TaskService(uow=uow, generation=generation, usage=usage, **timing)
     runs = RunService(

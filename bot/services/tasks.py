@@ -35,7 +35,7 @@ from bot.services.generation import (
     create_messages,
     refine_messages,
 )
-from bot.services.usage import Prices, UsageService
+from bot.services.usage import UsageService
 from bot.services.views import (
     Refinement,
     TaskDetail,
@@ -44,7 +44,7 @@ from bot.services.views import (
     VersionView,
     Workspace,
 )
-from storage.models import RunStatus, Task, TaskState, TaskVersion, UsageEvent
+from storage.models import RunStatus, Task, TaskState, TaskVersion
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -78,21 +78,17 @@ class TaskService:
         *,
         uow: UnitOfWorkFactory,
         generation: Generation,
+        usage: UsageService,
         clock: Callable[[], datetime] = _now,
-        usage: UsageService | None = None,
     ) -> None:
         self._uow = uow
         self._generation = generation
         self._clock = clock
         self._usage = usage
-        self._prices = usage.prices if usage is not None else Prices()
 
     def _check_budget(self, *, team_id: str, user_id: str, spent: Tally | None = None) -> None:
-        if self._usage is not None:
-            pending = (
-                None if spent is None else self._usage.pending(spent, self._models(spent.model))
-            )
-            self._usage.check(team_id=team_id, user_id=user_id, model=True, pending=pending)
+        pending = None if spent is None else self._usage.pending(spent)
+        self._usage.check(team_id=team_id, user_id=user_id, model=True, pending=pending)
 
     # --- creating -------------------------------------------------------------------------
 
@@ -369,10 +365,11 @@ class TaskService:
             )
         except (GenerationFailed, ModelUnavailable, BudgetExceeded) as exc:
             with self._uow() as uow:
-                if self._usage is not None:
-                    uow.usage.add(
-                        self._event(task, requested_by, spent=tally, number=None, outcome="failed")
+                uow.usage.add(
+                    self._usage.generation_event(
+                        task, requested_by, spent=tally, number=None, outcome="failed"
                     )
+                )
                 if not keep_state:
                     row = self._get(uow, task.id)
                     row.state, row.state_detail = TaskState.FAILED.value, str(exc)
@@ -380,33 +377,16 @@ class TaskService:
                 uow.commit()
             raise
 
-    def _models(self, model: str) -> tuple[str, ...]:
-        return (model, self._generation.generator.model_name)
-
-    def _event(
-        self, task: TaskView, user_id: str, *, spent: Tally, number: int | None, outcome: str
-    ) -> UsageEvent:
-        assert self._usage is not None
-        return self._usage.generation_event(
-            task,
-            user_id,
-            spent=spent,
-            models=self._models(spent.model),
-            number=number,
-            outcome=outcome,
-        )
-
     def _discarded(self, task_id: str, requested_by: str, *, generated: Generated) -> None:
         """A generation whose version lost a race: nothing stored, but it was spent."""
-        if self._usage is not None:
-            with self._uow() as uow:
-                task = TaskView.of(self._get(uow, task_id))
-                uow.usage.add(
-                    self._event(
-                        task, requested_by, spent=generated.spent, number=None, outcome="discarded"
-                    )
+        with self._uow() as uow:
+            task = TaskView.of(self._get(uow, task_id))
+            uow.usage.add(
+                self._usage.generation_event(
+                    task, requested_by, spent=generated.spent, number=None, outcome="discarded"
                 )
-                uow.commit()
+            )
+            uow.commit()
 
     def _store_version(
         self,
@@ -456,11 +436,7 @@ class TaskService:
                 model_requests=generated.model_requests,
                 created_at=now,
                 check_cpu_seconds=generated.check_cpu_seconds,
-                cost_usd=self._prices.estimate(
-                    self._models(generated.model),
-                    input_tokens=generated.input_tokens,
-                    output_tokens=generated.output_tokens,
-                ),
+                cost_usd=self._usage.cost(generated.spent),
                 response_mode=generated.response_mode or None,
             )
             version.checks = [c.as_dict() for c in generated.checks]
@@ -471,12 +447,15 @@ class TaskService:
             version.check_seconds = generated.check_seconds
             version.state = "ready" if generated.checks_passed else "draft"
             uow.tasks.add_version(version)
-            if self._usage is not None:
-                view = TaskView.of(task)
-                spent, state = generated.spent, version.state
-                uow.usage.add(
-                    self._event(view, requested_by, spent=spent, number=number, outcome=state)
+            uow.usage.add(
+                self._usage.generation_event(
+                    TaskView.of(task),
+                    requested_by,
+                    spent=generated.spent,
+                    number=number,
+                    outcome=version.state,
                 )
+            )
             draft_reason = None
             if generated.checks_passed:
                 task.current_version = number

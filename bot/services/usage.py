@@ -128,9 +128,11 @@ class UsageService:
         uow: UnitOfWorkFactory,
         prices: Prices,
         budgets: Budgets,
+        model: str = "",
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._uow = uow
+        self._model = model  # the configured model: priced when the server names another
         self.prices = prices
         self.budgets = budgets
         self._clock = clock
@@ -218,13 +220,19 @@ class UsageService:
 
     # --- recording ------------------------------------------------------------------------
 
-    def pending(self, spent: Tally, models: Sequence[str]) -> Spend:
+    def cost(self, spent: Tally) -> float | None:
+        """The money estimate of a generation's tokens (None: no price known)."""
+        return self.prices.estimate(
+            (spent.model, self._model),
+            input_tokens=spent.input_tokens,
+            output_tokens=spent.output_tokens,
+        )
+
+    def pending(self, spent: Tally) -> Spend:
         """What a generation in flight has spent so far, as budgets count it."""
         return Spend(
             tokens=spent.input_tokens + spent.output_tokens,
-            cost_usd=self.prices.estimate(
-                models, input_tokens=spent.input_tokens, output_tokens=spent.output_tokens
-            ),
+            cost_usd=self.cost(spent),
             cpu_seconds=spent.check_cpu_seconds,
             model_requests=spent.model_requests,
         )
@@ -235,12 +243,10 @@ class UsageService:
         user_id: str,
         *,
         spent: Tally,
-        models: Sequence[str],
         number: int | None,
         outcome: str,
     ) -> UsageEvent:
-        """The ledger row of one generation (add it in the transaction that stores its result);
-        priced on the first of ``models`` with a known price."""
+        """The ledger row of one generation (add it in the transaction that stores its result)."""
         return UsageEvent(
             at=self._clock(),
             team_id=task.team_id,
@@ -249,14 +255,12 @@ class UsageService:
             outcome=outcome,
             task_id=task.id,
             version_number=number,
-            model=next((m for m in models if m), None),
+            model=spent.model or self._model or None,
             input_tokens=spent.input_tokens,
             output_tokens=spent.output_tokens,
             model_requests=spent.model_requests,
             cpu_seconds=spent.check_cpu_seconds,
-            cost_usd=self.prices.estimate(
-                models, input_tokens=spent.input_tokens, output_tokens=spent.output_tokens
-            ),
+            cost_usd=self.cost(spent),
         )
 
     def record(self, event: UsageEvent) -> None:
