@@ -147,7 +147,12 @@ def fallback_mode(current: Mode, text: str, *, status: int) -> Mode | None:
     if any(w in lowered for w in _UNKNOWN_PARAMETER):
         # The parameter itself is unknown: JSON mode would be refused the same way.
         return "text"
-    return later[0]
+    if current == "json_schema" and "invalid schema" in lowered:
+        # The server takes structured output but not this schema: JSON mode will do.
+        return "json_object"
+    # A format refused without naming one it takes: plain text (the schema in the prompt, the
+    # answer read liberally) works on every server, so a fallback costs one request, never two.
+    return "text"
 
 
 def format_instructions(schema: Mapping[str, Any]) -> str:

@@ -118,6 +118,19 @@ def rejection(kind: str, style: str) -> tuple[int, dict[str, Any]]:
         }
     if style == "lmstudio":
         return 400, {"error": "'response_format.type' must be 'json_schema' or 'text'"}
+    if style == "bad_schema":  # OpenAI's answer to a json_schema it cannot compile
+        message = (
+            "Invalid schema for response_format 'taskbot_code': In context=(), "
+            "'additionalProperties' is required to be supplied and to be false."
+        )
+        return 400, {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": "response_format",
+                "code": None,
+            }
+        }
     if style == "unknown_param":
         message = "Unrecognized request argument supplied: response_format"
         return 400, {

@@ -144,22 +144,20 @@ def test_malformed_checks_are_dropped_and_the_good_ones_kept(make: Make) -> None
 
 
 @pytest.mark.parametrize("style", ["openai", "vllm"])
-def test_a_server_that_rejects_json_schema_falls_back_to_json_object_once(
-    make: Make, style: str
-) -> None:
+def test_a_server_that_rejects_json_schema_falls_back_once(make: Make, style: str) -> None:
     services, server = make(rejects=("json_schema",), style=style)
     server.reply_code(
         COUNT_LINES, checks=[{"name": "check_two", "code": LINES.format(name="check_two")}]
     )
     task_id = create(services)
-    assert formats(server) == ["json_schema", "json_object"]  # one extra request
+    assert formats(server) == ["json_schema", None]  # one extra request
     assert services.tasks.show(task_id).version.model_requests == 2
     instructions = [m["content"] for m in server.requests[1]["messages"] if m["role"] == "system"]
     assert any('"checks"' in text and "JSON schema" in text for text in instructions)
     works(services, task_id)
     server.reply_code(COUNT_LINES)
     second = create(services)  # remembered: no extra request the second time
-    assert formats(server)[2:] == ["json_object"]
+    assert formats(server)[2:] == [None]
     assert services.tasks.show(second).version.model_requests == 1
 
 
@@ -208,17 +206,26 @@ def test_a_server_without_response_format_goes_straight_to_text(make: Make) -> N
 
 
 def test_a_server_that_rejects_json_object_too_ends_on_plain_text(make: Make) -> None:
-    """Rejected by name, one type after the other: one extra request per fallback, the first
-    time only."""
+    """Rejected by name without naming what it takes: straight to plain text, one extra request
+    the first time only (never a second one for JSON mode)."""
     services, server = make(rejects=("json_schema", "json_object"))
     server.reply_markdown(COUNT_LINES, checks=LINES.format(name="check_two"))
     task_id = create(services)
-    assert formats(server) == ["json_schema", "json_object", None]
-    assert services.tasks.show(task_id).version.model_requests == 3
+    assert formats(server) == ["json_schema", None]
+    assert services.tasks.show(task_id).version.model_requests == 2
     works(services, task_id)
     server.reply_markdown(COUNT_LINES)
     create(services)
-    assert formats(server)[3:] == [None]
+    assert formats(server)[2:] == [None]
+
+
+def test_a_server_that_refuses_the_schema_itself_gets_json_mode(make: Make) -> None:
+    """The server takes structured output but not this schema: JSON mode, one extra request."""
+    services, server = make(rejects=("json_schema",), style="bad_schema")
+    server.reply_code(COUNT_LINES, checks=[LINES.format(name="check_two")])
+    task_id = create(services)
+    assert formats(server) == ["json_schema", "json_object"]
+    works(services, task_id)
 
 
 def test_lm_studio_listing_what_it_accepts_is_followed(make: Make) -> None:

@@ -95,7 +95,7 @@ def _openai(kind: str) -> str:
 @pytest.mark.parametrize(
     ("current", "status", "text", "expected"),
     [
-        ("json_schema", 400, _openai("json_schema"), "json_object"),
+        ("json_schema", 400, _openai("json_schema"), "text"),
         ("json_object", 400, _openai("json_object"), "text"),
         ("json_schema", 400, "Unrecognized request argument supplied: response_format", "text"),
         (
