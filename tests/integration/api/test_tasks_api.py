@@ -171,3 +171,20 @@ def test_failed_task_is_not_ready(api: Api) -> None:
     assert refine.status == 409 and refine.error_code() == "not_ready"
     versions = api.call("GET", f"/api/task/{task['id']}/versions")
     assert versions.status == 200 and versions.json["versions"] == []
+
+
+def test_delete_removes_a_task_and_refuses_while_it_runs(db_api: Api) -> None:
+    busy = db_api.create(desired_action="count the lines")
+    run = db_api.call("POST", f"/api/task/{busy['id']}/run", json={"input_text": "a\nb\n"})
+    assert run.status == 202, run.raw  # runner "none": it stays queued
+    refused = db_api.call("DELETE", f"/api/task/{busy['id'][:8]}")
+    assert refused.status == 409 and refused.error_code() == "not_ready"
+    assert "queued or running" in refused.json["error"]["message"]
+
+    db_api.model.queue(answer_json(code=COUNT_LINES, name="other"))
+    idle = db_api.create(desired_action="count more lines")
+    gone = db_api.call("DELETE", f"/api/task/{idle['id'][:8]}")
+    assert gone.status == 200 and gone.json == {"task_id": idle["id"], "deleted": True}
+    assert db_api.call("GET", f"/api/task/{idle['id']}").status == 404
+    assert db_api.call("DELETE", f"/api/task/{idle['id']}").status == 404
+    assert db_api.call("GET", f"/api/task/{busy['id']}").status == 200
