@@ -3,8 +3,8 @@
 
 ``python -m bot serve`` keeps only the ack path in the web process: Python threads share one
 interpreter lock, so background work in the same process delays acks (measured in
-bench/bench_ack.py). The web process hands over plain values through a pipe: ``Job``s, and the
-ids of runs the HTTP API queued.
+bench/bench_ack.py). The web process hands over plain values through a pipe: typed messages
+(``bot.slack.messages``), and the ids of runs the HTTP API queued.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from multiprocessing.context import SpawnProcess
 from typing import Any
 
 from bot.config import Settings
-from bot.slack.jobs import Job
+from bot.slack.messages import Message
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def flow_main(settings: Settings, inbox: Any) -> None:
             if item == _STOP:
                 break
             try:
-                if isinstance(item, Job):
+                if isinstance(item, Message):
                     flows.dispatch(item)
                 elif isinstance(item, tuple) and item[0] == "run":
                     services.runs.submit(str(item[1]))
@@ -116,8 +116,8 @@ class FlowProcess:
             elif process is not None and process.is_alive():
                 delay = 1.0
 
-    def dispatch(self, job: Job) -> None:
-        self._inbox.put(job)
+    def dispatch(self, message: Message) -> None:
+        self._inbox.put(message)
 
     def submit(self, run_id: str) -> None:
         """The web process's run queue (TASK_QUEUE=local): the pool lives in the flow process."""
