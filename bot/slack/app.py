@@ -18,8 +18,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.oauth.installation_store import InstallationStore
 
-from bot.composition import Services
 from bot.config import Settings
+from bot.services.container import Services
 from bot.services.replies import RunReplies
 from bot.slack.dispatch import Handlers
 from bot.slack.files import SlackFiles
@@ -129,7 +129,7 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     )
     workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
     generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
-    watcher = RunWatcher(replies=RunReplies(services.uow), clients=clients)
+    watcher = RunWatcher(replies=RunReplies(services.uow), clients=clients, signal=services.signal)
     files = SlackFiles(
         api_url=settings.slack_api_url, max_bytes=settings.sandbox_max_input_mb * 2**20
     )

@@ -1,5 +1,5 @@
-"""The flow process: the slow half of Slack (flows, model calls, the run watcher) and, with
-``TASK_QUEUE=local``, the worker pool, in a process of its own.
+"""The web process's handle on the flow process (``bot.roles.flow``): starts it, hands it
+typed messages, starts it again if it dies.
 
 ``python -m bot serve`` keeps only the ack path in the web process: Python threads share one
 interpreter lock, so background work in the same process delays acks (measured in
@@ -9,75 +9,27 @@ bench/bench_ack.py). The web process hands over plain values through a pipe: typ
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
-import os
 import signal
 import threading
+from collections.abc import Callable
 from multiprocessing.context import SpawnProcess
 from typing import Any
 
 from bot.config import Settings
-from bot.slack.messages import Message
+from bot.slack.messages import Message, QueuedRun, Stop
 
 logger = logging.getLogger(__name__)
-
-_STOP = "stop"
-FLOW_NICENESS = 10
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before the line above
-        raise SystemExit(0)
-
-
-def flow_main(settings: Settings, inbox: Any) -> None:
-    """Entry point of the flow process (spawned: a fresh interpreter, no inherited threads)."""
-    from bot.composition import Runner, build_services
-    from bot.slack.app import build_flows
-
-    # Acks come first: the web process keeps the CPU when both want it. And this process must
-    # not outlive the web process that feeds it.
-    os.setpriority(os.PRIO_PROCESS, 0, FLOW_NICENESS)
-    _die_with_parent()
-    # Ctrl-C reaches the whole process group: the web process handles it and stops this one.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [flows]: %(message)s"
-    )
-    runner: Runner = "celery" if settings.task_queue == "celery" else "local"
-    services = build_services(settings, runner=runner)
-    if services.pool is not None:
-        services.pool.recover(services.runs)
-    flows = build_flows(services)
-    flows.start()
-    try:
-        while True:
-            item = inbox.get()
-            if item == _STOP:
-                break
-            try:
-                if isinstance(item, Message):
-                    flows.dispatch(item)
-                elif isinstance(item, tuple) and item[0] == "run":
-                    services.runs.submit(str(item[1]))
-            except Exception:
-                logger.exception("the flow process could not take %r", item)
-    finally:
-        flows.close()
-        services.close()
 
 
 class FlowProcess:
     """Starts the flow process, hands it work, and starts it again if it dies."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, target: Callable[[Settings, Any], None]) -> None:
+        """``target(settings, inbox)`` is the flow process's entry (``bot.roles.flow.main``)."""
         self._settings = settings
+        self._target = target
         self._context = multiprocessing.get_context("spawn")
         self._inbox: Any = self._context.Queue()
         self._process: SpawnProcess | None = None
@@ -92,7 +44,7 @@ class FlowProcess:
     def _spawn(self) -> None:
         with self._lock:
             process = self._context.Process(
-                target=flow_main, args=(self._settings, self._inbox), name="taskbot-flows"
+                target=self._target, args=(self._settings, self._inbox), name="taskbot-flows"
             )
             # Ctrl-C reaches the whole process group, and the child imports for a while before
             # flow_main ignores it: an ignored SIGINT is inherited, and Python then leaves it so.
@@ -121,7 +73,7 @@ class FlowProcess:
 
     def submit(self, run_id: str) -> None:
         """The web process's run queue (TASK_QUEUE=local): the pool lives in the flow process."""
-        self._inbox.put(("run", run_id))
+        self._inbox.put(QueuedRun(run_id))
 
     def ping(self) -> None:
         process = self._process
@@ -130,7 +82,7 @@ class FlowProcess:
 
     def close(self, timeout: float = 20.0) -> None:
         self._stopping.set()
-        self._inbox.put(_STOP)
+        self._inbox.put(Stop())
         process = self._process
         if process is not None:
             process.join(timeout)

@@ -12,8 +12,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.composition import Services
 from bot.services.access import check_gate, check_task_access
+from bot.services.container import Services
 from bot.services.errors import InvalidInput, NotFound, ServiceError
 from bot.services.runs import ReplyTarget
 from bot.services.views import TaskDetail, TaskView, Workspace

@@ -108,5 +108,17 @@ class Revoked(Message):
     """Slack said the app was uninstalled from the origin's workspace (or its token revoked)."""
 
 
+@dataclass(frozen=True)
+class QueuedRun:
+    """A run the HTTP API queued, for the flow process's pool (``TASK_QUEUE=local``)."""
+
+    run_id: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The flow process stops after what it already took."""
+
+
 class Dispatcher(Protocol):
     def dispatch(self, message: Message) -> None: ...
