@@ -5,6 +5,7 @@ Slack Web API on loopback (tests/fakes), SQLite. Against a bare ``python3 -I -S 
 
 - latency: one upload at a time; p50/p90 from sending the event to the ``chat.update`` that
   shows the run succeeded; ratio against the bare interpreter's p50 (target <= 2.0x).
+- ``--postgres``: a private PostgreSQL (tests/servers.py) instead of SQLite.
 - throughput: ``--runs`` uploads from 8 senders at once; runs/s until every run's message
   shows it succeeded (target >= 150 runs/s on 2 slots).
 
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.slack.conftest import Stack, close_stack, make_stack
 from tests.fakes.openai_server import answer_json
 from tests.fakes.slack_api import Call, text_of
+from tests.servers import PrivatePostgres
 
 TRIVIAL = "def run(input_path):\n    return 1\n"
 _ts = itertools.count(1)
@@ -120,9 +122,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=int, default=40)
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--postgres", action="store_true", help="a private PostgreSQL, not SQLite")
     args = parser.parse_args()
     bare = bare_p50()
-    stack = make_stack(Path(tempfile.mkdtemp(prefix="bench-slack-")), log_level="WARNING")
+    extra: dict[str, object] = {"log_level": "WARNING"}
+    postgres = PrivatePostgres().start() if args.postgres else None
+    if postgres is not None:
+        extra["database_url"] = postgres.url("postgres")
+    stack = make_stack(Path(tempfile.mkdtemp(prefix="bench-slack-")), **extra)
     try:
         root_ts = make_task(stack)
         succeeded = Succeeded()
@@ -131,6 +138,8 @@ def main() -> None:
         rate = throughput(stack, root_ts, succeeded, args.runs)
     finally:
         close_stack(stack)
+        if postgres is not None:
+            postgres.close()
     bare = (bare + bare_p50()) / 2
     p50, p90 = statistics.median(samples), samples[int(len(samples) * 0.9) - 1]
     print(
@@ -138,7 +147,11 @@ def main() -> None:
     )
     print(f"baseline, python -I -S -c pass: p50 {bare * 1000:.1f} ms")
     print(f"ratio p50/baseline: {p50 / bare:.2f}x   (target <= 2.0x)")
-    print(f"throughput through Slack, 2 slots, {args.runs} uploads: {rate:.0f} runs/s   (target >= 150)")
+    database = "PostgreSQL" if postgres is not None else "SQLite"
+    print(
+        f"throughput through Slack, 2 slots, {database}, {args.runs} uploads: {rate:.0f} runs/s"
+        "   (target >= 150)"
+    )
 
 
 if __name__ == "__main__":
