@@ -29,7 +29,7 @@ from storage.uow import UnitOfWorkFactory
 if TYPE_CHECKING:
     from celery import Celery
 
-    from bot.services.checks import CheckRunner
+    from bot.services.checks import CheckRunner, Execute
     from bot.worker.executor import RunExecutor
     from bot.worker.local import LocalPool
     from bot.worker.relay import RedisRelay
@@ -86,12 +86,14 @@ def build_services(
     celery_app: Celery | None = None,
     worker: bool = False,
     queue: RunQueue | None = None,
+    execute: Execute | None = None,
 ) -> Services:
     """Wire everything, once: nothing is assigned after construction. ``runner``: "local"
     starts the sandbox and an in-process pool, "celery" sends runs to Celery workers (and
     hears them end over Redis), "none" records runs without executing them, or hands them to
     ``queue`` (the web role's pipe to the flow process, or its Celery queue). ``worker``: this
-    process executes runs for Celery (``bot.roles.worker``) and publishes their changes."""
+    process executes runs for Celery (``bot.roles.worker``) and publishes their changes.
+    ``execute`` runs the checks' harness elsewhere (the web role: in the flow process)."""
     engine = engine or make_engine(settings.database_url)
     if check_schema:
         prepare_schema(engine)
@@ -101,11 +103,12 @@ def build_services(
     from bot.worker.executor import SandboxHolder, check_execute
 
     sandboxes = SandboxHolder(settings, sandbox=sandbox)
+    execute = execute or check_execute(sandboxes)
     generation = Generation(
         generator,
         packages=settings.sandbox_packages,
         max_code_bytes=settings.code_max_bytes,
-        checker=checker or SandboxChecker(check_execute(sandboxes)),
+        checker=checker or SandboxChecker(execute),
     )
     timing = {"clock": clock} if clock else {}
     usage = UsageService(
@@ -182,6 +185,7 @@ def build_services(
         ),
         usage=usage,
         signal=signal,
+        checks=execute,
         executor=executor,
         pool=pool,
         sandboxes=sandboxes,

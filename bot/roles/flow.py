@@ -8,12 +8,14 @@ import ctypes
 import logging
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.composition import Runner, build_services
 from bot.config import Settings
+from bot.services.checks import Execution
 from bot.slack.app import build_flows
-from bot.slack.messages import Message, QueuedRun, Stop
+from bot.slack.messages import CheckRun, Message, QueuedRun, Stop
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ def _die_with_parent() -> None:
         raise SystemExit(0)
 
 
-def main(settings: Settings, inbox: Any) -> None:
+def main(settings: Settings, inbox: Any, replies: Any) -> None:
     """Entry point of the flow process (spawned: a fresh interpreter, no inherited threads)."""
     # Acks come first: the web process keeps the CPU when both want it. And this process must
     # not outlive the web process that feeds it.
@@ -46,6 +48,22 @@ def main(settings: Settings, inbox: Any) -> None:
         services.pool.recover(services.runs)
     flows = build_flows(services)
     flows.start()
+    checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="taskbot-checks")
+
+    def check(item: CheckRun) -> None:
+        try:
+            execution = services.checks(item.code)
+        except Exception as exc:
+            logger.exception("a check run failed in the flow process")
+            execution = Execution(
+                status="failed",
+                result=b"",
+                error_type="SandboxError",
+                error_message=f"The sandbox could not run the checks: {exc}",
+                killed_reason=None,
+            )
+        replies.put((item.request_id, execution))
+
     try:
         while True:
             item = inbox.get()
@@ -54,6 +72,8 @@ def main(settings: Settings, inbox: Any) -> None:
             try:
                 if isinstance(item, Message):
                     flows.dispatch(item)
+                elif isinstance(item, CheckRun):
+                    checks.submit(check, item)
                 elif isinstance(item, QueuedRun):
                     services.runs.submit(item.run_id)
                 else:
@@ -61,5 +81,6 @@ def main(settings: Settings, inbox: Any) -> None:
             except Exception:
                 logger.exception("the flow process could not take %r", item)
     finally:
+        checks.shutdown(wait=False, cancel_futures=True)
         flows.close()
         services.close()

@@ -118,7 +118,8 @@ def build_server(
                 from bot.worker.celery_app import CeleryQueue, make_celery
 
                 queue = CeleryQueue(make_celery(settings))
-            services = build_services(settings, queue=queue)
+            # Checks run where runs run: the web process never starts sandbox processes.
+            services = build_services(settings, queue=queue, execute=flows.execute)
     elif services is None:
         runner: Runner = "celery" if settings.task_queue == "celery" else "local"
         services = build_services(settings, runner=runner)

@@ -10,6 +10,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from bot.config import Settings
+from bot.services.checks import Execute
 from bot.services.codegen import CodeGenerator
 from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
@@ -54,6 +55,7 @@ class Services:
     housekeeping: TaskHousekeeping
     usage: UsageService
     signal: RunSignal
+    checks: Execute  # runs a version's checks harness in a sandbox (this process's, or not)
     executor: Executor | None = None
     pool: RunPool | None = None
     sandboxes: Closeable | None = None

@@ -13,12 +13,16 @@ import logging
 import multiprocessing
 import signal
 import threading
+import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from multiprocessing.context import SpawnProcess
 from typing import Any
 
 from bot.config import Settings
-from bot.slack.messages import Message, QueuedRun, Stop
+from bot.services.checks import Execution
+from bot.slack.messages import CheckRun, Message, QueuedRun, Stop
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +30,17 @@ logger = logging.getLogger(__name__)
 class FlowProcess:
     """Starts the flow process, hands it work, and starts it again if it dies."""
 
-    def __init__(self, settings: Settings, *, target: Callable[[Settings, Any], None]) -> None:
-        """``target(settings, inbox)`` is the flow process's entry (``bot.roles.flow.main``)."""
+    def __init__(self, settings: Settings, *, target: Callable[[Settings, Any, Any], None]) -> None:
+        """``target(settings, inbox, replies)`` is the flow process's entry
+        (``bot.roles.flow.main``); it answers a ``CheckRun`` on ``replies``."""
         self._settings = settings
         self._target = target
         self._context = multiprocessing.get_context("spawn")
         self._inbox: Any = self._context.Queue()
+        self._replies: Any = self._context.Queue()
+        self._waiting: dict[str, Future[Execution]] = {}
+        self._reader = threading.Thread(target=self._read, name="flow-replies", daemon=True)
+        self._check_timeout = settings.sandbox_wall_seconds + 30.0
         self._process: SpawnProcess | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -40,11 +49,47 @@ class FlowProcess:
     def start(self) -> None:
         self._spawn()
         self._watch.start()
+        self._reader.start()
+
+    def execute(self, code: str) -> Execution:
+        """Run a checks harness in the flow process's sandbox and wait for what it said."""
+        request_id = uuid.uuid4().hex
+        answer: Future[Execution] = Future()
+        with self._lock:
+            self._waiting[request_id] = answer
+        self._inbox.put(CheckRun(request_id, code))
+        try:
+            return answer.result(timeout=self._check_timeout)
+        except FutureTimeout:
+            logger.error("the flow process did not answer a check run in time")
+            return Execution(
+                status="failed",
+                result=b"",
+                error_type="ChecksUnavailable",
+                error_message="the checks could not be run now; try again in a moment",
+                killed_reason=None,
+            )
+        finally:
+            with self._lock:
+                self._waiting.pop(request_id, None)
+
+    def _read(self) -> None:
+        while True:
+            item = self._replies.get()
+            if item is None:
+                return
+            request_id, execution = item
+            with self._lock:
+                answer = self._waiting.get(request_id)
+            if answer is not None and not answer.done():
+                answer.set_result(execution)
 
     def _spawn(self) -> None:
         with self._lock:
             process = self._context.Process(
-                target=self._target, args=(self._settings, self._inbox), name="taskbot-flows"
+                target=self._target,
+                args=(self._settings, self._inbox, self._replies),
+                name="taskbot-flows",
             )
             # Ctrl-C reaches the whole process group, and the child imports for a while before
             # flow_main ignores it: an ignored SIGINT is inherited, and Python then leaves it so.
@@ -83,6 +128,7 @@ class FlowProcess:
     def close(self, timeout: float = 20.0) -> None:
         self._stopping.set()
         self._inbox.put(Stop())
+        self._replies.put(None)
         process = self._process
         if process is not None:
             process.join(timeout)

@@ -116,6 +116,15 @@ class QueuedRun:
 
 
 @dataclass(frozen=True)
+class CheckRun:
+    """A version's checks (their harness module) to run in the flow process's sandbox: the web
+    process never starts sandbox processes. The answer comes back as (request_id, Execution)."""
+
+    request_id: str
+    code: str
+
+
+@dataclass(frozen=True)
 class Stop:
     """The flow process stops after what it already took."""
 
