@@ -36,7 +36,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.composition import build_services
 from bot.config import Settings
-from bot.server import build_server
+from bot.roles.web import build_server
 from bot.web import BackgroundServer
 from storage import migrate
 from storage.db import make_engine

@@ -1,10 +1,10 @@
-"""``python -m bot``: see ``bot.cli``."""
+"""``python -m bot``: see ``bot.roles.cli``."""
 
 import os
 import signal
 import sys
 
-from bot.cli import main
+from bot.roles.cli import main
 
 try:
     code = main()

@@ -1,10 +1,11 @@
-"""The one composition root: settings in, wired services out. Tests pass fakes as overrides."""
+"""The one composition root: settings in, wired services out. Tests pass fakes as overrides.
+
+It imports only downward; the roles (``bot.roles``) call it, and nothing else imports it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -13,10 +14,12 @@ from sqlalchemy import Engine
 from bot.config import Settings
 from bot.prog import hint
 from bot.services.codegen import CodeGenerator, OpenAICodeGenerator
+from bot.services.container import Services
 from bot.services.deliveries import DeliveryService
+from bot.services.events import RunSignal
 from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
-from bot.services.runs import RunService
+from bot.services.runs import RunQueue, RunRecords, RunService
 from bot.services.tasks import TaskService
 from bot.services.usage import Budgets, Prices, UsageService
 from storage import migrate
@@ -24,10 +27,15 @@ from storage.db import is_sqlite, make_engine, make_session_factory
 from storage.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:
-    from bot.services.checks import CheckRunner
-    from bot.worker.executor import RunExecutor, SandboxHolder
+    from celery import Celery
+
+    from bot.services.checks import CheckRunner, Execute
+    from bot.worker.executor import RunExecutor
     from bot.worker.local import LocalPool
+    from bot.worker.relay import RedisRelay
     from bot.worker.sandbox import Sandbox
+
+__all__ = ["Runner", "SchemaOutOfDate", "Services", "build_generator", "build_services"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,29 +44,6 @@ Runner = Literal["none", "local", "celery"]
 
 class SchemaOutOfDate(RuntimeError):
     """The database needs ``python -m bot migrate``."""
-
-
-@dataclass
-class Services:
-    settings: Settings
-    engine: Engine
-    uow: UnitOfWorkFactory
-    generator: CodeGenerator
-    tasks: TaskService
-    runs: RunService
-    deliveries: DeliveryService
-    housekeeping: TaskHousekeeping
-    usage: UsageService
-    executor: RunExecutor | None = None
-    pool: LocalPool | None = None
-    sandboxes: SandboxHolder | None = None
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-        if self.sandboxes is not None:
-            self.sandboxes.close()
-        self.engine.dispose()
 
 
 def prepare_schema(engine: Engine) -> None:
@@ -98,9 +83,17 @@ def build_services(
     runner: Runner = "none",
     sandbox: Sandbox | None = None,
     checker: CheckRunner | None = None,
+    celery_app: Celery | None = None,
+    worker: bool = False,
+    queue: RunQueue | None = None,
+    execute: Execute | None = None,
 ) -> Services:
-    """Wire everything. ``runner``: "local" starts the sandbox and an in-process pool,
-    "celery" sends runs to Celery workers, "none" records runs without executing them."""
+    """Wire everything, once: nothing is assigned after construction. ``runner``: "local"
+    starts the sandbox and an in-process pool, "celery" sends runs to Celery workers (and
+    hears them end over Redis), "none" records runs without executing them, or hands them to
+    ``queue`` (the web role's pipe to the flow process, or its Celery queue). ``worker``: this
+    process executes runs for Celery (``bot.roles.worker``) and publishes their changes.
+    ``execute`` runs the checks' harness elsewhere (the web role: in the flow process)."""
     engine = engine or make_engine(settings.database_url)
     if check_schema:
         prepare_schema(engine)
@@ -110,11 +103,12 @@ def build_services(
     from bot.worker.executor import SandboxHolder, check_execute
 
     sandboxes = SandboxHolder(settings, sandbox=sandbox)
+    execute = execute or check_execute(sandboxes)
     generation = Generation(
         generator,
         packages=settings.sandbox_packages,
         max_code_bytes=settings.code_max_bytes,
-        checker=checker or SandboxChecker(check_execute(sandboxes)),
+        checker=checker or SandboxChecker(execute),
     )
     timing = {"clock": clock} if clock else {}
     usage = UsageService(
@@ -125,18 +119,52 @@ def build_services(
         **timing,
     )
     tasks = TaskService(uow=uow, generation=generation, usage=usage, **timing)
+    signal = RunSignal()
+    clock_now = {"clock": clock} if clock else {}
+
+    def records() -> RunRecords:
+        return RunRecords(
+            uow=uow,
+            packages=settings.sandbox_packages,
+            max_code_bytes=settings.code_max_bytes,
+            wall_seconds=settings.sandbox_wall_seconds,
+            signal=signal,
+            usage=usage,
+            **clock_now,
+        )
+
+    executor: RunExecutor | None = None
+    pool: LocalPool | None = None
+    relay: RedisRelay | None = None
+    if queue is not None and runner != "none":
+        raise ValueError('a queue is given only with runner="none"')
+    if runner == "local" or worker:
+        from bot.worker.executor import RunExecutor
+
+        executor = RunExecutor(records(), sandboxes.get())
+    if runner == "local":
+        from bot.worker.local import LocalPool
+
+        assert executor is not None
+        pool = queue = LocalPool(executor, concurrency=settings.worker_concurrency)
+    elif runner == "celery":
+        from bot.worker.celery_app import CeleryQueue, make_celery
+
+        queue = CeleryQueue(celery_app or make_celery(settings))
+        relay = _relay(settings, signal, publish=worker)
     runs = RunService(
-        usage=usage,
-        uow=uow,
         tasks=tasks,
-        queue=None,
+        queue=queue,
+        max_input_bytes=settings.sandbox_max_input_mb * 2**20,
+        uow=uow,
         packages=settings.sandbox_packages,
         max_code_bytes=settings.code_max_bytes,
-        max_input_bytes=settings.sandbox_max_input_mb * 2**20,
         wall_seconds=settings.sandbox_wall_seconds,
-        **timing,
+        signal=signal,
+        usage=usage,
+        **clock_now,
     )
-    services = Services(
+    return Services(
         settings=settings,
         engine=engine,
         uow=uow,
@@ -156,17 +184,25 @@ def build_services(
             **timing,
         ),
         usage=usage,
+        signal=signal,
+        checks=execute,
+        executor=executor,
+        pool=pool,
         sandboxes=sandboxes,
+        relay=relay,
     )
-    if runner == "local":
-        from bot.worker.executor import RunExecutor
-        from bot.worker.local import LocalPool
 
-        services.executor = RunExecutor(runs, sandboxes.get())
-        services.pool = LocalPool(services.executor, concurrency=settings.worker_concurrency)
-        runs.queue = services.pool
-    elif runner == "celery":
-        from bot.worker.celery_app import CeleryQueue, make_celery
 
-        runs.queue = CeleryQueue(make_celery(settings))
-    return services
+def _relay(settings: Settings, signal: RunSignal, *, publish: bool) -> RedisRelay | None:
+    """Run changes over the broker's Redis: a worker publishes its own, the others listen."""
+    if not settings.celery_broker_url.startswith(("redis://", "rediss://", "unix://")):
+        logger.info("the broker is not Redis: run changes from workers are found by sweeping")
+        return None
+    from bot.worker.relay import RedisRelay
+
+    relay = RedisRelay(settings.celery_broker_url, signal)
+    if publish:
+        signal.relay(relay.publish)
+    else:
+        relay.start()
+    return relay

@@ -17,7 +17,7 @@ from sqlalchemy import text
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from bot.composition import Services
+    from bot.services.container import Services
 
 logger = logging.getLogger(__name__)
 

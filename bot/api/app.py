@@ -25,7 +25,7 @@ from storage.errors import StorageUnavailable
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from bot.composition import Services
+    from bot.services.container import Services
 
 logger = logging.getLogger(__name__)
 

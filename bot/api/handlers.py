@@ -25,7 +25,7 @@ from bot.api.http import (
     parse_multipart,
     validate,
 )
-from bot.composition import Services
+from bot.services.container import Services
 from bot.services.errors import NotFound
 from bot.services.tasks import MAX_DESCRIPTION, TASK_TYPES
 

@@ -13,10 +13,37 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    from bot.services.runs import RunOutcome
+from storage.models import RunStatus
+
+
+@dataclass(frozen=True)
+class OutputFileView:
+    name: str
+    size: int
+    content: bytes
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the sandbox reports; the worker translates its own result into this."""
+
+    status: RunStatus
+    result_kind: str = "none"
+    result: bytes = b""
+    result_truncated: bool = False
+    stdout: str = ""
+    stderr: str = ""
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback_tail: str | None = None
+    killed_reason: str | None = None
+    duration_seconds: float = 0.0
+    files: tuple[OutputFileView, ...] = ()
+    cpu_seconds: float = 0.0
+
 
 MAX_RESULT_DEPTH = 64
 """JSON results nested deeper than this are kept as text (readers recurse to print them)."""

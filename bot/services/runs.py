@@ -10,50 +10,31 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
-import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Protocol
 
 from bot.services.errors import InvalidInput, NotFound, NotReady
-from bot.services.outcomes import stored_files, stored_values
+from bot.services.events import RunSignal
+from bot.services.outcomes import OutputFileView, RunOutcome, stored_files, stored_values
 from bot.services.tasks import TaskService
 from bot.services.usage import UsageService
 from bot.services.validation import check_code
 from storage.models import Run, RunFile, RunStatus
 from storage.uow import UnitOfWorkFactory
 
+__all__ = ["OutputFileView", "RunOutcome", "RunRecords", "RunService", "RunView"]
+
 logger = logging.getLogger(__name__)
-
-
-def process_start_ticks(pid: int | str = "self") -> str:
-    """When a process started (clock ticks since boot), so a reused pid is not mistaken for it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-# host:pid:start: names this process; ``bot.worker.local.local_worker_alive`` reads it back.
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{process_start_ticks()}"
 
 
 class RunQueue(Protocol):
     """Where queued runs go: the in-process pool or Celery."""
 
     def submit(self, run_id: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class OutputFileView:
-    name: str
-    size: int
-    content: bytes
 
 
 @dataclass(frozen=True)
@@ -138,25 +119,6 @@ class RunJob:
     input_data: bytes | None
 
 
-@dataclass(frozen=True)
-class RunOutcome:
-    """What the sandbox reports; the worker translates its own result into this."""
-
-    status: RunStatus
-    result_kind: str = "none"
-    result: bytes = b""
-    result_truncated: bool = False
-    stdout: str = ""
-    stderr: str = ""
-    error_type: str | None = None
-    error_message: str | None = None
-    traceback_tail: str | None = None
-    killed_reason: str | None = None
-    duration_seconds: float = 0.0
-    files: tuple[OutputFileView, ...] = ()
-    cpu_seconds: float = 0.0
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -169,7 +131,121 @@ WORKER_LOST = RunOutcome(
 )
 
 
-class RunService:
+class RunRecords:
+    """What a worker needs: claim a run, record its outcome, look runs up. It knows no queue;
+    every committed claim and outcome is told to ``signal``."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        packages: Sequence[str],
+        max_code_bytes: int,
+        wall_seconds: float,
+        signal: RunSignal,
+        clock: Callable[[], datetime] = _now,
+        usage: UsageService | None = None,
+    ) -> None:
+        self._usage = usage
+        self._uow = uow
+        self._packages = tuple(packages)
+        self._max_code_bytes = max_code_bytes
+        self._wall_seconds = wall_seconds
+        self._clock = clock
+        self.signal = signal
+
+    def get(self, run_id: str) -> RunView:
+        with self._uow() as uow:
+            run = uow.runs.get(run_id)
+            if run is None:
+                raise NotFound(f"No run {run_id}.")
+            return RunView.of(run, uow.runs.files(run_id))
+
+    def queued_ids(self, *, limit: int = 1000) -> list[str]:
+        with self._uow() as uow:
+            return [r.id for r in uow.runs.with_status(RunStatus.QUEUED, limit=limit)]
+
+    # --- executing (called by workers) ------------------------------------------------------
+
+    def start(self, run_id: str, *, worker: str) -> RunJob | None:
+        """Claim a queued run; None when it is gone or another worker has it."""
+        with self._uow() as uow:
+            if not uow.runs.claim(run_id, worker=worker, started_at=self._clock()):
+                return None
+            row = uow.runs.job(run_id)
+            uow.commit()
+        self.signal.changed(run_id)
+        if row is None:
+            raise NotReady(f"Run {run_id} names a version that does not exist.")
+        job = RunJob(run_id=run_id, **row)
+        error = _code_error(job.code, self._packages, self._max_code_bytes)
+        if error is not None:
+            self.finish(
+                run_id,
+                RunOutcome(
+                    status=RunStatus.FAILED,
+                    error_type="CodeCheckFailed",
+                    error_message=f"This version cannot run here: {error}",
+                ),
+            )
+            return None
+        return job
+
+    def finish(self, run_id: str, outcome: RunOutcome) -> bool:
+        """Record a run's outcome once; False (and nothing changed) when it had already ended."""
+        with self._uow() as uow:
+            values = stored_values(outcome) | {"finished_at": self._clock()}
+            recorded = uow.runs.record_outcome(run_id, values=values, files=stored_files(outcome))
+            if recorded:
+                uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
+            uow.commit()
+        if not recorded:
+            logger.warning("run %s had already ended; ignoring a second outcome", run_id)
+        else:
+            self.signal.changed(run_id)
+        return recorded
+
+    def wait(self, run_id: str, *, timeout: float, sweep: float = 2.0) -> RunView:
+        """The run once it has ended (or as it is when ``timeout`` runs out). Woken by the
+        signal; the database is read again at least every ``sweep`` seconds, so a change no
+        event announced (another process, no relay) is still seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.signal.count
+            view = self.get(run_id)
+            left = deadline - time.monotonic()
+            if view.final or left <= 0:
+                return view
+            self.signal.wait_after(seen, min(sweep, left))
+
+    @property
+    def stale_after(self) -> timedelta:
+        """How long a run may stay ``running`` before its worker is presumed dead."""
+        return timedelta(seconds=self._wall_seconds + STALE_GRACE_SECONDS)
+
+    def fail_abandoned(self, *, worker_alive: Callable[[str], bool]) -> list[str]:
+        """Mark failed every ``running`` run whose worker is gone or overdue; returns their ids."""
+        stale_before = self._clock() - self.stale_after
+        failed: list[str] = []
+        with self._uow() as uow:
+            for run in uow.runs.with_status(RunStatus.RUNNING):
+                gone = not worker_alive(run.worker or "")
+                if gone or (run.started_at is not None and run.started_at < stale_before):
+                    failed.append(run.id)
+        for run_id in failed:
+            self.finish(run_id, WORKER_LOST)
+        return failed
+
+    def overdue_queued(self, *, older_than: timedelta) -> list[str]:
+        """Queued runs waiting longer than ``older_than``: their queue message may be lost."""
+        cutoff = self._clock() - older_than
+        with self._uow() as uow:
+            return [r.id for r in uow.runs.with_status(RunStatus.QUEUED) if r.queued_at < cutoff]
+
+
+class RunService(RunRecords):
+    """Requesting runs on top of the records: a requested run is handed to ``queue``."""
+
     def __init__(
         self,
         *,
@@ -180,18 +256,22 @@ class RunService:
         max_code_bytes: int,
         max_input_bytes: int,
         wall_seconds: float,
+        signal: RunSignal,
         clock: Callable[[], datetime] = _now,
         usage: UsageService | None = None,
     ) -> None:
-        self._usage = usage
-        self._uow = uow
+        super().__init__(
+            uow=uow,
+            packages=packages,
+            max_code_bytes=max_code_bytes,
+            wall_seconds=wall_seconds,
+            signal=signal,
+            clock=clock,
+            usage=usage,
+        )
         self._tasks = tasks
         self.queue = queue
-        self._packages = tuple(packages)
-        self._max_code_bytes = max_code_bytes
         self.max_input_bytes = max_input_bytes
-        self._wall_seconds = wall_seconds
-        self._clock = clock
 
     # --- requesting -----------------------------------------------------------------------
 
@@ -265,78 +345,6 @@ class RunService:
                 raise NotFound(f"No run {run_id}.")
             run.reply_ts, run.notified_status = message_ts, shown_status
             uow.commit()
-
-    def get(self, run_id: str) -> RunView:
-        with self._uow() as uow:
-            run = uow.runs.get(run_id)
-            if run is None:
-                raise NotFound(f"No run {run_id}.")
-            return RunView.of(run, uow.runs.files(run_id))
-
-    def queued_ids(self, *, limit: int = 1000) -> list[str]:
-        with self._uow() as uow:
-            return [r.id for r in uow.runs.with_status(RunStatus.QUEUED, limit=limit)]
-
-    # --- executing (called by workers) ------------------------------------------------------
-
-    def start(self, run_id: str, *, worker: str = WORKER_ID) -> RunJob | None:
-        """Claim a queued run; None when it is gone or another worker has it."""
-        with self._uow() as uow:
-            if not uow.runs.claim(run_id, worker=worker, started_at=self._clock()):
-                return None
-            row = uow.runs.job(run_id)
-            uow.commit()
-        if row is None:
-            raise NotReady(f"Run {run_id} names a version that does not exist.")
-        job = RunJob(run_id=run_id, **row)
-        error = _code_error(job.code, self._packages, self._max_code_bytes)
-        if error is not None:
-            self.finish(
-                run_id,
-                RunOutcome(
-                    status=RunStatus.FAILED,
-                    error_type="CodeCheckFailed",
-                    error_message=f"This version cannot run here: {error}",
-                ),
-            )
-            return None
-        return job
-
-    def finish(self, run_id: str, outcome: RunOutcome) -> bool:
-        """Record a run's outcome once; False (and nothing changed) when it had already ended."""
-        with self._uow() as uow:
-            values = stored_values(outcome) | {"finished_at": self._clock()}
-            recorded = uow.runs.record_outcome(run_id, values=values, files=stored_files(outcome))
-            if recorded:
-                uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
-            uow.commit()
-        if not recorded:
-            logger.warning("run %s had already ended; ignoring a second outcome", run_id)
-        return recorded
-
-    @property
-    def stale_after(self) -> timedelta:
-        """How long a run may stay ``running`` before its worker is presumed dead."""
-        return timedelta(seconds=self._wall_seconds + STALE_GRACE_SECONDS)
-
-    def fail_abandoned(self, *, worker_alive: Callable[[str], bool]) -> list[str]:
-        """Mark failed every ``running`` run whose worker is gone or overdue; returns their ids."""
-        stale_before = self._clock() - self.stale_after
-        failed: list[str] = []
-        with self._uow() as uow:
-            for run in uow.runs.with_status(RunStatus.RUNNING):
-                gone = not worker_alive(run.worker or "")
-                if gone or (run.started_at is not None and run.started_at < stale_before):
-                    failed.append(run.id)
-        for run_id in failed:
-            self.finish(run_id, WORKER_LOST)
-        return failed
-
-    def overdue_queued(self, *, older_than: timedelta) -> list[str]:
-        """Queued runs waiting longer than ``older_than``: their queue message may be lost."""
-        cutoff = self._clock() - older_than
-        with self._uow() as uow:
-            return [r.id for r in uow.runs.with_status(RunStatus.QUEUED) if r.queued_at < cutoff]
 
 
 @functools.lru_cache(maxsize=256)

@@ -18,13 +18,14 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.oauth.installation_store import InstallationStore
 
-from bot.composition import Services
 from bot.config import Settings
+from bot.services.container import Services
 from bot.services.replies import RunReplies
+from bot.slack.dispatch import Handlers
 from bot.slack.files import SlackFiles
 from bot.slack.flows import SlackFlows
-from bot.slack.jobs import Dispatcher, Job
 from bot.slack.listeners import register_listeners
+from bot.slack.messages import Dispatcher, Message, Revoked
 from bot.slack.notifier import ClientSource, RunWatcher
 from bot.slack.outcomes import Uninstalled
 
@@ -62,14 +63,15 @@ class FlowRuntime:
     current. It runs in the web process, or alone in the flow process (``bot.slack.flowproc``)."""
 
     flows: SlackFlows
+    handlers: Handlers
     watcher: RunWatcher
     clients: ClientSource
     workers: ThreadPoolExecutor
     generators: ThreadPoolExecutor
 
-    def dispatch(self, job: Job) -> None:
-        origin = job.origin
-        if job.kind == "revoked":
+    def dispatch(self, message: Message) -> None:
+        origin = message.origin
+        if isinstance(message, Revoked):
             self.clients.revoke(origin.team_id, origin.enterprise_id)
             return
         try:
@@ -77,7 +79,7 @@ class FlowRuntime:
         except Uninstalled:
             logger.warning("a request from team %s, which has no installation", origin.team_id)
             return
-        self.flows.handle(job, client)
+        self.handlers.handle(message, client)
 
     def start(self) -> None:
         self.watcher.start()
@@ -127,7 +129,7 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     )
     workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
     generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
-    watcher = RunWatcher(replies=RunReplies(services.uow), clients=clients)
+    watcher = RunWatcher(replies=RunReplies(services.uow), clients=clients, signal=services.signal)
     files = SlackFiles(
         api_url=settings.slack_api_url, max_bytes=settings.sandbox_max_input_mb * 2**20
     )
@@ -138,7 +140,7 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
         generators=generators,
         on_run_queued=watcher.poke,
     )
-    return FlowRuntime(flows, watcher, clients, workers, generators)
+    return FlowRuntime(flows, Handlers(flows), watcher, clients, workers, generators)
 
 
 # auth.test errors that mean the token itself is wrong: they do not go away by waiting.

@@ -16,7 +16,8 @@ from bot.slack.blocks import Message, _escape, _mrkdwn
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from bot.slack.flows import Origin, Say, SlackFlows
+    from bot.slack.flows import Say, SlackFlows
+    from bot.slack.messages import Origin
 
 logger = logging.getLogger(__name__)
 

@@ -1,85 +1,46 @@
-"""The flow process: the slow half of Slack (flows, model calls, the run watcher) and, with
-``TASK_QUEUE=local``, the worker pool, in a process of its own.
+"""The web process's handle on the flow process (``bot.roles.flow``): starts it, hands it
+typed messages, starts it again if it dies.
 
 ``python -m bot serve`` keeps only the ack path in the web process: Python threads share one
 interpreter lock, so background work in the same process delays acks (measured in
-bench/bench_ack.py). The web process hands over plain values through a pipe: ``Job``s, and the
-ids of runs the HTTP API queued.
+bench/bench_ack.py). The web process hands over plain values through a pipe: typed messages
+(``bot.slack.messages``), and the ids of runs the HTTP API queued.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
-import os
 import signal
 import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from multiprocessing.context import SpawnProcess
 from typing import Any
 
 from bot.config import Settings
-from bot.slack.jobs import Job
+from bot.services.checks import Execution
+from bot.slack.messages import CheckRun, Message, QueuedRun, Stop
 
 logger = logging.getLogger(__name__)
-
-_STOP = "stop"
-FLOW_NICENESS = 10
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before the line above
-        raise SystemExit(0)
-
-
-def flow_main(settings: Settings, inbox: Any) -> None:
-    """Entry point of the flow process (spawned: a fresh interpreter, no inherited threads)."""
-    from bot.composition import Runner, build_services
-    from bot.slack.app import build_flows
-
-    # Acks come first: the web process keeps the CPU when both want it. And this process must
-    # not outlive the web process that feeds it.
-    os.setpriority(os.PRIO_PROCESS, 0, FLOW_NICENESS)
-    _die_with_parent()
-    # Ctrl-C reaches the whole process group: the web process handles it and stops this one.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [flows]: %(message)s"
-    )
-    runner: Runner = "celery" if settings.task_queue == "celery" else "local"
-    services = build_services(settings, runner=runner)
-    if services.pool is not None:
-        services.pool.recover(services.runs)
-    flows = build_flows(services)
-    flows.start()
-    try:
-        while True:
-            item = inbox.get()
-            if item == _STOP:
-                break
-            try:
-                if isinstance(item, Job):
-                    flows.dispatch(item)
-                elif isinstance(item, tuple) and item[0] == "run":
-                    services.runs.submit(str(item[1]))
-            except Exception:
-                logger.exception("the flow process could not take %r", item)
-    finally:
-        flows.close()
-        services.close()
 
 
 class FlowProcess:
     """Starts the flow process, hands it work, and starts it again if it dies."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, target: Callable[[Settings, Any, Any], None]) -> None:
+        """``target(settings, inbox, replies)`` is the flow process's entry
+        (``bot.roles.flow.main``); it answers a ``CheckRun`` on ``replies``."""
         self._settings = settings
+        self._target = target
         self._context = multiprocessing.get_context("spawn")
         self._inbox: Any = self._context.Queue()
+        self._replies: Any = self._context.Queue()
+        self._waiting: dict[str, Future[Execution]] = {}
+        self._reader = threading.Thread(target=self._read, name="flow-replies", daemon=True)
+        self._check_timeout = settings.sandbox_wall_seconds + 30.0
         self._process: SpawnProcess | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -88,11 +49,47 @@ class FlowProcess:
     def start(self) -> None:
         self._spawn()
         self._watch.start()
+        self._reader.start()
+
+    def execute(self, code: str) -> Execution:
+        """Run a checks harness in the flow process's sandbox and wait for what it said."""
+        request_id = uuid.uuid4().hex
+        answer: Future[Execution] = Future()
+        with self._lock:
+            self._waiting[request_id] = answer
+        self._inbox.put(CheckRun(request_id, code))
+        try:
+            return answer.result(timeout=self._check_timeout)
+        except FutureTimeout:
+            logger.error("the flow process did not answer a check run in time")
+            return Execution(
+                status="failed",
+                result=b"",
+                error_type="ChecksUnavailable",
+                error_message="the checks could not be run now; try again in a moment",
+                killed_reason=None,
+            )
+        finally:
+            with self._lock:
+                self._waiting.pop(request_id, None)
+
+    def _read(self) -> None:
+        while True:
+            item = self._replies.get()
+            if item is None:
+                return
+            request_id, execution = item
+            with self._lock:
+                answer = self._waiting.get(request_id)
+            if answer is not None and not answer.done():
+                answer.set_result(execution)
 
     def _spawn(self) -> None:
         with self._lock:
             process = self._context.Process(
-                target=flow_main, args=(self._settings, self._inbox), name="taskbot-flows"
+                target=self._target,
+                args=(self._settings, self._inbox, self._replies),
+                name="taskbot-flows",
             )
             # Ctrl-C reaches the whole process group, and the child imports for a while before
             # flow_main ignores it: an ignored SIGINT is inherited, and Python then leaves it so.
@@ -116,12 +113,12 @@ class FlowProcess:
             elif process is not None and process.is_alive():
                 delay = 1.0
 
-    def dispatch(self, job: Job) -> None:
-        self._inbox.put(job)
+    def dispatch(self, message: Message) -> None:
+        self._inbox.put(message)
 
     def submit(self, run_id: str) -> None:
         """The web process's run queue (TASK_QUEUE=local): the pool lives in the flow process."""
-        self._inbox.put(("run", run_id))
+        self._inbox.put(QueuedRun(run_id))
 
     def ping(self) -> None:
         process = self._process
@@ -130,7 +127,8 @@ class FlowProcess:
 
     def close(self, timeout: float = 20.0) -> None:
         self._stopping.set()
-        self._inbox.put(_STOP)
+        self._inbox.put(Stop())
+        self._replies.put(None)
         process = self._process
         if process is not None:
             process.join(timeout)

@@ -7,25 +7,21 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
 
-from bot.composition import Services
 from bot.services.access import check_gate, check_task_access
+from bot.services.container import Services
 from bot.services.errors import InvalidInput, NotFound, ServiceError
 from bot.services.runs import ReplyTarget
 from bot.services.views import TaskDetail, TaskView, Workspace
-from bot.slack import blocks, delete
+from bot.slack import blocks
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
+from bot.slack.messages import Origin
 from bot.slack.usage_blocks import usage_message
 from storage.errors import StorageUnavailable
-
-if TYPE_CHECKING:
-    from bot.slack.jobs import Job, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +32,6 @@ _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 
 def _nobody(text: str) -> None:
     logger.warning("nobody to tell: %s", text)
-
-
-@dataclass(frozen=True)
-class Origin:
-    team_id: str
-    enterprise_id: str | None
-    channel_id: str
-    user_id: str
 
 
 def post(
@@ -157,7 +145,7 @@ class SlackFlows:
             if exc.response.get("error") not in NOT_IN_CHANNEL:
                 raise
             tasks.abandon(task.id, reason="Taskbot is not in the channel")
-            say(_not_here(direct=direct or origin.channel_id.startswith("D")))
+            say(not_here(direct=direct or origin.channel_id.startswith("D")))
             return
         tasks.attach_thread(task.id, channel_id=origin.channel_id, thread_ts=root)
         self.submit(say, lambda: self._generate_first(client, task, root), slow=True)
@@ -400,47 +388,8 @@ class SlackFlows:
             visible.add(line.key)
         say_blocks(usage_message(report, visible_tasks=visible))
 
-    # --- jobs -----------------------------------------------------------------------------------
 
-    def handle(self, job: Job, client: WebClient) -> Future[None]:
-        """Run one job's slow half (after the ack), once per delivery."""
-        say = _sayer(job.reply, client)
-        show = _block_sayer(job.reply, client)
-        origin, p = job.origin, job.params
-        works: dict[str, Callable[[], object]] = {
-            "create": lambda: self.create(
-                client,
-                origin,
-                description=p["description"],
-                task_type=p["task_type"],
-                say=say,
-                direct=bool(p.get("direct")),
-            ),
-            "run_command": lambda: self.run_command(
-                client, origin, ref=p["ref"], text=p["text"], trigger_id=p["trigger_id"], say=say
-            ),
-            "run_button": lambda: self.run_button(
-                client, origin, task_id=p["task_id"], trigger_id=p["trigger_id"], say=say
-            ),
-            "run_modal": lambda: self.run_modal(
-                client, origin, metadata=p["metadata"], files=p["files"], say=say
-            ),
-            "thread_message": lambda: self.thread_message(
-                client, origin, event=p["event"], say=say
-            ),
-            "show": lambda: self.show(
-                client, origin, ref=p["ref"], version=p["version"], say_blocks=show
-            ),
-            "list": lambda: self.list_tasks(origin, show),
-            "delete_ask": lambda: delete.ask(self, origin, ref=p["ref"], say_blocks=show),
-            "delete": lambda: delete.delete(self, client, origin, task_id=p["task_id"], say=say),
-            "spend": lambda: self.spend(origin, days=int(p.get("days") or 1), say_blocks=show),
-            "usage": lambda: say(p["text"]),
-        }
-        return self.submit(say, works[job.kind], delivery=job.delivery)
-
-
-def _not_here(*, direct: bool) -> str:
+def not_here(*, direct: bool) -> str:
     if direct:  # nobody can invite an app into a direct message between people
         return (
             "I can't post in a direct message between people. Run the command in a channel "
@@ -450,38 +399,3 @@ def _not_here(*, direct: bool) -> str:
         "I'm not in this channel, so I can't post the task here. Invite me with "
         "`/invite @Taskbot`, then run the command again."
     )
-
-
-def _sayer(reply: Reply, client: WebClient) -> Say:
-    def say(text: str) -> None:
-        if reply.response_url:
-            WebhookClient(reply.response_url).send(
-                text=text, response_type="ephemeral", replace_original=False
-            )
-        else:
-            client.chat_postEphemeral(
-                channel=reply.channel_id, user=reply.user_id, text=text, thread_ts=reply.thread_ts
-            )
-
-    return say
-
-
-def _block_sayer(reply: Reply, client: WebClient) -> Callable[[blocks.Message], None]:
-    def say(message: blocks.Message) -> None:
-        if reply.response_url:
-            WebhookClient(reply.response_url).send(
-                text=message.text,
-                blocks=message.blocks,
-                response_type="ephemeral",
-                replace_original=False,
-            )
-        else:
-            client.chat_postEphemeral(
-                channel=reply.channel_id,
-                user=reply.user_id,
-                text=message.text,
-                blocks=message.blocks,
-                thread_ts=reply.thread_ts,
-            )
-
-    return say

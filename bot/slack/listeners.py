@@ -10,9 +10,9 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 
 from bot.slack import blocks, commands
+from bot.slack import messages as m
 from bot.slack.delete import DELETE_ACTION
-from bot.slack.flows import Origin
-from bot.slack.jobs import Dispatcher, Job, Reply
+from bot.slack.messages import Dispatcher, Origin, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,8 @@ def _origin(context: BoltContext, *, channel_id: str) -> Origin:
 
 
 def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = False) -> None:
-    """Every listener parses, acks and hands a ``Job`` to the dispatcher; nothing else.
+    """Every listener parses, acks and hands one typed message (``bot.slack.messages``) to the
+    dispatcher; nothing else.
 
     With ``revocations`` (an installation store), Bolt's own listeners delete the installation
     on ``tokens_revoked`` and ``app_uninstalled``; either way the slow half is told, so work for
@@ -72,30 +73,25 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
         ack()
         origin = _origin(context, channel_id=command.get("channel_id", ""))
         reply = Reply(response_url=command.get("response_url"))
-        params: dict[str, Any]
+        base: dict[str, Any] = {"origin": origin, "reply": reply, "delivery": delivery_key(command)}
+        message: m.Message
         if isinstance(parsed, commands.Create):
-            kind = "create"
-            params = {
-                "description": parsed.description,
-                "task_type": parsed.task_type,
-                "direct": command.get("channel_name") == "directmessage",
-            }
+            direct = command.get("channel_name") == "directmessage"
+            message = m.CreateTask(
+                description=parsed.description, task_type=parsed.task_type, direct=direct, **base
+            )
         elif isinstance(parsed, commands.RunCommand):
-            kind = "run_command"
-            params = {
-                "ref": parsed.ref,
-                "text": parsed.text,
-                "trigger_id": command.get("trigger_id", ""),
-            }
+            trigger = command.get("trigger_id", "")
+            message = m.RunCommand(ref=parsed.ref, text=parsed.text, trigger_id=trigger, **base)
         elif isinstance(parsed, commands.Show):
-            kind, params = "show", {"ref": parsed.ref, "version": parsed.version}
+            message = m.ShowTask(ref=parsed.ref, version=parsed.version, **base)
         elif isinstance(parsed, commands.Delete):
-            kind, params = "delete_ask", {"ref": parsed.ref}
+            message = m.DeleteAsk(ref=parsed.ref, **base)
         elif isinstance(parsed, commands.Usage):
-            kind, params = "spend", {"days": parsed.days}
+            message = m.Spend(days=parsed.days, **base)
         else:
-            kind, params = "list", {}
-        dispatcher.dispatch(Job(kind, origin, reply, params, delivery_key(command)))
+            message = m.ListTasks(**base)
+        dispatcher.dispatch(message)
 
     @app.action(blocks.RUN_ACTION)
     def on_run_button(
@@ -103,9 +99,15 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
     ) -> None:
         ack()
         origin = _origin(context, channel_id=str(context.channel_id or ""))
-        params = {"task_id": str(action.get("value", "")), "trigger_id": body.get("trigger_id", "")}
         reply = Reply(response_url=body.get("response_url"))
-        dispatcher.dispatch(Job("run_button", origin, reply, params, delivery_key(body)))
+        message = m.RunButton(
+            task_id=str(action.get("value", "")),
+            trigger_id=body.get("trigger_id", ""),
+            origin=origin,
+            reply=reply,
+            delivery=delivery_key(body),
+        )
+        dispatcher.dispatch(message)
 
     @app.action(DELETE_ACTION)
     def on_delete_button(
@@ -113,9 +115,14 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
     ) -> None:
         ack()
         origin = _origin(context, channel_id=str(context.channel_id or ""))
-        params = {"task_id": str(action.get("value", ""))}
         reply = Reply(response_url=body.get("response_url"))
-        dispatcher.dispatch(Job("delete", origin, reply, params, delivery_key(body)))
+        message = m.DeleteTask(
+            task_id=str(action.get("value", "")),
+            origin=origin,
+            reply=reply,
+            delivery=delivery_key(body),
+        )
+        dispatcher.dispatch(message)
 
     @app.view(blocks.RUN_MODAL)
     def on_run_modal(
@@ -135,8 +142,14 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
             logger.warning("run modal with unreadable metadata")
         origin = _origin(context, channel_id=channel)
         reply = Reply(channel_id=channel, user_id=origin.user_id)
-        params = {"metadata": metadata, "files": files}
-        dispatcher.dispatch(Job("run_modal", origin, reply, params, delivery_key(body)))
+        message = m.RunModal(
+            metadata=metadata,
+            files=tuple(files),
+            origin=origin,
+            reply=reply,
+            delivery=delivery_key(body),
+        )
+        dispatcher.dispatch(message)
 
     @app.event("message")
     def on_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
@@ -150,8 +163,10 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
             return  # only replies inside a thread concern a task
         origin = _origin(context, channel_id=str(event.get("channel", "")))
         reply = Reply(channel_id=origin.channel_id, user_id=origin.user_id, thread_ts=thread_ts)
-        job = Job("thread_message", origin, reply, {"event": event}, delivery_key(body))
-        dispatcher.dispatch(job)
+        message = m.ThreadMessage(
+            event=event, origin=origin, reply=reply, delivery=delivery_key(body)
+        )
+        dispatcher.dispatch(message)
 
     @app.event("app_mention")
     def on_mention(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
@@ -159,8 +174,10 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
             return  # in a thread, the message listener handles it
         origin = _origin(context, channel_id=str(event.get("channel", "")))
         reply = Reply(channel_id=origin.channel_id, user_id=origin.user_id)
-        job = Job("usage", origin, reply, {"text": commands.USAGE}, delivery_key(body))
-        dispatcher.dispatch(job)
+        message = m.Usage(
+            text=commands.USAGE, origin=origin, reply=reply, delivery=delivery_key(body)
+        )
+        dispatcher.dispatch(message)
 
     tokens = app.default_tokens_revoked_event_listener() if revocations else None
     uninstalled = app.default_app_uninstalled_event_listener() if revocations else None
@@ -179,7 +196,7 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
         logger.warning(
             "Slack says %s for team %s: its work stops", event.get("type"), origin.team_id
         )
-        dispatcher.dispatch(Job("revoked", origin, Reply(), {}, delivery_key(body)))
+        dispatcher.dispatch(m.Revoked(origin=origin, reply=Reply(), delivery=delivery_key(body)))
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:

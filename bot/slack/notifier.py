@@ -8,6 +8,7 @@ database, so it leaves the next pass's window free for newer runs."""
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.oauth.installation_store import InstallationStore
 
+from bot.services.events import RunSignal
 from bot.services.replies import PendingReply, RunReplies
 from bot.slack import blocks
 from bot.slack.files import Upload, upload_to_thread
@@ -26,6 +28,7 @@ from bot.slack.outcomes import Uninstalled, classify
 
 logger = logging.getLogger(__name__)
 
+SWEEP_SECONDS = 2.0  # the safety net: events wake the watcher at once
 MAX_ATTEMPTS = 8  # failures for now in a row before an update is given up (about 4 minutes)
 BACKOFF_CAP_SECONDS = 120.0
 
@@ -66,12 +69,23 @@ class ClientSource:
 
 
 class RunWatcher:
+    """Woken by events: a run's change (``signal``), a run queued here, an update done, a
+    back-off ending. ``interval`` is only the safety net's sweep: changes nobody announced
+    (a worker on another machine without the Redis relay, a lost event) are found by then."""
+
     def __init__(
-        self, *, replies: RunReplies, clients: ClientSource, interval: float = 0.2, workers: int = 8
+        self,
+        *,
+        replies: RunReplies,
+        clients: ClientSource,
+        signal: RunSignal,
+        interval: float = SWEEP_SECONDS,
+        workers: int = 8,
     ) -> None:
         self.replies = replies
         self.clients = clients
         self.interval = interval
+        self._due: list[float] = []  # when deferred updates come due (monotonic), a heap
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskbot-run-watcher", daemon=True)
@@ -80,6 +94,7 @@ class RunWatcher:
         self._lock = threading.Lock()
         self._inflight: dict[str, PendingReply] = {}
         self._held: dict[str, float] = {}  # workspace -> when its rate limit ends (monotonic)
+        signal.subscribe(lambda _run_id: self._wake.set())
 
     def start(self) -> None:
         self._thread.start()
@@ -101,12 +116,25 @@ class RunWatcher:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.interval)
+            self._wake.wait(self._next_wait())
             self._wake.clear()
             try:
                 self.pass_once()
             except Exception:
                 logger.exception("updating run messages failed; trying again")
+
+    def _next_wait(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            while self._due and self._due[0] <= now:
+                heapq.heappop(self._due)
+            due = self._due[0] - now if self._due else self.interval
+        return max(0.0, min(self.interval, due))
+
+    def _due_in(self, delay: float) -> None:
+        with self._lock:
+            heapq.heappush(self._due, time.monotonic() + delay)
+        self._wake.set()
 
     def pass_once(self) -> int:
         """Claim every message that is behind and hand it to the pool; returns how many."""
@@ -177,6 +205,7 @@ class RunWatcher:
             back_to=pending.shown_status,
             until=datetime.now(UTC) + timedelta(seconds=delay),
         )
+        self._due_in(delay)
 
     def _show(self, pending: PendingReply) -> None:
         run, target = pending.run, pending.target

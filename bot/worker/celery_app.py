@@ -19,8 +19,8 @@ from celery import Celery
 from kombu.exceptions import ChannelError
 
 from bot.config import Settings
-from bot.services.runs import RunService
-from bot.worker.executor import RunExecutor
+from bot.services.container import Executor
+from bot.services.runs import RunRecords
 from bot.worker.local import local_worker_alive
 
 logger = logging.getLogger(__name__)
@@ -98,9 +98,7 @@ class CeleryQueue:
             conn.ensure_connection(max_retries=1, timeout=2)
 
 
-def register_worker_task(app: Celery, executor: RunExecutor) -> None:
-    runs = executor.runs
-
+def register_worker_task(app: Celery, runs: RunRecords, executor: Executor) -> None:
     @app.task(name=TASK_NAME, bind=True, max_retries=None)  # type: ignore[untyped-decorator]
     def execute_run(self: Any, run_id: str) -> None:
         executor.execute(run_id)
@@ -124,7 +122,7 @@ class Sweeper:
 
     def __init__(
         self,
-        runs: RunService,
+        runs: RunRecords,
         queue: CeleryQueue,
         *,
         every: float = SWEEP_SECONDS,

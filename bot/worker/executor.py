@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.services.checks import Execute, Execution
-from bot.services.runs import WORKER_ID, OutputFileView, RunJob, RunOutcome, RunService
+from bot.services.runs import OutputFileView, RunJob, RunOutcome, RunRecords
+from bot.worker.identity import worker_id
 from bot.worker.sandbox import Sandbox, SandboxLimits, SandboxResult
 from storage.models import RunStatus
 
@@ -69,10 +70,10 @@ UNSTORABLE = RunOutcome(
 class RunExecutor:
     """Claim, execute in the sandbox, record. Safe to call twice for one run: it runs once."""
 
-    def __init__(self, runs: RunService, sandbox: Sandbox, *, worker: str = WORKER_ID) -> None:
+    def __init__(self, runs: RunRecords, sandbox: Sandbox, *, worker: str | None = None) -> None:
         self.runs = runs
         self.sandbox = sandbox
-        self.worker = worker
+        self.worker = worker or worker_id()
 
     def execute(self, run_id: str) -> None:
         job = self.runs.start(run_id, worker=self.worker)

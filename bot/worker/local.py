@@ -8,8 +8,9 @@ import socket
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from bot.services.runs import RunService, process_start_ticks
+from bot.services.runs import RunRecords
 from bot.worker.executor import RunExecutor
+from bot.worker.identity import process_start_ticks
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class LocalPool:
         except Exception:
             logger.exception("run %s failed in the local pool", run_id)
 
-    def recover(self, runs: RunService) -> tuple[list[str], list[str]]:
+    def recover(self, runs: RunRecords) -> tuple[list[str], list[str]]:
         """After a restart: fail runs a dead process left running, resubmit the queued ones."""
         failed = runs.fail_abandoned(worker_alive=local_worker_alive)
         queued = runs.queued_ids()

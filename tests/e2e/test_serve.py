@@ -234,3 +234,57 @@ def test_with_slack_unreachable_the_api_and_health_are_served_and_ctrl_c_is_quie
     assert len(lines) == 1 and lines[0].startswith("warning: Slack is unreachable"), err
     _, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, alive
+
+
+def _children(pid: int) -> set[int]:
+    """The direct children of ``pid`` (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def test_an_api_create_runs_its_checks_outside_the_web_process(
+    tmp_path: Path, openai_server: FakeOpenAIServer
+) -> None:
+    """The web process acks and serves; a version's checks run in the flow process's sandbox,
+    so an API create starts no process under the web process."""
+    mock = MockSlackAPI().start()
+    port = free_port()
+    env = {**_serve_env(tmp_path, mock.api_url, API_TOKEN="t0ken"), "PORT": str(port)}
+    env["OPENAI_BASE_URL"] = openai_server.base_url
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get(f"{base}/healthz")
+                break
+            except OSError:
+                assert proc.poll() is None, "serve exited"
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.2)
+        before = _children(proc.pid)
+        openai_server.reply_code(COUNT_LINES)
+        request = urllib.request.Request(
+            f"{base}/api/task/create",
+            data=json.dumps({"desired_action": "count the lines"}).encode(),
+            headers={"Authorization": "Bearer t0ken", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 201
+            body = json.loads(response.read())
+        assert body["checks"]["total"] > 0 and body["checks"]["passed"] == body["checks"]["total"]
+        assert _children(proc.pid) == before  # the flow process (and its helpers) only
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        mock.stop()

@@ -189,6 +189,22 @@ class MockSlackAPI:
                     raise AssertionError(f"{method} x{count} {match} not seen; calls: {seen}")
                 self._cond.wait(left)
 
+    def wait_until(
+        self, found: Callable[[list[Call]], Any], *, timeout: float = 20.0, what: str = ""
+    ) -> Any:
+        """Block until ``found(calls)`` returns something truthy (woken by each new call)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                result = found(list(self.calls))
+                if result:
+                    return result
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [c.method for c in self.calls]
+                    raise AssertionError(f"{what or 'condition'} not seen; calls: {seen}")
+                self._cond.wait(left)
+
     # --- answering ----------------------------------------------------------------------------
 
     def record(self, call: Call) -> None:

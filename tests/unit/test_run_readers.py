@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot.api import serialize
-from bot.cli_run import run_task
+from bot.roles.cli_run import run_task
 from bot.services.runs import OutputFileView, RunView
 from bot.slack import blocks
 
@@ -86,6 +86,7 @@ def _cli(view: RunView, monkeypatch: pytest.MonkeyPatch, *, tty: bool) -> tuple[
         stale_after=timedelta(seconds=1),
         request=lambda *a, **k: view,
         get=lambda run_id: view,
+        wait=lambda run_id, timeout: view,
     )
     services: Any = SimpleNamespace(runs=runs, executor=None)
     args = argparse.Namespace(

@@ -13,7 +13,7 @@ import pytest
 
 from bot.composition import Services, build_services
 from bot.config import Settings
-from bot.server import Server, build_server
+from bot.roles.web import Server, build_server
 from bot.web import BackgroundServer
 from storage import migrate
 from storage.db import make_engine

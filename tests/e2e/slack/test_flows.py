@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 
 from tests.e2e.slack.conftest import Stack
 from tests.fakes.openai_server import answer_json
-from tests.fakes.slack_api import text_of
+from tests.fakes.slack_api import Call, text_of
 
 CSV_ROWS = (
     "import csv\n\ndef run(input_path):\n"
@@ -37,16 +36,16 @@ def create(
 
 def wait_run(stack: Stack, status: str, *, count: int = 1) -> str:
     """Wait until ``count`` run messages were updated to ``status``; returns the last one's text."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        texts = [text_of(c) for c in stack.mock.of("chat.update")]
-        matching = [t for t in texts if "Run `" in t and f": {status}" in t]
-        if len(matching) >= count:
-            return matching[-1]
-        time.sleep(0.05)
-    raise AssertionError(
-        f"no run message reached {status}: {[text_of(c) for c in stack.mock.of('chat.update')]}"
+
+    def matching(calls: list[Call]) -> list[str]:
+        texts = [text_of(c) for c in calls if c.method == "chat.update"]
+        found = [t for t in texts if "Run `" in t and f": {status}" in t]
+        return found if len(found) >= count else []
+
+    found: list[str] = stack.mock.wait_until(
+        matching, timeout=30, what=f"{count} run message(s) {status}"
     )
+    return found[-1]
 
 
 def test_create_posts_root_then_metadata_code_and_ready(stack: Stack) -> None:

@@ -13,7 +13,7 @@ import pytest
 from bot.api import serialize
 from bot.composition import Services, build_services
 from bot.config import Settings
-from bot.services.runs import RunView
+from bot.services.runs import RunOutcome, RunRecords, RunView
 from bot.slack import blocks
 from storage import migrate
 from storage.db import make_engine
@@ -142,16 +142,17 @@ def test_an_outcome_that_still_cannot_be_stored_ends_the_run(
     task = services.tasks.create(
         description="d", task_type="generator", requested_by="U1", source="cli"
     ).task
-    real_finish = services.runs.finish
+    real_finish = RunRecords.finish
     refused: list[str] = []
 
-    def finish_once_refused(run_id: str, outcome: object) -> bool:
+    def finish_once_refused(records: RunRecords, run_id: str, outcome: RunOutcome) -> bool:
         if not refused:
             refused.append(run_id)
             raise ValueError("this outcome cannot be stored")
-        return real_finish(run_id, outcome)  # type: ignore[arg-type]
+        return real_finish(records, run_id, outcome)
 
-    monkeypatch.setattr(services.runs, "finish", finish_once_refused)
+    # The worker records through its own RunRecords: refuse there, whichever instance it is.
+    monkeypatch.setattr(RunRecords, "finish", finish_once_refused)
     view = _final(services, services.runs.request(task.id, requested_by="U1").id)
     assert (view.status, view.error_type) == ("failed", "OutcomeNotStored")
     assert refused == [view.id]

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from bot.cli_run import doctor
 from bot.config import Settings
+from bot.roles.cli_run import doctor
 from bot.worker.sandbox import HostIsolation, Sandbox, SandboxUnavailable
 
 FULL = HostIsolation(
@@ -28,7 +28,7 @@ FULL = HostIsolation(
 
 
 def _doctor(iso: HostIsolation, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
-    monkeypatch.setattr("bot.cli_run.probe_host", lambda: iso)
+    monkeypatch.setattr("bot.roles.cli_run.probe_host", lambda: iso)
     out = io.StringIO()
     return doctor(Settings(), out), out.getvalue()
 

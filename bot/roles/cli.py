@@ -14,10 +14,11 @@ from typing import TextIO
 
 from sqlalchemy.exc import OperationalError
 
-from bot.composition import SchemaOutOfDate, Services, build_services
+from bot.composition import SchemaOutOfDate, build_services
 from bot.config import ConfigError, Settings, current_env, example_env, load_settings
 from bot.prog import bot_command, hint
 from bot.progress import Progress, interruptibly, wanted
+from bot.services.container import Services
 from bot.services.errors import ServiceError
 from bot.services.views import TaskDetail, checks_listing
 from bot.worker.sandbox import SandboxUnavailable
@@ -131,7 +132,7 @@ def _task_command(args: argparse.Namespace, services: Services, out: TextIO, err
         if detail.version.checks:
             out.write(f"\n# checks\n{checks_listing(detail.version)}\n")
     elif args.action == "run":
-        from bot.cli_run import run_task
+        from bot.roles.cli_run import run_task
 
         return run_task(args, services, out)
     elif args.action == "list":
@@ -148,7 +149,7 @@ def _task_command(args: argparse.Namespace, services: Services, out: TextIO, err
                 f"{created:<16}  {s.task.name or s.task.desired_action[:40]}\n"
             )
     elif args.action == "usage":
-        from bot.cli_usage import print_usage
+        from bot.roles.cli_usage import print_usage
 
         print_usage(services.usage.report(team_id="", user_id="cli", days=args.days), out)
     elif args.action == "export":
@@ -213,7 +214,7 @@ def _serve(settings: Settings, err: TextIO) -> int:
             "install it, then copy the tokens.\n"
         )
         return 2
-    from bot.server import serve
+    from bot.roles.web import serve
 
     return serve(settings)
 
@@ -255,11 +256,11 @@ def main(
                 engine.dispose()
             return 0
         if command == "doctor":
-            from bot.cli_run import doctor
+            from bot.roles.cli_run import doctor
 
             return doctor(settings, out)
         if command == "worker":
-            from bot.worker.main import run_worker
+            from bot.roles.worker import run_worker
 
             return run_worker(settings)
         runs_here = command == "task" and args.action == "run"

@@ -1,4 +1,5 @@
-"""``python -m bot worker``: a Celery worker that executes runs in the sandbox."""
+"""The worker role, ``python -m bot worker``: a Celery worker that executes runs in the
+sandbox and publishes each run's changes (``bot.worker.relay``)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from bot.worker.celery_app import (
     requeue_after,
     sweep_seconds,
 )
-from bot.worker.executor import RunExecutor
 
 logger = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
@@ -82,12 +82,12 @@ def _celery_worker(settings: Settings) -> int:
     if os.getppid() == 1:
         return 1
     app = make_celery(settings)
-    services = build_services(settings)
-    assert services.sandboxes is not None
-    queue = CeleryQueue(app)
-    services.runs.queue = queue
-    register_worker_task(app, RunExecutor(services.runs, services.sandboxes.get()))
-    sweeper = Sweeper(services.runs, queue, every=sweep_seconds(), requeue_after=requeue_after())
+    services = build_services(settings, runner="celery", celery_app=app, worker=True)
+    assert services.executor is not None
+    register_worker_task(app, services.runs, services.executor)
+    sweeper = Sweeper(
+        services.runs, CeleryQueue(app), every=sweep_seconds(), requeue_after=requeue_after()
+    )
     sweeper.start()
     try:
         app.worker_main(

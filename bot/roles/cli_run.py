@@ -12,9 +12,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
-from bot.composition import Services
 from bot.config import Settings
 from bot.progress import Progress, interruptibly, wanted
+from bot.services.container import Services
 from bot.services.errors import InvalidInput
 from bot.services.outcomes import load_json_result
 from bot.services.runs import RunOutcome, RunView
@@ -57,13 +57,14 @@ def _read_input(args: argparse.Namespace, limit: int) -> tuple[bytes | None, str
 
 
 def _wait(services: Services, run_id: str, progress: Progress) -> RunView:
+    """Until the run ends: woken by the run's own events (this process, or a Celery worker's
+    over Redis), with the database read again every couple of seconds as a safety net."""
     deadline = time.monotonic() + services.runs.stale_after.total_seconds() + 30
     while True:
-        view = services.runs.get(run_id)
+        view = services.runs.wait(run_id, timeout=min(2.0, max(0.0, deadline - time.monotonic())))
         if view.final or time.monotonic() > deadline:
             return view
         progress.say(f"run {run_id[:8]}: {view.status}")
-        time.sleep(0.1)
 
 
 INTERRUPTED = RunOutcome(

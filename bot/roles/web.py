@@ -1,4 +1,5 @@
-"""``python -m bot serve``: Slack, the HTTP API and /healthz in one process."""
+"""The web role, ``python -m bot serve``: acks Slack, serves the HTTP API and /healthz, and
+hands the slow half to the flow process (``bot.roles.flow``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from bot.composition import Runner, Services, build_services
+from bot.composition import Runner, build_services
 from bot.config import Settings
 from bot.prog import hint
+from bot.services.container import Services
+from bot.services.runs import RunQueue
 from bot.web import WebApp, health_checks
 
 logger = logging.getLogger(__name__)
@@ -102,17 +105,21 @@ def build_server(
 
     flows = None
     if flow_process:
+        from bot.roles import flow
         from bot.slack.flowproc import FlowProcess
-        from bot.worker.celery_app import CeleryQueue, make_celery
 
         if settings.task_queue != "celery":
             _check_isolation(settings)  # before the flow process starts the worker pool
-        services = services or build_services(settings)
-        flows = FlowProcess(settings)
+        flows = FlowProcess(settings, target=flow.main)
         flows.start()
-        services.runs.queue = (
-            CeleryQueue(make_celery(settings)) if settings.task_queue == "celery" else flows
-        )
+        if services is None:
+            queue: RunQueue = flows
+            if settings.task_queue == "celery":
+                from bot.worker.celery_app import CeleryQueue, make_celery
+
+                queue = CeleryQueue(make_celery(settings))
+            # Checks run where runs run: the web process never starts sandbox processes.
+            services = build_services(settings, queue=queue, execute=flows.execute)
     elif services is None:
         runner: Runner = "celery" if settings.task_queue == "celery" else "local"
         services = build_services(settings, runner=runner)

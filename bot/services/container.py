@@ -1,0 +1,71 @@
+"""The wired services as the edges see them: built once by the composition root
+(``bot.composition``), frozen, passed in. Worker parts are typed by what the edges use, so
+this layer imports nothing from ``bot.worker``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Engine
+
+from bot.config import Settings
+from bot.services.checks import Execute
+from bot.services.codegen import CodeGenerator
+from bot.services.deliveries import DeliveryService
+from bot.services.events import RunSignal
+from bot.services.housekeeping import TaskHousekeeping
+from bot.services.runs import RunRecords, RunService
+from bot.services.tasks import TaskService
+from bot.services.usage import UsageService
+from storage.uow import UnitOfWorkFactory
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+class Executor(Protocol):
+    """Claims, executes and records one run in this process."""
+
+    def execute(self, run_id: str) -> None: ...
+
+
+class RunPool(Protocol):
+    """The in-process pool (``TASK_QUEUE=local``)."""
+
+    def submit(self, run_id: str) -> None: ...
+
+    def recover(self, runs: RunRecords) -> tuple[list[str], list[str]]: ...
+
+    def wait_idle(self, timeout: float | None = None) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    uow: UnitOfWorkFactory
+    generator: CodeGenerator
+    tasks: TaskService
+    runs: RunService
+    deliveries: DeliveryService
+    housekeeping: TaskHousekeeping
+    usage: UsageService
+    signal: RunSignal
+    checks: Execute  # runs a version's checks harness in a sandbox (this process's, or not)
+    executor: Executor | None = None
+    pool: RunPool | None = None
+    sandboxes: Closeable | None = None
+    relay: Closeable | None = None  # run changes from other processes (Redis pub/sub)
+
+    def close(self) -> None:
+        if self.relay is not None:
+            self.relay.close()
+        if self.pool is not None:
+            self.pool.close()
+        if self.sandboxes is not None:
+            self.sandboxes.close()
+        self.engine.dispose()

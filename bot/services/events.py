@@ -1,0 +1,65 @@
+"""Run changes as events: who changed a run's state says so, and whoever waits hears it.
+
+``RunSignal`` is the in-process signal: the run service calls ``changed`` after it commits a
+run's claim or outcome; subscribers (the Slack run-message watcher) and waiters (the terminal,
+the API) wake at once. Across processes a relay (``bot.worker.relay``: Redis pub/sub) forwards
+what a Celery worker changed, and the receiving process calls ``heard``. The database stays
+the truth: an event only says "look again", so a lost one costs a sweep, never a result."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[str], None]
+
+
+class RunSignal:
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._relays: list[Listener] = []
+        self._changed = threading.Condition()
+        self._count = 0
+
+    def subscribe(self, listener: Listener) -> None:
+        """``listener(run_id)`` after every change, on the changing thread: keep it short."""
+        self._listeners.append(listener)
+
+    def relay(self, send: Listener) -> None:
+        """``send(run_id)`` forwards this process's own changes to other processes."""
+        self._relays.append(send)
+
+    def changed(self, run_id: str) -> None:
+        """A run's state changed here (committed): tell this process and the relays."""
+        self.heard(run_id)
+        for send in self._relays:
+            try:
+                send(run_id)
+            except Exception:
+                logger.exception("could not relay the change of run %s", run_id)
+
+    def heard(self, run_id: str) -> None:
+        """A run's state changed (here or in another process): tell this process."""
+        with self._changed:
+            self._count += 1
+            self._changed.notify_all()
+        for listener in self._listeners:
+            try:
+                listener(run_id)
+            except Exception:
+                logger.exception("a listener to run %s failed", run_id)
+
+    @property
+    def count(self) -> int:
+        """How many changes were heard so far: pass it to ``wait_after``."""
+        with self._changed:
+            return self._count
+
+    def wait_after(self, count: int, timeout: float) -> int:
+        """Block until a change after ``count`` was heard, or ``timeout`` seconds passed."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._count > count, timeout)
+            return self._count
