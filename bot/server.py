@@ -103,16 +103,18 @@ def build_server(
     flows = None
     if flow_process:
         from bot.slack.flowproc import FlowProcess
-        from bot.worker.celery_app import CeleryQueue, make_celery
 
         if settings.task_queue != "celery":
             _check_isolation(settings)  # before the flow process starts the worker pool
         services = services or build_services(settings)
         flows = FlowProcess(settings)
         flows.start()
-        services.runs.queue = (
-            CeleryQueue(make_celery(settings)) if settings.task_queue == "celery" else flows
-        )
+        if settings.task_queue == "celery":
+            from bot.worker.celery_app import CeleryQueue, make_celery  # only then: celery is big
+
+            services.runs.queue = CeleryQueue(make_celery(settings))
+        else:
+            services.runs.queue = flows
     elif services is None:
         runner: Runner = "celery" if settings.task_queue == "celery" else "local"
         services = build_services(settings, runner=runner)
