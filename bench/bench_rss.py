@@ -1,5 +1,6 @@
 """Idle resident memory of the web process of ``python -m bot serve`` (the flow process and
-its children not counted), against a bare Bolt ``AsyncApp`` on the same server in the same run.
+its children not counted), against a bare Bolt ``AsyncApp`` on the same server in the same run,
+on a migrated database.
 
 Run: .venv/bin/python bench/bench_rss.py
 """
@@ -70,6 +71,11 @@ def main() -> None:
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
         "LOG_LEVEL": "ERROR",
     }
+    # Migrated first, as the release step does (and as every start after the first finds it):
+    # a first start on an empty SQLite file upgrades it and so holds alembic too.
+    subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
     ours_port, bare_port = free_port(), free_port()
     procs = [
         subprocess.Popen(
