@@ -1,5 +1,6 @@
 """Helper processes for the benchmarks: `fakes` (mock Slack + stalled model), `bare` (a bare
-Bolt app with a no-op ack on the same server stack as Taskbot: sync Bolt under waitress) and
+Bolt ``AsyncApp`` with a no-op ack on the same server stack as Taskbot: Bolt's ASGI handler on
+uvicorn, configured as ``python -m bot serve`` configures it) and
 `drill-fakes` (mock Slack + a model that answers the same valid code to every request, for
 bench/drill.py; it exits on its own when its parent dies or after ``lifetime`` seconds)."""
 
@@ -45,18 +46,22 @@ def drill_fakes(code_file: str, lifetime: float) -> None:
 
 
 def bare(port: int, secret: str, api_url: str) -> None:
-    from slack_bolt import Ack, App
-    from slack_bolt.adapter.wsgi import SlackRequestHandler
-    from slack_sdk import WebClient
-    from waitress import serve
+    from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
+    from slack_bolt.async_app import AsyncAck, AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
 
-    app = App(signing_secret=secret, client=WebClient(token="xoxb-test", base_url=api_url))
+    from bot.web import listen, run_server, uvicorn_server
+
+    app = AsyncApp(
+        signing_secret=secret, client=AsyncWebClient(token="xoxb-test", base_url=api_url)
+    )
 
     @app.command("/task")
-    def noop(ack: Ack) -> None:
-        ack()
+    async def noop(ack: AsyncAck) -> None:
+        await ack()
 
-    serve(SlackRequestHandler(app), host="127.0.0.1", port=port, threads=32, _quiet=True)
+    handler = AsyncSlackRequestHandler(app)
+    run_server(uvicorn_server(handler), listen(host="127.0.0.1", port=port))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

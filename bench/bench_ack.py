@@ -1,6 +1,7 @@
 """How fast Slack gets its acknowledgement: Taskbot against a bare Bolt app, same stack, same run.
 
-Both apps are Bolt's sync App behind waitress (32 threads) on loopback. Taskbot's model is
+Both apps are Bolt's ``AsyncApp`` behind its ASGI handler on uvicorn (httptools, uvloop),
+configured the same way (``bot.web``), on loopback. Taskbot's model is
 stalled (every generation waits 30 s) and sandboxed runs execute throughout. Measured:
 - ack latency of signed ``/task create`` commands at 32 concurrent (p50, p99), phases
   alternating bare / Taskbot so machine noise hits both;
@@ -271,7 +272,7 @@ def first_message(tmp: Path) -> None:
     engine = make_engine(settings.database_url)
     migrate.upgrade(engine)
     server = build_server(settings, services=build_services(settings, engine=engine))
-    http = BackgroundServer(server.web, threads=32).start()
+    http = BackgroundServer(server.web).start()
     client = Client(f"{http.url}/slack/events")
     firsts = []
     for i in range(10):

@@ -19,7 +19,7 @@ from bot.api.handlers import Handlers, Reply
 from bot.api.http import ApiError, Request, status_line
 from bot.api.openapi import OPENAPI_PATH, build_openapi
 from bot.services.errors import ServiceError
-from bot.web import json_response
+from bot.web import json_body
 from storage.errors import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -28,6 +28,18 @@ if TYPE_CHECKING:
     from bot.services.container import Services
 
 logger = logging.getLogger(__name__)
+
+
+def json_response(
+    start_response: StartResponse, status: str, body: Any, headers: Iterable[tuple[str, str]] = ()
+) -> list[bytes]:
+    data = json_body(body)
+    start_response(
+        status,
+        [("content-type", "application/json"), ("content-length", str(len(data))), *headers],
+    )
+    return [data]
+
 
 Handler = Callable[[Request, Mapping[str, str]], Reply]
 

@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.prog import hint
 from bot.services.container import Services
 from bot.services.runs import RunQueue
-from bot.web import WebApp, health_checks
+from bot.web import WebApp, health_checks, listen, run_server, uvicorn_server
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,6 @@ class Server:
     def close(self) -> None:
         if self.slack_state is not None:
             self.slack_state.stop()
-        if self.socket_mode is not None:
-            self.socket_mode.close()
         if self.slack is not None:
             self.slack.close()
         if self.flow_process is not None:
@@ -41,12 +39,14 @@ class Server:
 
 
 def api_app(services: Services) -> Any:
-    """The seed's HTTP API, when it is part of this build and API_TOKEN is set."""
+    """The seed's HTTP API (WSGI) under ASGI, its calls on a thread pool of their own."""
     try:
         from bot.api import make_api_app
     except ImportError:
         return None
-    return make_api_app(services)
+    from a2wsgi import WSGIMiddleware
+
+    return WSGIMiddleware(make_api_app(services), workers=16)  # type: ignore[arg-type]
 
 
 class SlackState:
@@ -101,7 +101,7 @@ def build_server(
     """The web app. With ``flow_process`` the slow half (Slack flows, model calls, run
     messages and, with TASK_QUEUE=local, the worker pool) runs in a process of its own and this
     one only acks, serves the API and /healthz; otherwise everything runs here (tests)."""
-    from bot.slack.app import build_slack, start_socket_mode
+    from bot.slack.async_app import build_slack, start_socket_mode
 
     flows = None
     if flow_process:
@@ -115,7 +115,7 @@ def build_server(
         if services is None:
             queue: RunQueue = flows
             if settings.task_queue == "celery":
-                from bot.worker.celery_app import CeleryQueue, make_celery
+                from bot.worker.celery_app import CeleryQueue, make_celery  # only then: big
 
                 queue = CeleryQueue(make_celery(settings))
             # Checks run where runs run: the web process never starts sandbox processes.
@@ -125,20 +125,19 @@ def build_server(
         services = build_services(settings, runner=runner)
         if services.pool is not None:
             services.pool.recover(services.runs)
-    verified = slack_state is None or slack_state.value == "ok"
-    slack = build_slack(services, client=slack_client, dispatcher=flows, verify_token=verified)
+    slack = build_slack(services, client=slack_client, dispatcher=flows)
     slack.start()
-    socket_mode = None
-    if settings.slack_app_token:
-        try:
-            socket_mode = start_socket_mode(slack, settings.slack_app_token)
-        except BaseException:
-            slack.close()
-            if flows is not None:
-                flows.close()
-            services.close()
-            raise
+    server = Server(services, WebApp(health=lambda: {}), slack, None, flows, slack_state)
+    app_token = settings.slack_app_token
+
+    async def connect_socket_mode() -> None:
+        server.socket_mode = await start_socket_mode(slack, app_token)
         logger.info("Slack traffic comes over Socket Mode")
+
+    async def close_socket_mode() -> None:
+        if server.socket_mode is not None:
+            await server.socket_mode.close_async()
+            server.socket_mode = None
 
     def health() -> dict[str, str]:
         report = health_checks(services)
@@ -146,12 +145,14 @@ def build_server(
             report["slack"] = slack_state.value
         return report
 
-    web = WebApp(
+    server.web = WebApp(
         health=health,
-        slack=None if settings.slack_app_token else slack.handler,
+        slack=None if app_token else slack.handler,  # type: ignore[arg-type]
         api=api_app(services),
+        on_startup=(connect_socket_mode,) if app_token else (),
+        on_shutdown=(close_socket_mode,) if app_token else (),
     )
-    return Server(services, web, slack, socket_mode, flows, slack_state)
+    return server
 
 
 def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
@@ -160,8 +161,6 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
     with nothing started; Slack unreachable over HTTP is one warning line, then the HTTP API,
     /healthz (``"slack": "unreachable: ..."``) and /slack/events are served while it is
     checked again every 30 s."""
-    from waitress.server import create_server
-
     from bot.slack.app import check_slack
 
     check = check_slack(settings)
@@ -177,22 +176,25 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
             "as it answers.\n"
         )
     try:
-        listener = create_server(
-            _NotYet(), host="0.0.0.0", port=settings.port, threads=32, ident="taskbot"
-        )
+        sock = listen(host="0.0.0.0", port=settings.port)
     except OSError as exc:
         err.write(f"error: cannot listen on port {settings.port} (PORT): {exc.strerror}\n")
         return 1
     server = build_server(settings, flow_process=True, slack_state=SlackState(settings, check))
     sweeper = _Sweeper(server.services)
-    listener.application = server.web
+    web = uvicorn_server(server.web)
     logger.info("serving on port %s (Slack at /slack/events, /healthz)", settings.port)
     try:
-        listener.run()
+        run_server(web, sock)
+    except KeyboardInterrupt:
+        pass  # uvicorn stopped on Ctrl-C and raised it again: that is the quiet way out
     finally:
         sweeper.stop()
-        listener.close()
+        sock.close()
         server.close()
+    if not web.started and settings.slack_app_token:
+        err.write("error: Socket Mode could not connect to Slack.\n")
+        return 1
     return 0
 
 
@@ -220,11 +222,3 @@ class _Sweeper:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-class _NotYet:
-    """The application until the real one is built (nothing is accepted before ``run``)."""
-
-    def __call__(self, environ: Any, start_response: Any) -> list[bytes]:
-        start_response("503 Service Unavailable", [("content-type", "text/plain")])
-        return [b"starting"]

@@ -18,11 +18,13 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
-
-import openai
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bot.services.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    import openai
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +165,14 @@ def format_instructions(schema: Mapping[str, Any]) -> str:
     )
 
 
+def _sdk() -> ModuleType:
+    """The openai package, imported on first use: it is about 45 MiB and a second of start-up
+    that a web process which never generates (Slack's ack path) does not pay."""
+    import openai
+
+    return openai
+
+
 class OpenAICodeGenerator:
     """Any OpenAI-compatible chat completions server, through the official SDK."""
 
@@ -182,13 +192,24 @@ class OpenAICodeGenerator:
         self._first_mode: Mode = response_format
         # Every HTTP request is counted, the SDK's own retries included, per calling thread.
         self._sent = threading.local()
-        self._client = openai.OpenAI(
-            api_key=api_key or "not-set",
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._count]}),
-        )
+        self._options = (api_key or "not-set", timeout, max_retries)
+        self._made: openai.OpenAI | None = None
+        self._making = threading.Lock()
+
+    @property
+    def _client(self) -> openai.OpenAI:
+        with self._making:
+            if self._made is None:
+                sdk = _sdk()
+                api_key, timeout, max_retries = self._options
+                self._made = sdk.OpenAI(
+                    api_key=api_key,
+                    base_url=self._base_url,
+                    timeout=timeout,
+                    max_retries=max_retries,
+                    http_client=sdk.DefaultHttpxClient(event_hooks={"request": [self._count]}),
+                )
+            return self._made
 
     def _count(self, _request: object) -> None:
         self._sent.value = getattr(self._sent, "value", 0) + 1
@@ -219,9 +240,10 @@ class OpenAICodeGenerator:
         )
         if mode == "json_object":
             return sent, {"type": "json_object"}
-        return sent, openai.omit
+        return sent, _sdk().omit
 
     def generate(self, messages: Sequence[ChatMessage], *, schema: Mapping[str, Any]) -> ModelReply:
+        openai = _sdk()
         mode = self.mode
         self._sent.value = 0
         while True:
@@ -266,6 +288,7 @@ class OpenAICodeGenerator:
         return error
 
     def _error(self, exc: openai.OpenAIError) -> ModelUnavailable:
+        openai = _sdk()
         if isinstance(exc, openai.APITimeoutError):
             return ModelUnavailable(
                 "The model server did not answer in time. Try again in a moment."

@@ -17,66 +17,17 @@ from bot.services.validation import check_code
 
 logger = logging.getLogger(__name__)
 
+
+def answer_schema() -> dict[str, Any]:
+    """The answer's JSON schema, from its pydantic model (imported on first generation, like
+    the model's SDK: a web process that never generates does not hold pydantic)."""
+    from bot.services.answer_schema import ANSWER_SCHEMA
+
+    return ANSWER_SCHEMA
+
+
 PROMPT_VERSION = "2026-12-01.1"
 MAX_REPAIR_ROUNDS = 2
-
-_IO_SHAPE = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["description", "formats"],
-    "properties": {
-        "description": {"type": "string"},
-        "formats": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-ANSWER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": [
-        "name",
-        "title",
-        "summary",
-        "inputs",
-        "outputs",
-        "code",
-        "checks",
-        "replaced_checks",
-        "change_summary",
-    ],
-    "properties": {
-        "name": {"type": "string", "description": "snake_case name of the task"},
-        "title": {"type": "string"},
-        "summary": {"type": "string", "description": "one or two sentences on what it does"},
-        "inputs": _IO_SHAPE,
-        "outputs": _IO_SHAPE,
-        "code": {"type": "string", "description": "the whole Python module"},
-        "checks": {
-            "type": "array",
-            "description": "1 to 5 self-checks, each a function check_<what>() with no arguments",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["name", "code"],
-                "properties": {"name": {"type": "string"}, "code": {"type": "string"}},
-            },
-        },
-        "replaced_checks": {
-            "type": "array",
-            "description": "earlier checks this version drops or rewrites, and why",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["name", "reason"],
-                "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
-            },
-        },
-        "change_summary": {
-            "type": "string",
-            "description": "what changed from the previous version (empty for a new task)",
-        },
-    },
-}
 
 _TYPE_RULES = {
     "passthrough": (
@@ -301,7 +252,7 @@ class Generation:
                         raise
                     break
             try:
-                reply = self.generator.generate(history, schema=ANSWER_SCHEMA)
+                reply = self.generator.generate(history, schema=answer_schema())
             except ModelUnavailable as exc:
                 spent.model_requests += exc.requests
                 raise

@@ -1,4 +1,5 @@
-"""Builds the Bolt app, its clients, the executor for slow work and the run-message watcher."""
+"""The slow half's Slack side: its clients, pools and the run-message watcher, and the
+start-up check of the bot token. The Bolt app itself is ``bot.slack.async_app``."""
 
 from __future__ import annotations
 
@@ -6,9 +7,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -24,8 +22,7 @@ from bot.services.replies import RunReplies
 from bot.slack.dispatch import Handlers
 from bot.slack.files import SlackFiles
 from bot.slack.flows import SlackFlows
-from bot.slack.listeners import register_listeners
-from bot.slack.messages import Dispatcher, Message, Revoked
+from bot.slack.messages import Message, Revoked
 from bot.slack.notifier import ClientSource, RunWatcher
 from bot.slack.outcomes import Uninstalled
 
@@ -90,22 +87,7 @@ class FlowRuntime:
         self.generators.shutdown(wait=False, cancel_futures=True)
 
 
-@dataclass
-class SlackRuntime:
-    app: App
-    handler: SlackRequestHandler
-    flows: FlowRuntime | None  # None when the flow process does the slow half
-
-    def start(self) -> None:
-        if self.flows is not None:
-            self.flows.start()
-
-    def close(self) -> None:
-        if self.flows is not None:
-            self.flows.close()
-
-
-def _installations(services: Services) -> InstallationStore | None:
+def installations_of(services: Services) -> InstallationStore | None:
     settings = services.settings
     if not (settings.slack_client_id and settings.slack_client_secret):
         return None
@@ -125,7 +107,7 @@ def _client(services: Services, client: WebClient | None) -> WebClient:
 def build_flows(services: Services, *, client: WebClient | None = None) -> FlowRuntime:
     settings = services.settings
     clients = ClientSource(
-        default=_client(services, client), installations=_installations(services)
+        default=_client(services, client), installations=installations_of(services)
     )
     workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
     generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
@@ -205,58 +187,3 @@ def check_slack(settings: Settings, *, timeout: float = 10.0) -> SlackCheck:
     finally:
         sdk_logger.setLevel(level)
     return SlackCheck(ok=True)
-
-
-def build_slack(
-    services: Services,
-    *,
-    client: WebClient | None = None,
-    dispatcher: Dispatcher | None = None,
-    verify_token: bool = True,
-) -> SlackRuntime:
-    """The Bolt app. Without a ``dispatcher`` the slow half runs in this process."""
-    settings = services.settings
-    client = _client(services, client)
-    installations = _installations(services)
-    kwargs: dict[str, object] = {}
-    if installations is not None:
-        from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
-
-        kwargs["installation_store"] = installations
-        kwargs["oauth_settings"] = OAuthSettings(
-            client_id=settings.slack_client_id,
-            client_secret=settings.slack_client_secret,
-            scopes=list(BOT_SCOPES),
-            installation_store=installations,
-            state_store=SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=services.engine),
-            install_path="/slack/install",
-            redirect_uri_path="/slack/oauth_redirect",
-        )
-    app = App(
-        signing_secret=settings.slack_signing_secret or None,
-        # Without verification (Slack was unreachable at start) Bolt checks the token on the
-        # first request instead.
-        token_verification_enabled=verify_token,
-        request_verification_enabled=bool(settings.slack_signing_secret),
-        client=client,
-        # Listeners only parse, ack and hand a job to the dispatcher; a wide pool keeps acks
-        # from queueing behind each other. (Running listeners on the request thread instead
-        # gave a worse p99 in bench/bench_ack.py.)
-        listener_executor=ThreadPoolExecutor(max_workers=64, thread_name_prefix="bolt-listener"),
-        **kwargs,  # type: ignore[arg-type]
-    )
-    flows = None
-    if dispatcher is None:
-        flows = build_flows(services, client=client)
-        dispatcher = flows
-    register_listeners(app, dispatcher, revocations=installations is not None)
-    return SlackRuntime(app, SlackRequestHandler(app), flows)
-
-
-def start_socket_mode(runtime: SlackRuntime, app_token: str) -> object:
-    """Connect over Socket Mode (no public URL); returns the handler, already connected."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-    handler = SocketModeHandler(runtime.app, app_token)
-    handler.connect()  # type: ignore[no-untyped-call]
-    return handler

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.slack import blocks, commands
 from bot.slack import messages as m
@@ -43,7 +43,7 @@ def delivery_key(body: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _origin(context: BoltContext, *, channel_id: str) -> Origin:
+def _origin(context: AsyncBoltContext, *, channel_id: str) -> Origin:
     """The workspace a request belongs to, as Bolt resolved it: the installation's team (for
     Slack Connect, ``authorizations[0]`` or ``view.app_installed_team_id``, not the outer
     ``team_id``) and enterprise (on Grid, ``team.enterprise_id`` in interactivity payloads)."""
@@ -55,7 +55,7 @@ def _origin(context: BoltContext, *, channel_id: str) -> Origin:
     )
 
 
-def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = False) -> None:
+def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bool = False) -> None:
     """Every listener parses, acks and hands one typed message (``bot.slack.messages``) to the
     dispatcher; nothing else.
 
@@ -64,13 +64,13 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
     that workspace stops."""
 
     @app.command("/task")
-    def on_task(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+    async def on_task(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
         parsed = commands.parse(command.get("text", ""))
         if isinstance(parsed, commands.Help):
             text = f"{parsed.problem}\n\n{commands.USAGE}" if parsed.problem else commands.USAGE
-            ack(response_type="ephemeral", text=text)
+            await ack(response_type="ephemeral", text=text)
             return
-        ack()
+        await ack()
         origin = _origin(context, channel_id=command.get("channel_id", ""))
         reply = Reply(response_url=command.get("response_url"))
         base: dict[str, Any] = {"origin": origin, "reply": reply, "delivery": delivery_key(command)}
@@ -94,10 +94,10 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
         dispatcher.dispatch(message)
 
     @app.action(blocks.RUN_ACTION)
-    def on_run_button(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext
+    async def on_run_button(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        ack()
+        await ack()
         origin = _origin(context, channel_id=str(context.channel_id or ""))
         reply = Reply(response_url=body.get("response_url"))
         message = m.RunButton(
@@ -110,10 +110,10 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
         dispatcher.dispatch(message)
 
     @app.action(DELETE_ACTION)
-    def on_delete_button(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext
+    async def on_delete_button(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        ack()
+        await ack()
         origin = _origin(context, channel_id=str(context.channel_id or ""))
         reply = Reply(response_url=body.get("response_url"))
         message = m.DeleteTask(
@@ -125,15 +125,17 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
         dispatcher.dispatch(message)
 
     @app.view(blocks.RUN_MODAL)
-    def on_run_modal(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
+    async def on_run_modal(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
     ) -> None:
         values = view.get("state", {}).get("values", {})
         files = values.get(blocks.FILE_BLOCK, {}).get(blocks.FILE_ACTION, {}).get("files") or []
         if not files:
-            ack(response_action="errors", errors={blocks.FILE_BLOCK: "Add at least one file."})
+            await ack(
+                response_action="errors", errors={blocks.FILE_BLOCK: "Add at least one file."}
+            )
             return
-        ack()
+        await ack()
         metadata = view.get("private_metadata", "")
         channel = ""
         try:
@@ -152,7 +154,9 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
         dispatcher.dispatch(message)
 
     @app.event("message")
-    def on_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
+    async def on_message(
+        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         if event.get("subtype") in IGNORED_SUBTYPES or event.get("bot_id") or event.get("hidden"):
             return
         user = event.get("user")
@@ -169,7 +173,9 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
         dispatcher.dispatch(message)
 
     @app.event("app_mention")
-    def on_mention(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
+    async def on_mention(
+        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         if event.get("thread_ts") or event.get("bot_id"):
             return  # in a thread, the message listener handles it
         origin = _origin(context, channel_id=str(event.get("channel", "")))
@@ -184,20 +190,22 @@ def register_listeners(app: App, dispatcher: Dispatcher, *, revocations: bool = 
 
     @app.event("tokens_revoked")
     @app.event("app_uninstalled")
-    def on_revoked(body: dict[str, Any], context: BoltContext, event: dict[str, Any]) -> None:
+    async def on_revoked(
+        body: dict[str, Any], context: AsyncBoltContext, event: dict[str, Any]
+    ) -> None:
         origin = _origin(context, channel_id="")
         if event.get("type") == "tokens_revoked":
             if tokens is not None:
-                tokens(event=event, context=context)
+                await tokens(event=event, context=context)
             if not (event.get("tokens") or {}).get("bot"):
                 return  # only user tokens went; the bot's still works
         elif uninstalled is not None:
-            uninstalled(context=context)
+            await uninstalled(context=context)
         logger.warning(
             "Slack says %s for team %s: its work stops", event.get("type"), origin.team_id
         )
         dispatcher.dispatch(m.Revoked(origin=origin, reply=Reply(), delivery=delivery_key(body)))
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any]) -> None:
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
         logger.error("unhandled error in a Slack listener: %r (type %s)", error, body.get("type"))

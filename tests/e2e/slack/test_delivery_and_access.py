@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from freezegun import freeze_time
-from slack_bolt.request import BoltRequest
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.request import SocketModeRequest
 
@@ -43,9 +44,14 @@ def test_a_signature_from_five_minutes_ago_is_stale(stack: Stack) -> None:
         ],
     }
     app = stack.server.slack.app
-    assert app.dispatch(BoltRequest(body=body, headers=headers)).status == 200
+
+    def status() -> int:
+        request = AsyncBoltRequest(body=body, headers=headers)
+        return asyncio.run(app.async_dispatch(request)).status
+
+    assert status() == 200
     with freeze_time(now + timedelta(minutes=5, seconds=30)):
-        assert app.dispatch(BoltRequest(body=body, headers=headers)).status == 401
+        assert status() == 401
 
 
 def test_retried_deliveries_never_duplicate(stack: Stack) -> None:
@@ -191,14 +197,14 @@ class RecordingSocketClient:
         self.sent: list[Any] = []
         self.logger = logging.getLogger("socket-mode-test")
 
-    def send_socket_mode_response(self, response: Any) -> None:
+    async def send_socket_mode_response(self, response: Any) -> None:
         self.sent.append(response)
 
 
 def test_a_socket_mode_dispatch(stack: Stack) -> None:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    """Bolt's async Socket Mode handler over the same AsyncApp the HTTP edge serves."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    handler = SocketModeHandler(stack.server.slack.app, app_token="xapp-test")
     client = RecordingSocketClient()
     stack.model.queue(answer_json(code=CSV_ROWS))
     payload = {
@@ -210,20 +216,18 @@ def test_a_socket_mode_dispatch(stack: Stack) -> None:
         "trigger_id": "trigger.socket",
         "response_url": stack.mock.response_url("s"),
     }
-    handler.handle(
-        client, SocketModeRequest(type="slash_commands", envelope_id="env-1", payload=payload)
-    )
+
+    async def deliver(envelope_id: str, body: dict[str, Any]) -> None:
+        handler = AsyncSocketModeHandler(stack.server.slack.app, app_token="xapp-test")
+        request = SocketModeRequest(type="slash_commands", envelope_id=envelope_id, payload=body)
+        await handler.handle(client, request)  # type: ignore[arg-type]
+        await handler.client.close()
+
+    asyncio.run(deliver("env-1", payload))
     assert client.sent and client.sent[0].envelope_id == "env-1"
     assert "ready" in text_of(stack.mock.wait_for("chat.update")[-1])
     client.sent.clear()
-    handler.handle(
-        client,
-        SocketModeRequest(
-            type="slash_commands",
-            envelope_id="env-2",
-            payload={**payload, "text": "help", "trigger_id": "t.s2"},
-        ),
-    )
+    asyncio.run(deliver("env-2", {**payload, "text": "help", "trigger_id": "t.s2"}))
     assert "/task create" in json.dumps(client.sent[0].payload)
 
 

@@ -1,4 +1,4 @@
-"""The API over real HTTP: waitress on loopback, a real database, the fake model, a real sandbox."""
+"""The API over real HTTP: uvicorn on loopback, a real database, the fake model, a real sandbox."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from bot.server import api_app
 
-from bot.api import make_api_app
 from bot.composition import Runner, Services, build_services
 from bot.config import Settings
 from bot.web import BackgroundServer, WebApp, health_checks
@@ -168,7 +168,7 @@ def make_api() -> Iterator[MakeApi]:
         services = build_services(
             api_settings(db_url, **extra), engine=engine, generator=model, runner=runner
         )
-        app = WebApp(health=lambda: health_checks(services), api=make_api_app(services))
+        app = WebApp(health=lambda: health_checks(services), api=api_app(services))
         server = BackgroundServer(app).start()
         made.append((services, server))
         return Api(server.url, services, model)

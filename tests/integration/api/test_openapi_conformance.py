@@ -1,6 +1,6 @@
 """schemathesis against the served /api/openapi.json: no 5xx, every response matches its schema.
 
-The server is real (waitress on loopback, SQLite, a model that always answers, the in-process
+The server is real (uvicorn on loopback, SQLite, a model that always answers, the in-process
 pool with the real sandbox) and the schema is loaded over HTTP from the running server, as an
 outside client sees it. Each operation is fuzzed three ways: valid data with random ids, valid
 data with the ids of a real task and run, and invalid data (which must be refused with a 4xx).

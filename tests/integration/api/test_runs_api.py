@@ -174,7 +174,7 @@ def test_oversized_inputs_are_413(api: Api) -> None:
 
 
 def test_declared_length_over_the_limit_is_refused_before_reading(api: Api) -> None:
-    """waitress buffers a body before calling the app, so this calls the WSGI app directly
+    """Over HTTP a client may send the body anyway; this calls the WSGI app directly
     with a body stream that must never be read."""
 
     class Untouchable(io.RawIOBase):
