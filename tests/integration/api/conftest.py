@@ -12,10 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from bot.server import api_app
 
 from bot.composition import Runner, Services, build_services
 from bot.config import Settings
+from bot.roles.web import api_app
 from bot.web import BackgroundServer, WebApp, health_checks
 from storage import migrate
 from storage.db import make_engine
