@@ -142,7 +142,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANDBOX_MAX_INPUT_MB", "20", "Largest input file, in MiB.", "Sandbox"),
     Setting(
         "SANDBOX_PACKAGES",
-        "numpy,pandas",
+        "numpy,pandas,matplotlib,openpyxl,pyarrow,pypdf,docx",
         "Packages generated code may import besides the standard library.",
         "Sandbox",
     ),
@@ -253,7 +253,15 @@ class Settings:
     sandbox_max_open_files: int = 256
     sandbox_max_output_kb: int = 1024
     sandbox_max_input_mb: int = 20
-    sandbox_packages: tuple[str, ...] = ("numpy", "pandas")
+    sandbox_packages: tuple[str, ...] = (
+        "numpy",
+        "pandas",
+        "matplotlib",
+        "openpyxl",
+        "pyarrow",
+        "pypdf",
+        "docx",
+    )
     sandbox_insecure: bool = False
     api_token: str = ""
     port: int = 3000

@@ -7,6 +7,7 @@ cannot work here so the model can repair it, and they tell the user what the cod
 from __future__ import annotations
 
 import ast
+import importlib.util
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -105,6 +106,12 @@ def check_code(code: str, *, allowed_packages: Iterable[str], max_bytes: int) ->
             f"imports not allowed: {', '.join(forbidden)} "
             f"(only the standard library and these packages: {extra})"
         )
+    missing = [n for n in imports if n in allowed and not is_installed(n)]
+    if missing:
+        problems.append(
+            f"allowed but not installed on this server: {', '.join(missing)} "
+            "(use another allowed package, or ask the operator to install it)"
+        )
     signature = _run_signature_error(tree)
     if signature:
         problems.insert(0, signature)
@@ -112,3 +119,11 @@ def check_code(code: str, *, allowed_packages: Iterable[str], max_bytes: int) ->
         return CodeCheck(False, "; ".join(problems), imports)
     dependencies = tuple(name for name in imports if name != "__future__")
     return CodeCheck(True, None, dependencies)
+
+
+def is_installed(module: str) -> bool:
+    """Can a top-level module be imported here (found on the path, without importing it)?"""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

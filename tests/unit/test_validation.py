@@ -82,3 +82,13 @@ def test_size_cap_counts_bytes() -> None:
 
 def test_empty_code_is_refused() -> None:
     assert not check("   \n").ok
+
+
+def test_an_allowed_package_that_is_not_installed_is_named() -> None:
+    code = "import not_installed_pkg_xyz\nimport pandas\ndef run(p):\n  return 1\n"
+    result = check_code(
+        code, allowed_packages=("pandas", "not_installed_pkg_xyz"), max_bytes=10_000
+    )
+    assert not result.ok and result.error is not None
+    assert "allowed but not installed on this server: not_installed_pkg_xyz" in result.error
+    assert "pandas" not in result.error.split("installed on this server:")[1]

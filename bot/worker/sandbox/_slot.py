@@ -50,6 +50,7 @@ class SlotConfig:
     seccomp: bool
     landlock_abi: int | None
     memory_slack: int = 64 * 2**20
+    cache_dir: Path | None = None  # the zygote's package caches (0700, out of every run's reach)
 
 
 class Slot:
@@ -112,6 +113,7 @@ class Slot:
             "landlock_abi": cfg.landlock_abi,
             "cgroup_files": self.cgroup.files if self.cgroup else {},
             "memory_slack": cfg.memory_slack,
+            "cache_dir": str(cfg.cache_dir) if cfg.cache_dir else None,
         }
 
     def stop(self) -> None:

@@ -62,13 +62,17 @@ def _default_python() -> str:
     return python
 
 
+# The base set for data jobs, warm in every zygote (Settings.sandbox_packages by default).
+BASE_PACKAGES = ("numpy", "pandas", "matplotlib", "openpyxl", "pyarrow", "pypdf", "docx")
+
+
 class Sandbox:
     def __init__(
         self,
         *,
         slots: int = 2,
         limits: SandboxLimits = SandboxLimits(),  # noqa: B008 - frozen, shared safely
-        packages: Sequence[str] = ("numpy", "pandas"),
+        packages: Sequence[str] = BASE_PACKAGES,
         work_root: Path | None = None,
         python: str | None = None,
         allow_insecure: bool = False,
@@ -152,7 +156,12 @@ class Sandbox:
                 remove_tree(slot_dir)
             slot_dir.mkdir(mode=0o711)
             os.chmod(slot_dir, 0o711)
+            cache_dir = root / f"cache-{index}"
+            if cache_dir.exists():
+                remove_tree(cache_dir)
+            cache_dir.mkdir(mode=0o700)
             config = SlotConfig(
+                cache_dir=cache_dir,
                 index=index,
                 python=python,
                 slot_dir=slot_dir,

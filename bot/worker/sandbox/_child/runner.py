@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from . import landlock, linux, protocol
+from . import landlock, linux, protocol, warm
 from .seccomp import SeccompFilter
 
 _THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -105,6 +105,7 @@ def _confine(spec: RunSpec, conf: Confinement, *, fds: Sequence[int], ruleset: i
         # As root (CAP_SYS_ADMIN) no_new_privs is not needed yet; nothing below opens paths
         # outside the run dir.
         landlock.enforce(ruleset, read_write=[spec.run_dir], abi=conf.landlock_abi)
+    warm.release_handles()
     stdout_w, stderr_w, result_w = fds
     os.dup2(conf.devnull_fd, 0)
     os.dup2(stdout_w, 1)
@@ -126,6 +127,7 @@ def _confine(spec: RunSpec, conf: Confinement, *, fds: Sequence[int], ruleset: i
     env.update(dict.fromkeys(_THREAD_VARS, "1"))
     os.environ.clear()
     os.environ.update(env)
+    warm.point_caches(spec.tmp_dir)
     tempfile.tempdir = None
     sys.dont_write_bytecode = True
     sys.argv = ["task.py"]

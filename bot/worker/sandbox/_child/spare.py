@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import select
 import signal
 import socket
-import sys
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from . import linux, protocol, runner
+from .warm import warm_up
 
-
-def warm_up(package: str) -> None:
-    """Run the package's hot paths on synthetic data, so a child finds them warm.
-
-    Called in the zygote (lazy imports, caches) and in a spare after fork (to take the
-    copy-on-write page faults before the run arrives rather than during it).
-    """
-    if package != "pandas":
-        return
-    pandas: Any = sys.modules["pandas"]
-    frame = pandas.read_csv(io.BytesIO(b"key,count,value\nx,1,2.5\ny,3,4.5\n"))
-    frame.describe().to_dict()
-    frame.to_dict(orient="records")
+__all__ = ["Spare", "spare_main", "warm_up"]
 
 
 @dataclass

@@ -68,6 +68,12 @@ class Zygote:
             self.features["mount_view"] = view_fd is not None
             self.features["init_pid"] = self.init_pid
         import_errors = {}
+        # Packages read their settings at import: no display, and caches in a directory of
+        # the zygote's own that no run can reach (each run is pointed at its own, see warm.py).
+        os.environ["MPLBACKEND"] = "Agg"
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"  # no jemalloc threads, one heap
+        if self.config.get("cache_dir"):
+            os.environ["MPLCONFIGDIR"] = self.config["cache_dir"]
         for package in self.config.get("packages", []):
             try:
                 importlib.import_module(package)
