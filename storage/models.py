@@ -69,6 +69,11 @@ class TaskState(enum.StrEnum):
     FAILED = "failed"
 
 
+class TaskType(enum.StrEnum):
+    PASSTHROUGH = "passthrough"  # takes an input file
+    GENERATOR = "generator"  # takes none
+
+
 class RunStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

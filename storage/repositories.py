@@ -206,7 +206,11 @@ class RunRepository:
     def claim_reply(self, run_id: str, *, shown: str | None, showing: str | None) -> bool:
         shown_now = Run.notified_status.is_(None) if shown is None else Run.notified_status == shown
         result = self.session.execute(
-            update(Run).where(Run.id == run_id, shown_now).values(notified_status=showing)
+            update(Run)
+            # An update that ended for good is never claimed again, even by a pass that read
+            # the run before it ended.
+            .where(Run.id == run_id, shown_now, Run.reply_error.is_(None))
+            .values(notified_status=showing)
         )
         return bool(getattr(result, "rowcount", 0))
 

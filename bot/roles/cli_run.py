@@ -85,15 +85,15 @@ LIMIT_SETTINGS = {
 
 
 def describe(view: RunView) -> str:
-    if view.status == "succeeded":
+    if view.status is RunStatus.SUCCEEDED:
         return f"succeeded in {view.duration_seconds or 0:.2f} s"
-    if view.status == "timed_out":
+    if view.status is RunStatus.TIMED_OUT:
         return f"timed out after {view.duration_seconds or 0:.1f} s (SANDBOX_WALL_SECONDS)"
-    if view.status == "killed":
+    if view.status is RunStatus.KILLED:
         setting = LIMIT_SETTINGS.get(view.killed_reason or "")
         where = f" ({setting})" if setting else ""
         return f"killed: over the {view.killed_reason or 'resource'} limit{where}"
-    if view.status == "failed":
+    if view.status is RunStatus.FAILED:
         text = f"failed: {view.error_type or 'Error'}: {view.error_message or ''}".rstrip()
         return for_terminal(text)
     return view.status
@@ -164,7 +164,7 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
         else:
             name = for_terminal(f.name)
             err.write(f"output file {name} ({f.size} bytes); save with --output-dir DIR\n")
-    return 0 if view.status == "succeeded" else 1
+    return 0 if view.status is RunStatus.SUCCEEDED else 1
 
 
 def doctor(settings: Settings, out: TextIO) -> int:

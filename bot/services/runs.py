@@ -23,7 +23,7 @@ from bot.services.outcomes import OutputFileView, RunOutcome, stored_files, stor
 from bot.services.tasks import TaskService
 from bot.services.usage import UsageService
 from bot.services.validation import check_code
-from storage.models import Run, RunFile, RunStatus
+from storage.models import Run, RunFile, RunStatus, TaskType
 from storage.uow import UnitOfWorkFactory
 
 __all__ = ["OutputFileView", "RunOutcome", "RunRecords", "RunService", "RunView"]
@@ -42,7 +42,7 @@ class RunView:
     id: str
     task_id: str
     version_number: int
-    status: str
+    status: RunStatus
     requested_by: str
     input_name: str | None
     input_size: int | None
@@ -66,7 +66,7 @@ class RunView:
 
     @property
     def final(self) -> bool:
-        return RunStatus(self.status).final
+        return self.status.final
 
     @classmethod
     def of(cls, run: Run, files: Sequence[RunFile] = ()) -> RunView:
@@ -74,7 +74,7 @@ class RunView:
             id=run.id,
             task_id=run.task_id,
             version_number=run.version_number,
-            status=run.status,
+            status=RunStatus(run.status),
             requested_by=run.requested_by,
             input_name=run.input_name,
             input_size=run.input_size,
@@ -290,11 +290,11 @@ class RunService(RunRecords):
         """Record a run as queued (with its input), then hand it to the queue."""
         detail = self._tasks.show(ref, version=version, team_id=team_id)
         task = detail.task
-        if task.task_type == "generator" and input_data is not None:
+        if task.task_type is TaskType.GENERATOR and input_data is not None:
             raise InvalidInput(
                 f"Task {task.id[:8]} is a generator: it takes no input file. Run it without one."
             )
-        if task.task_type == "passthrough" and input_data is None:
+        if task.task_type is TaskType.PASSTHROUGH and input_data is None:
             raise InvalidInput(
                 f"Task {task.id[:8]} needs an input file: run it with one (a file or "
                 "`input_text` in the API, `--input FILE` or `--text` in the terminal)."

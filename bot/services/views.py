@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.models import Task, TaskVersion
+from storage.models import Task, TaskState, TaskType, TaskVersion
 
 
 def money(cost_usd: float | None) -> str:
@@ -37,8 +37,8 @@ class TaskView:
     creator: str
     source: str
     desired_action: str
-    task_type: str
-    state: str
+    task_type: TaskType
+    state: TaskState
     state_detail: str | None
     name: str | None
     current_version: int | None
@@ -56,8 +56,8 @@ class TaskView:
             creator=task.creator,
             source=task.source,
             desired_action=task.desired_action,
-            task_type=task.task_type,
-            state=task.state,
+            task_type=TaskType(task.task_type),
+            state=TaskState(task.state),
             state_detail=task.state_detail,
             name=task.name,
             current_version=task.current_version,

@@ -18,6 +18,7 @@ from bot.services.views import (
     VersionView,
     checks_listing,
 )
+from storage.models import RunStatus, TaskType
 
 Block = dict[str, Any]
 
@@ -162,7 +163,7 @@ def version_metadata(detail: TaskDetail) -> Message:
     deps = ", ".join(meta.get("dependencies", []) or []) or "standard library only"
     how = (
         "Drop a file in this thread to run it on that file, or click *Run*."
-        if task.task_type == "passthrough"
+        if task.task_type is TaskType.PASSTHROUGH
         else "Click *Run* (or `/task run " + task.id[:8] + "`) to run it."
     )
     lines = [
@@ -324,17 +325,17 @@ def run_headline(run: RunView) -> str:
 def run_message(run: RunView) -> Message:
     headline = run_headline(run)
     blocks: list[Block] = [_mrkdwn(headline)]
-    if run.status == "failed":
+    if run.status is RunStatus.FAILED:
         detail = (run.error_message or "").strip()
         tail = "\n".join((run.traceback_tail or "").strip().splitlines()[-8:])
         blocks.append(
             preformatted(f"{detail}\n{tail}".strip()[:RESULT_INLINE_LIMIT] or "(no details)")
         )
-    elif run.status == "succeeded":
+    elif run.status is RunStatus.SUCCEEDED:
         rendered = render_result(run)
         if rendered.preview is not None:
             blocks.append(preformatted(rendered.preview))
-    if run.final and run.stderr and run.status != "succeeded":
+    if run.final and run.stderr and run.status is not RunStatus.SUCCEEDED:
         blocks.append(_context("stderr: " + _inline(run.stderr.strip()[-500:])))
     if run.final and run.files:
         names = ", ".join(f"`{_inline(f.name)}`" for f in run.files)

@@ -22,6 +22,7 @@ from bot.slack.files import SlackFiles, Upload, upload_to_thread
 from bot.slack.messages import Origin
 from bot.slack.usage_blocks import usage_message
 from storage.errors import StorageUnavailable
+from storage.models import TaskType
 
 logger = logging.getLogger(__name__)
 
@@ -216,9 +217,9 @@ class SlackFlows:
     ) -> None:
         if task.current_version is None:
             raise InvalidInput(f"Task `{task.id[:8]}` has no working version yet.")
-        if text is not None and task.task_type == "passthrough":
+        if text is not None and task.task_type is TaskType.PASSTHROUGH:
             self.start_run(client, origin, task=task, data=text.encode("utf-8"), name="input.txt")
-        elif task.task_type == "passthrough":
+        elif task.task_type is TaskType.PASSTHROUGH:
             metadata = json.dumps({"task": task.id, "channel": origin.channel_id})
             client.views_open(
                 trigger_id=trigger_id, view=blocks.run_modal(task=task, private_metadata=metadata)

@@ -25,6 +25,7 @@ from bot.services.replies import PendingReply, RunReplies
 from bot.slack import blocks
 from bot.slack.files import Upload, upload_to_thread
 from bot.slack.outcomes import Uninstalled, classify
+from storage.models import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +221,9 @@ class RunWatcher:
         if not run.final:
             return
         uploads = [Upload(f.name.replace("/", "_"), f.content) for f in run.files]
-        attachment = blocks.render_result(run).attachment if run.status == "succeeded" else None
+        attachment = (
+            blocks.render_result(run).attachment if run.status is RunStatus.SUCCEEDED else None
+        )
         if attachment is not None:
             uploads.insert(0, Upload(*attachment))
         try:

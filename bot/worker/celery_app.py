@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.services.container import Executor
 from bot.services.runs import RunRecords
 from bot.worker.local import local_worker_alive
+from storage.models import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def register_worker_task(app: Celery, runs: RunRecords, executor: Executor) -> N
     def execute_run(self: Any, run_id: str) -> None:
         executor.execute(run_id)
         view = runs.get(run_id)
-        if view.status == "running" and view.started_at is not None:
+        if view.status is RunStatus.RUNNING and view.started_at is not None:
             # Delivered again while another worker holds it: wait for it to end, or fail it
             # once that worker is overdue.
             if runs.fail_abandoned(worker_alive=local_worker_alive):

@@ -21,6 +21,7 @@ from bot.api import serialize
 from bot.roles.cli_run import run_task
 from bot.services.runs import OutputFileView, RunView
 from bot.slack import blocks
+from storage.models import RunStatus
 
 DEEP = b"[" * 10_000 + b"]" * 10_000
 NON_FINITE = b'{"mean": NaN, "max": Infinity, "min": -Infinity, "big": 1e999}'
@@ -35,7 +36,7 @@ def _view(**fields: Any) -> RunView:
         id="8f0c1b7e-0000-4000-8000-000000000000",
         task_id="3f2a9c00-0000-4000-8000-000000000000",
         version_number=1,
-        status="succeeded",
+        status=RunStatus.SUCCEEDED,
         requested_by="U1",
         input_name=None,
         input_size=None,
@@ -115,7 +116,7 @@ def test_every_reader_copes_with_any_stored_json(
 
 def test_terminal_gets_no_escape_sequences(monkeypatch: pytest.MonkeyPatch) -> None:
     view = _view(
-        status="failed",
+        status=RunStatus.FAILED,
         result_kind="text",
         result=ESCAPES.encode(),
         stdout=ESCAPES + "\rfake line\n",
@@ -135,7 +136,7 @@ def test_terminal_gets_no_escape_sequences(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_slack_run_message_has_no_fake_lines_mentions_or_links() -> None:
     view = _view(
-        status="failed",
+        status=RunStatus.FAILED,
         result_kind="none",
         result=None,
         error_type="ValueError\n:white_check_mark: *Run succeeded* in 0.01 s\n",

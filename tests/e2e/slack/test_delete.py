@@ -33,8 +33,14 @@ def test_delete_asks_the_creator_then_the_button_deletes_and_marks_the_root(stac
     root = stack.mock.wait_for("chat.update", updates + 1)[-1]
     assert root.params["ts"] == root_ts and "was deleted by <@U1>" in text_of(root)
     assert stack.task_ids() == []
-    told = [text_of(c) for c in stack.mock.of("response_url")]
-    assert any(f"Deleted task {task_id[:8]}" in t for t in told), told
+    # "Deleted" is told after the root is marked: wait for it, do not race it.
+    stack.mock.wait_until(
+        lambda calls: any(
+            c.method == "response_url" and f"Deleted task {task_id[:8]}" in text_of(c)
+            for c in calls
+        ),
+        what="the deleted answer",
+    )
 
 
 def test_only_the_creator_is_offered_or_allowed_the_delete(stack: Stack) -> None:
