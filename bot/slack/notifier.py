@@ -187,6 +187,7 @@ class RunWatcher:
             ts=pending.message_ts,
             text=message.text,
             blocks=message.blocks,
+            attachments=message.attachments,
         )
         if not run.final:
             return
