@@ -108,7 +108,7 @@ def system_prompt(*, task_type: str, packages: Sequence[str]) -> str:
             "`plt.close(fig)`; return a short summary of what it shows.",
             "- Read spreadsheets with pandas.read_excel (openpyxl; `sheet_name=None` for every "
             "sheet), parquet with pandas.read_parquet (pyarrow), PDF text with pypdf, docx "
-            "with python-docx (`import docx`).",
+            "with python-docx (`import docx`), images with pillow (`from PIL import Image`).",
             "- Import only the Python standard library and these packages: "
             f"{allowed}. Nothing else is installed.",
             "- The code has no network, no environment variables and no files but its input and "

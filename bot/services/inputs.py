@@ -1,6 +1,7 @@
 """What a user's file is, from its name and its bytes: for the model, and for a clear refusal.
 
-Taskbot reads .csv, .tsv, .xlsx, .json, .parquet, .pdf, .docx and plain text. The type is
+Taskbot reads .csv, .tsv, .xlsx, .json, .parquet, .pdf, .docx and plain text (and images,
+through pillow). The type is
 sniffed from the content (magic bytes, the zip's members, UTF-8 text), the name only breaking
 ties; a file of a kind it cannot read gets a clear answer before anything runs. The profile
 (name, size, type, a spreadsheet's sheet names, a CSV's first lines) is kept with the run and
@@ -19,17 +20,15 @@ from pathlib import PurePosixPath
 
 from bot.services.errors import InvalidInput
 
-READABLE = ".csv, .tsv, .xlsx, .json, .parquet, .pdf, .docx or plain text"
+READABLE = ".csv, .tsv, .xlsx, .json, .parquet, .pdf, .docx, plain text or images"
 _PREVIEW_LINES = 5
 _PREVIEW_CHARS = 600
 _MAX_SHEETS = 20
 _SHEET = re.compile(rb'<sheet\b[^>]*\bname="([^"]*)"')
+_IMAGES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"))
 # Formats people upload that cannot be read here, by their first bytes, with what to do.
 _REFUSED_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office file: save it as .xlsx or .docx"),
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
     (b"\x1f\x8b", "a gzip archive: unpack it first"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive: unpack it first"),
     (b"Rar!", "a RAR archive: unpack it first"),
@@ -114,6 +113,9 @@ def profile(name: str, data: bytes) -> InputProfile:
         return InputProfile(name, size, "pdf", "Read its text with pypdf.")
     if data.startswith(b"PAR1"):
         return InputProfile(name, size, "parquet", "Read it with pandas.read_parquet.")
+    for magic, image in _IMAGES:
+        if data.startswith(magic):
+            return InputProfile(name, size, f"image ({image})", "Open it with PIL.Image.open.")
     for magic, what in _REFUSED_MAGIC:
         if data.startswith(magic):
             raise InvalidInput(f"`{name}` looks like {what}. I read {READABLE}.")

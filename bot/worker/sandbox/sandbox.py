@@ -64,7 +64,7 @@ def _default_python() -> str:
 
 
 # The base set for data jobs, warm in every zygote (Settings.sandbox_packages by default).
-BASE_PACKAGES = ("numpy", "pandas", "matplotlib", "openpyxl", "pyarrow", "pypdf", "docx")
+BASE_PACKAGES = ("numpy", "pandas", "matplotlib", "PIL", "openpyxl", "pyarrow", "pypdf", "docx")
 
 
 class Sandbox:

@@ -170,8 +170,9 @@ def test_a_refinement_tells_the_model_what_the_users_file_looks_like(stack: Stac
 
 
 def test_a_file_taskbot_cannot_read_gets_a_clear_answer(stack: Stack) -> None:
-    run_on(stack, COUNT_ROWS, "photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "image/png")
+    old_excel = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64
+    run_on(stack, COUNT_ROWS, "sales.xls", old_excel, "application/vnd.ms-excel")
     warning = stack.mock.wait_for("chat.postEphemeral")[0]
-    assert "`photo.png` looks like a PNG image" in text_of(warning)
+    assert "`sales.xls` looks like an old Office file: save it as .xlsx" in text_of(warning)
     assert ".xlsx" in text_of(warning) and warning.params["user"] == "U1"
     assert stack.services.runs.queued_ids() == [] and stack.mock.of("file") != []
