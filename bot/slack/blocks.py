@@ -272,6 +272,22 @@ def render_result(run: RunView) -> RenderedResult:
     return RenderedResult(text or "(empty)", None)
 
 
+def result_size(run: RunView) -> list[str]:
+    """What a finished run produced, by size: rows, files, wall time."""
+    parts = []
+    if run.result_kind == "json" and run.result and not run.result_truncated:
+        ok, value = load_json_result(run.result)
+        if ok and isinstance(value, list):
+            parts.append(f"{len(value):,} row{'s' * (len(value) != 1)}")
+    if run.files:
+        total = sum(f.size for f in run.files)
+        size = f"{total / 1024:.1f} KiB" if total >= 1024 else f"{total} bytes"
+        parts.append(f"{len(run.files)} file{'s' * (len(run.files) != 1)} ({size})")
+    if run.duration_seconds is not None:
+        parts.append(f"{run.duration_seconds:.2f} s")
+    return parts
+
+
 _STATUS_ICON = {
     "queued": ":hourglass:",
     "running": ":gear:",
@@ -320,8 +336,12 @@ def run_message(run: RunView) -> Message:
     if run.final and run.files:
         names = ", ".join(f"`{_inline(f.name)}`" for f in run.files)
         blocks.append(_context(f"Output files: {names} (uploaded below)"))
-    if run.final and run.cpu_seconds is not None:
-        blocks.append(_context(f"sandbox CPU {run.cpu_seconds:.2f} s"))
+    if run.final:
+        summary = result_size(run)
+        if run.cpu_seconds is not None:
+            summary.append(f"sandbox CPU {run.cpu_seconds:.2f} s")
+        if summary:
+            blocks.append(_context(" · ".join(summary)))
     return Message(headline.replace("*", "").replace("`", ""), blocks, attachments)
 
 

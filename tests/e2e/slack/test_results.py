@@ -83,7 +83,9 @@ def uploads(stack: Stack, root_ts: str, *, files: int) -> tuple[Call, dict[str, 
 
 def test_a_task_that_charts_a_csv_posts_the_png_in_the_thread(stack: Stack) -> None:
     root_ts = run_on(stack, CHART, "sales.csv", SALES)
-    assert "charted 4 months" in wait_run(stack, "succeeded")
+    shown = wait_run(stack, "succeeded")
+    assert "charted 4 months" in shown
+    assert "1 file (" in shown and " KiB) · " in shown  # results carry files and duration
     _done, files = uploads(stack, root_ts, files=1)
     png = files["sales.png"]
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
@@ -124,6 +126,7 @@ def test_a_five_record_result_appears_as_a_table_block(stack: Stack) -> None:
     root_ts = run_on(stack, RECORDS, "any.txt", b"x", "text/plain")
     shown = wait_run(stack, "succeeded")
     assert "5 rows by 3 columns" in shown
+    assert "5 rows · " in shown and "sandbox CPU" in shown
     final = next(c for c in stack.mock.of("chat.update") if "succeeded" in str(c.params["text"]))
     table = _table(final)
     rows = [[cell["text"] for cell in row] for row in table["rows"]]
