@@ -142,7 +142,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANDBOX_MAX_INPUT_MB", "20", "Largest input file, in MiB.", "Sandbox"),
     Setting(
         "SANDBOX_PACKAGES",
-        "numpy,pandas,matplotlib,openpyxl,pyarrow,pypdf,docx",
+        "numpy,pandas,matplotlib,PIL,openpyxl,pyarrow,pypdf,docx",
         "Packages generated code may import besides the standard library.",
         "Sandbox",
     ),
@@ -257,6 +257,7 @@ class Settings:
         "numpy",
         "pandas",
         "matplotlib",
+        "PIL",
         "openpyxl",
         "pyarrow",
         "pypdf",

@@ -162,6 +162,8 @@ class Run(Base):
     input_name: Mapped[str | None] = mapped_column(String(255))
     input_size: Mapped[int | None] = mapped_column(BigInteger)
     input_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The file as the model is told of it on a refinement (bot/services/inputs.py).
+    input_profile: Mapped[str | None] = mapped_column(Text)
     result_kind: Mapped[str | None] = mapped_column(String(8))  # json | text | bytes | none
     result: Mapped[bytes | None] = mapped_column(LargeBinary)
     result_truncated: Mapped[bool] = mapped_column(Boolean, default=False)

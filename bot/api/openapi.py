@@ -271,6 +271,20 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
                 },
                 "result": {"description": "The run's return value; see `result_encoding`."},
                 "result_truncated": {"type": "boolean"},
+                "table": {
+                    "description": "When the result is a list of flat records: its columns in "
+                    "order, which are numeric, and how many rows (the rows are `result`).",
+                    "oneOf": [
+                        {"type": "null"},
+                        _obj(
+                            {
+                                "columns": {"type": "array", "items": {"type": "string"}},
+                                "numeric": {"type": "array", "items": {"type": "boolean"}},
+                                "rows": {"type": "integer"},
+                            }
+                        ),
+                    ],
+                },
                 "stdout": _nullable("string"),
                 "stderr": _nullable("string"),
                 "failure": {

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.services.outcomes import load_json_result
 from bot.services.runs import RunView
+from bot.services.tables import as_table
 from bot.services.usage import Spend, UsageReport
 from bot.services.views import Refinement, TaskDetail, TaskSummary, TaskView, VersionView
 
@@ -196,6 +197,13 @@ def _result(view: RunView) -> tuple[str | None, Any]:
     return "base64", base64.b64encode(data).decode("ascii")
 
 
+def _table(value: Any) -> dict[str, Any] | None:
+    table = as_table(value)
+    if table is None:
+        return None
+    return {"columns": list(table.columns), "numeric": list(table.numeric), "rows": len(table.rows)}
+
+
 def run(view: RunView) -> dict[str, Any]:
     encoding, value = _result(view)
     files = []
@@ -228,6 +236,7 @@ def run(view: RunView) -> dict[str, Any]:
         "result_encoding": encoding,
         "result": value,
         "result_truncated": view.result_truncated,
+        "table": _table(value if encoding == "json" else None),
         "stdout": view.stdout,
         "stderr": view.stderr,
         "failure": None

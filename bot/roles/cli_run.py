@@ -18,6 +18,7 @@ from bot.services.container import Services
 from bot.services.errors import InvalidInput
 from bot.services.outcomes import load_json_result
 from bot.services.runs import RunOutcome, RunView
+from bot.services.tables import as_table, terminal_table
 from bot.worker.sandbox import probe_host
 from storage.models import RunStatus
 
@@ -136,20 +137,7 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
             err.write(f"--- {label} ---\n{text}{'' if text.endswith(chr(10)) else chr(10)}")
     if view.traceback_tail:
         err.write(f"--- traceback ---\n{for_terminal(view.traceback_tail)}\n")
-    shown = for_terminal if out.isatty() else _encodable  # piped: the exact result, for a file
-    parsed = load_json_result(view.result) if view.result_kind == "json" and view.result else None
-    if parsed is not None and parsed[0]:
-        out.write(shown(json.dumps(parsed[1], indent=2, ensure_ascii=False)) + "\n")
-    elif view.result_kind in ("json", "text") and view.result is not None:
-        text = shown(view.result.decode("utf-8", "replace"))
-        out.write(text if text.endswith("\n") else text + "\n")
-    elif view.result_kind == "bytes" and view.result is not None and out.isatty():
-        err.write(
-            f"(a {len(view.result)}-byte binary result; redirect standard output to keep it)\n"
-        )
-    elif view.result_kind == "bytes" and view.result is not None:
-        out.flush()
-        getattr(out, "buffer", sys.stdout.buffer).write(view.result)
+    write_result(view, out=out, err=err)
     if view.result_truncated:
         err.write("(the result was cut at the output limit)\n")
     for f in view.files:
@@ -165,6 +153,29 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
             name = for_terminal(f.name)
             err.write(f"output file {name} ({f.size} bytes); save with --output-dir DIR\n")
     return 0 if view.status is RunStatus.SUCCEEDED else 1
+
+
+def write_result(view: RunView, *, out: TextIO, err: TextIO) -> None:
+    """The result on standard output: a table for a person at a terminal, else exact."""
+    shown = for_terminal if out.isatty() else _encodable  # piped: the exact result, for a file
+    parsed = load_json_result(view.result) if view.result_kind == "json" and view.result else None
+    table = as_table(parsed[1]) if parsed is not None and parsed[0] else None
+    if table is not None and out.isatty():  # a person reads a table; a pipe gets the JSON
+        rows, columns = table.shape
+        out.write(for_terminal(terminal_table(table)) + "\n")
+        err.write(f"({rows:,} rows, {columns} columns; pipe the output for JSON)\n")
+    elif parsed is not None and parsed[0]:
+        out.write(shown(json.dumps(parsed[1], indent=2, ensure_ascii=False)) + "\n")
+    elif view.result_kind in ("json", "text") and view.result is not None:
+        text = shown(view.result.decode("utf-8", "replace"))
+        out.write(text if text.endswith("\n") else text + "\n")
+    elif view.result_kind == "bytes" and view.result is not None and out.isatty():
+        err.write(
+            f"(a {len(view.result)}-byte binary result; redirect standard output to keep it)\n"
+        )
+    elif view.result_kind == "bytes" and view.result is not None:
+        out.flush()
+        getattr(out, "buffer", sys.stdout.buffer).write(view.result)
 
 
 def doctor(settings: Settings, out: TextIO) -> int:

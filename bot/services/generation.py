@@ -52,7 +52,14 @@ def system_prompt(*, task_type: str, packages: Sequence[str]) -> str:
             f"- {_TYPE_RULES.get(task_type, _TYPE_RULES['passthrough'])}",
             "- Return JSON-serialisable data (a list of flat records shows as a table), a str, or "
             "bytes. Files written under the relative directory `output/` are also shown to the "
-            "user (images inline).",
+            "user (images inline, several as one gallery; .xlsx and .csv by their names).",
+            "- A chart: matplotlib (Agg backend, already set), `fig, ax = plt.subplots(figsize="
+            "(10, 6), dpi=100)`, a title, labelled axes with units, readable tick labels "
+            "(rotate long ones), `fig.tight_layout()`, `fig.savefig('output/<name>.png')`, "
+            "`plt.close(fig)`; return a short summary of what it shows.",
+            "- Read spreadsheets with pandas.read_excel (openpyxl; `sheet_name=None` for every "
+            "sheet), parquet with pandas.read_parquet (pyarrow), PDF text with pypdf, docx "
+            "with python-docx (`import docx`), images with pillow (`from PIL import Image`).",
             "- Import only the Python standard library and these packages: "
             f"{allowed}. Nothing else is installed.",
             "- The code has no network, no environment variables and no files but its input and "
@@ -95,6 +102,7 @@ def refine_messages(
     feedback: str,
     last_error: str | None,
     previous_checks: Sequence[Check] = (),
+    input_file: str | None = None,
 ) -> list[ChatMessage]:
     parts = [
         f"Task type: {task_type}",
@@ -102,6 +110,8 @@ def refine_messages(
         f"Version {previous_number}'s metadata:\n{json.dumps(previous_metadata, indent=2)}",
         f"Version {previous_number}'s code:\n```python\n{previous_code}\n```",
     ]
+    if input_file:  # the last run's file: make the code fit the real thing
+        parts.append(f"The last run's input. {input_file}")
     if previous_checks:
         listed = "\n\n".join(f"# {c.name}\n{c.code}" for c in previous_checks)
         parts.append(

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from bot.services.errors import InvalidInput, NotFound, NotReady
 from bot.services.events import RunSignal
+from bot.services.inputs import profile
 from bot.services.outcomes import OutputFileView, RunOutcome, stored_files, stored_values
 from bot.services.tasks import TaskService
 from bot.services.usage import UsageService
@@ -307,6 +308,8 @@ class RunService(RunRecords):
         if self._usage is not None:
             self._usage.check(team_id=task.team_id, user_id=requested_by, model=False)
         name = _safe_name(input_name) if input_data is not None else None
+        # A file of a kind Taskbot cannot read is refused here, with what to do instead.
+        described = profile(name or "input", input_data) if input_data is not None else None
         run = Run(
             id=str(uuid.uuid4()),
             task_id=task.id,
@@ -316,6 +319,7 @@ class RunService(RunRecords):
             input_name=name,
             input_size=None if input_data is None else len(input_data),
             input_sha256=None if input_data is None else hashlib.sha256(input_data).hexdigest(),
+            input_profile=described.describe() if described is not None else None,
             queued_at=self._clock(),
         )
         if reply is not None:

@@ -218,6 +218,7 @@ class TaskService(TaskReads):
             self._check_budget(team_id=task.team_id, user_id=requested_by)
             last_run = uow.runs.latest_for_task(task.id)
             last_error = None
+            input_file = last_run.input_profile if last_run is not None else None
             failed = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.KILLED)
             if last_run is not None and last_run.status in {s.value for s in failed}:
                 last_error = run_error_text(
@@ -236,6 +237,7 @@ class TaskService(TaskReads):
             feedback=feedback,
             last_error=last_error,
             previous_checks=[Check(str(c["name"]), str(c["code"])) for c in previous.checks],
+            input_file=input_file,
         )
         kept = tuple(Check(str(c["name"]), str(c["code"])) for c in previous.checks)
         generated = self._generate(

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.services.outcomes import load_json_result
 from bot.services.runs import RunView
+from bot.services.tables import as_table
 from bot.services.views import (
     Refinement,
     TaskDetail,
@@ -18,6 +19,7 @@ from bot.services.views import (
     VersionView,
     checks_listing,
 )
+from bot.slack.tables import SlackTable, table_block, table_note
 from storage.models import RunStatus, TaskType
 
 Block = dict[str, Any]
@@ -89,6 +91,7 @@ def run_button(task_id: str) -> Block:
 class Message:
     text: str  # the notification / fallback text
     blocks: list[Block]
+    attachments: list[dict[str, Any]] | None = None  # where Slack takes a table block
 
 
 def task_generating(task: TaskView) -> Message:
@@ -231,39 +234,12 @@ def refine_failed(reason: str) -> Message:
 # --- runs -------------------------------------------------------------------------------
 
 
-def _is_table(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and 0 < len(value) <= 50
-        and all(isinstance(row, dict) for row in value)
-        and all(not isinstance(v, dict | list) for row in value for v in row.values())
-    )
-
-
-def table_text(rows: Sequence[Mapping[str, Any]], *, max_width: int = 30) -> str:
-    """A list of flat records as a fixed-width text table."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [str(k) for k in row if str(k) not in columns]
-
-    def cell(value: Any) -> str:
-        text = "" if value is None else str(value)
-        return text if len(text) <= max_width else text[: max_width - 1] + "…"
-
-    widths = {c: len(c[:max_width]) for c in columns}
-    for row in rows:
-        for c in columns:
-            widths[c] = max(widths[c], len(cell(row.get(c))))
-    lines = [" | ".join(cell(c).ljust(widths[c]) for c in columns)]
-    lines.append("-+-".join("-" * widths[c] for c in columns))
-    lines += [" | ".join(cell(row.get(c)).ljust(widths[c]) for c in columns) for row in rows]
-    return "\n".join(line.rstrip() for line in lines)
-
-
 @dataclass(frozen=True)
 class RenderedResult:
     preview: str | None  # shown inline (None: nothing to show)
     attachment: tuple[str, bytes] | None  # (filename, content) when the full result is attached
+    table: SlackTable | None = None  # a list of flat records, as Slack's table block
+    note: str | None = None  # what the table holds (and what of it is shown)
 
 
 def render_result(run: RunView) -> RenderedResult:
@@ -275,11 +251,12 @@ def render_result(run: RunView) -> RenderedResult:
         ok, value = load_json_result(run.result)
         if not ok:
             value = run.result.decode("utf-8", "replace")
-        text = (
-            table_text(value)
-            if _is_table(value)
-            else json.dumps(value, indent=2, ensure_ascii=False)
-        )
+        table = as_table(value) if not run.result_truncated else None
+        if table is not None:
+            shown = table_block(table)
+            csv = ("result.csv", shown.csv) if shown.csv is not None else None
+            return RenderedResult(None, csv, table=shown, note=table_note(table, shown))
+        text = json.dumps(value, indent=2, ensure_ascii=False)
         name = "result.json"
         full = json.dumps(value, indent=2, ensure_ascii=False).encode()
     else:
@@ -294,6 +271,22 @@ def render_result(run: RunView) -> RenderedResult:
             text[:RESULT_INLINE_LIMIT] + "\n… (full result attached)", (name, full)
         )
     return RenderedResult(text or "(empty)", None)
+
+
+def result_size(run: RunView) -> list[str]:
+    """What a finished run produced, by size: rows, files, wall time."""
+    parts = []
+    if run.result_kind == "json" and run.result and not run.result_truncated:
+        ok, value = load_json_result(run.result)
+        if ok and isinstance(value, list):
+            parts.append(f"{len(value):,} row{'s' * (len(value) != 1)}")
+    if run.files:
+        total = sum(f.size for f in run.files)
+        size = f"{total / 1024:.1f} KiB" if total >= 1024 else f"{total} bytes"
+        parts.append(f"{len(run.files)} file{'s' * (len(run.files) != 1)} ({size})")
+    if run.duration_seconds is not None:
+        parts.append(f"{run.duration_seconds:.2f} s")
+    return parts
 
 
 _STATUS_ICON = {
@@ -324,6 +317,7 @@ def run_headline(run: RunView) -> str:
 
 def run_message(run: RunView) -> Message:
     headline = run_headline(run)
+    attachments: list[dict[str, Any]] | None = None
     blocks: list[Block] = [_mrkdwn(headline)]
     if run.status is RunStatus.FAILED:
         detail = (run.error_message or "").strip()
@@ -335,14 +329,21 @@ def run_message(run: RunView) -> Message:
         rendered = render_result(run)
         if rendered.preview is not None:
             blocks.append(preformatted(rendered.preview))
+        if rendered.table is not None:
+            attachments = [{"blocks": [rendered.table.block]}]
+            blocks.append(_context(_escape(rendered.note or "")))
     if run.final and run.stderr and run.status is not RunStatus.SUCCEEDED:
         blocks.append(_context("stderr: " + _inline(run.stderr.strip()[-500:])))
     if run.final and run.files:
         names = ", ".join(f"`{_inline(f.name)}`" for f in run.files)
         blocks.append(_context(f"Output files: {names} (uploaded below)"))
-    if run.final and run.cpu_seconds is not None:
-        blocks.append(_context(f"sandbox CPU {run.cpu_seconds:.2f} s"))
-    return Message(headline.replace("*", "").replace("`", ""), blocks)
+    if run.final:
+        summary = result_size(run)
+        if run.cpu_seconds is not None:
+            summary.append(f"sandbox CPU {run.cpu_seconds:.2f} s")
+        if summary:
+            blocks.append(_context(" · ".join(summary)))
+    return Message(headline.replace("*", "").replace("`", ""), blocks, attachments)
 
 
 # --- ephemeral answers ------------------------------------------------------------------

@@ -217,6 +217,7 @@ class RunWatcher:
             ts=pending.message_ts,
             text=message.text,
             blocks=message.blocks,
+            attachments=message.attachments,
         )
         if not run.final:
             return

@@ -332,5 +332,6 @@ def text_of(call: Call) -> str:
                 walk(item)
 
     walk(call.params.get("blocks"))
+    walk(call.params.get("attachments"))  # where a table block goes
     walk(call.params.get("view"))
     return "\n".join(found)

@@ -109,7 +109,7 @@ def _handler(mock: MockSlackAPI) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b'{"ok": true}', "application/json")
                 return
             if path.startswith("/upload/"):
-                params = {"file_id": path.rsplit("/", 1)[1], "size": len(raw)}
+                params = {"file_id": path.rsplit("/", 1)[1], "size": len(raw), "content": raw}
                 mock.record(Call("upload", params, token))
                 self._send(200, b"OK - " + str(len(raw)).encode(), "text/plain")
                 return

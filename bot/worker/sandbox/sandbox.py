@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ._cgroup import SlotCgroup, create_slot_cgroup, remove_stale
+from ._interpreter import check_readable
 from ._rundir import remove_tree
 from ._slot import Slot, SlotConfig
 from ._uids import UidLease, uid_in_use
@@ -63,7 +64,7 @@ def _default_python() -> str:
 
 
 # The base set for data jobs, warm in every zygote (Settings.sandbox_packages by default).
-BASE_PACKAGES = ("numpy", "pandas", "matplotlib", "openpyxl", "pyarrow", "pypdf", "docx")
+BASE_PACKAGES = ("numpy", "pandas", "matplotlib", "PIL", "openpyxl", "pyarrow", "pypdf", "docx")
 
 
 class Sandbox:
@@ -149,6 +150,8 @@ class Sandbox:
         namespaces = (
             iso.network_namespace and iso.mount_namespace and iso.pid_namespace and iso.mount_view
         )
+        if iso.is_root:  # runs drop to per-slot uids: they must be able to read the library
+            check_readable(python, whole_path=not namespaces)
         for index in range(self._slot_count):
             uid = self._uids.uids[index] if self._uids else None
             slot_dir = root / f"slot-{index}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tests.e2e.slack.conftest import Stack
 from tests.fakes.openai_server import answer_json
@@ -84,10 +85,15 @@ def test_files_in_the_thread_run_the_task_once_per_file(stack: Stack) -> None:
     )
     assert status == 200
     wait_run(stack, "succeeded", count=2)
-    texts = [text_of(c) for c in stack.mock.of("chat.update") if "succeeded" in text_of(c)]
-    table = next(t for t in texts if "people.csv" in t)
-    assert "name | country" in table and "ada  | UK" in table
-    assert any("bo   | SE" in t for t in texts)
+    done = [c for c in stack.mock.of("chat.update") if "succeeded" in text_of(c)]
+
+    def cells(call: Any) -> list[list[str]]:  # the records as Slack's table block
+        (table,) = call.params["attachments"][0]["blocks"]
+        return [[cell["text"] for cell in row] for row in table["rows"]]
+
+    people = next(c for c in done if "people.csv" in text_of(c))
+    assert cells(people) == [["name", "country"], ["ada", "UK"], ["lin", "CN"]]
+    assert any(cells(c) == [["name", "country"], ["bo", "SE"]] for c in done)
     queued = [c for c in stack.mock.of("chat.postMessage") if "queued" in text_of(c)]
     assert len(queued) == 2 and all(c.params["thread_ts"] == root_ts for c in queued)
     assert [c.token for c in stack.mock.of("file")] == ["xoxb-test", "xoxb-test"]
@@ -214,12 +220,25 @@ def test_errors_a_user_causes_get_a_short_answer_where_they_are(stack: Stack) ->
 
 def test_a_refinement_whose_checks_fail_is_refused_with_the_failing_check(stack: Stack) -> None:
     task_id, root_ts = create(stack, CSV_ROWS)
-    failing = [{"name": "check_sorted", "code": "def check_sorted():\n    assert False, 'rows are not sorted'\n"}]
+    failing = [
+        {
+            "name": "check_sorted",
+            "code": "def check_sorted():\n    assert False, 'rows are not sorted'\n",
+        }
+    ]
     for _ in range(3):
         stack.model.queue(answer_json(code=CSV_ROWS, checks=failing))
     before = len(stack.mock.of("chat.update"))
-    stack.slack.event({"type": "message", "channel": "C1", "user": "U1", "text": "sort the rows",
-                       "ts": "1800000000.000077", "thread_ts": root_ts})
+    stack.slack.event(
+        {
+            "type": "message",
+            "channel": "C1",
+            "user": "U1",
+            "text": "sort the rows",
+            "ts": "1800000000.000077",
+            "thread_ts": root_ts,
+        }
+    )
     refused = stack.mock.wait_for("chat.update", before + 1)[-1]
     assert "v2 was kept as a draft" in text_of(refused)
     assert "check_sorted" in text_of(refused) and "rows are not sorted" in text_of(refused)

@@ -53,6 +53,22 @@ def test_multipart_upload_runs_and_result_is_readable(run_api: Api) -> None:
     assert run["failure"] is None
     assert run["started_at"] and run["finished_at"] and run["duration_seconds"] is not None
     assert run["requested_by"] == "api"
+    assert run["table"] is None  # one record is not a list of records
+
+
+RECORDS = (
+    "def run(input_path):\n"
+    "    return [{'month': m, 'sales': i * 1000} for i, m in enumerate(['Jan', 'Feb', 'Mar'])]\n"
+)
+
+
+def test_a_list_of_records_carries_its_table(run_api: Api) -> None:
+    task = run_api.create(RECORDS)
+    reply = run_api.call("POST", f"/api/task/{task['id']}/run", json={"input_text": "x"})
+    run = run_api.wait_run(reply.json["run_id"])
+    assert run["status"] == "succeeded", run
+    assert run["table"] == {"columns": ["month", "sales"], "numeric": [False, True], "rows": 3}
+    assert run["result"][2] == {"month": "Mar", "sales": 2000}
 
 
 def test_input_text_run_and_outputs(run_api: Api) -> None:

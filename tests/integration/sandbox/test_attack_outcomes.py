@@ -65,7 +65,9 @@ ATTACKS = {
         b"[" * 10_000 + b"]" * 10_000,
     ),
     "non_finite_json": "def run(p):\n    return {'mean': float('nan'), 'max': float('inf')}\n",
-    "huge_error_type": _raw({"v": 1, "ok": False, "error_type": "E" * 60_000, "error_message": "m"}),
+    "huge_error_type": _raw(
+        {"v": 1, "ok": False, "error_type": "E" * 60_000, "error_message": "m"}
+    ),
     "nul_text_result": "def run(p):\n    return 'a\\x00b\\ud800c'\n",
     "cut_json": "def run(p):\n    return [{'row': i, 'pad': 'x' * 100} for i in range(10_000)]\n",
 }

@@ -71,7 +71,8 @@ class Zygote:
         # Packages read their settings at import: no display, and caches in a directory of
         # the zygote's own that no run can reach (each run is pointed at its own, see warm.py).
         os.environ["MPLBACKEND"] = "Agg"
-        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"  # no jemalloc threads, one heap
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"  # one heap, the one limits count
+        os.environ["JE_ARROW_MALLOC_CONF"] = "background_thread:false"
         if self.config.get("cache_dir"):
             os.environ["MPLCONFIGDIR"] = self.config["cache_dir"]
         for package in self.config.get("packages", []):
