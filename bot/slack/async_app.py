@@ -18,7 +18,7 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.composition import Services
+from bot.services.container import Services
 from bot.slack.app import BOT_SCOPES, FlowRuntime, build_flows, installations_of
 from bot.slack.async_stores import ThreadedInstallationStore, ThreadedStateStore
 from bot.slack.listeners import register_listeners
