@@ -99,8 +99,7 @@ class _Terminal(io.StringIO):
 def test_the_cli_prints_a_real_table_at_a_terminal_and_json_down_a_pipe() -> None:
     import json
 
-    from bot.cli_run import write_result
-
+    from bot.roles.cli_run import write_result
     from tests.unit.test_run_readers import _view
 
     view = _view(result=json.dumps(RECORDS).encode())

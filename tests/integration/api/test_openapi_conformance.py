@@ -20,6 +20,7 @@ import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from bot.api.openapi import build_openapi
 from bot.services.codegen import ChatMessage, ModelReply
@@ -89,7 +90,12 @@ def test_operation_conforms_to_the_served_schema(
         assume(mode is GenerationMode.NEGATIVE or not both)
         if needs_input:  # a passthrough task refuses a run without input (422), by design
             assume(isinstance(case.body, dict) and {"input_text", "file"} & set(case.body))
-        statuses.add(case.call_and_validate().status_code)
+        # What a file holds is beyond the schema (binary of any kind): an upload the service
+        # cannot read (an archive, an old .xls) gets a documented 422, so a refused
+        # schema-valid upload is not a failure; every other check still applies.
+        uploads = isinstance(case.body, dict) and "file" in case.body
+        excluded = [positive_data_acceptance] if uploads else []
+        statuses.add(case.call_and_validate(excluded_checks=excluded).status_code)
 
     statuses: set[int] = set()
     try:
