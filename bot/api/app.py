@@ -27,7 +27,7 @@ from bot.api.models import CreateTask, RefineTask, RunJson, RunUpload
 
 if TYPE_CHECKING:
     from bot.services.container import Services
-    from bot.web import Receive, Scope, Send
+    from bot.web import Scope
 
 OPENAPI_PATH = "/api/openapi.json"
 DESCRIPTION = (
@@ -160,28 +160,3 @@ class TaskbotApi(FastAPI):
 def api_document(*, max_input_bytes: int) -> dict[str, Any]:
     """The OpenAPI document, without services (for tests and tools)."""
     return TaskbotApi(None, max_input_bytes=max_input_bytes).openapi()
-
-
-class ApiMount:
-    """What ``bot.web.WebApp`` serves under ``/api``: 404 for everything while the API is off
-    (no ``API_TOKEN``), else the FastAPI app."""
-
-    def __init__(self, services: Services) -> None:
-        self._on = bool(services.settings.api_token)
-        self._app = (
-            TaskbotApi(services, max_input_bytes=services.runs.max_input_bytes)
-            if self._on
-            else None
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._app is None:
-            off = ApiError(404, "not_found", "The API is off (no API_TOKEN is configured).")
-            await error_response(off)(scope, receive, send)
-            return
-        await self._app(scope, receive, send)
-
-
-def make_api_app(services: Services) -> ApiMount:
-    """The API as an ASGI application; mount it with ``WebApp(api=...)``."""
-    return ApiMount(services)
