@@ -40,6 +40,8 @@ SOURCE = "api"
 MAX_LIST = 100
 DEFAULT_LIST = 20
 MAX_USAGE_DAYS = 366
+MAX_WAIT_SECONDS = 30
+WAIT_SWEEP_SECONDS = 1.0  # the safety net under the event: a change no event announced here
 _RUN_ID = re.compile(r"^[0-9a-fA-F-]{1,36}$")
 
 ERROR_TEXT = {
@@ -282,13 +284,29 @@ def versions(caller: Caller, services: Svc, id: TaskId) -> VersionList:
 @router.get(
     "/api/run/{id}",
     operation_id="getRun",
-    summary="A run's status, timings, input, result, output and files.",
+    summary="A run's status, timings, input, result, output and files; `wait` for its end.",
     responses=errors(),
 )
-def get_run(caller: Caller, services: Svc, id: RunId) -> RunOut:
+def get_run(
+    caller: Caller,
+    services: Svc,
+    id: RunId,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Seconds to wait for the run to end before answering (0: answer at "
+            "once). The answer comes as soon as the run ends, whatever is left of the wait.",
+        ),
+    ] = 0,
+) -> RunOut:
     if not _RUN_ID.match(id):
         raise NotFound(f"No run {id[:40]!r}.")
-    return RunOut.of(services.runs.get(id.lower()))
+    run_id = id.lower()
+    if wait > 0:  # woken by the run's event; the database is read again every few seconds
+        return RunOut.of(services.runs.wait(run_id, timeout=wait, sweep=WAIT_SWEEP_SECONDS))
+    return RunOut.of(services.runs.get(run_id))
 
 
 @router.get(

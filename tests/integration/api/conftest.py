@@ -106,13 +106,14 @@ class Api:
         return self.call("POST", f"/api/task/{task_id}/refine", json={"feedback": feedback})
 
     def wait_run(self, run_id: str, timeout: float = 45) -> dict[str, Any]:
+        """The run once it ended: the API's own wait (woken by the run's event), asked again
+        until ``timeout``."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            reply = self.call("GET", f"/api/run/{run_id}")
+        while (left := deadline - time.monotonic()) > 0:
+            reply = self.call("GET", f"/api/run/{run_id}?wait={min(left, 30):.1f}")
             assert reply.status == 200, reply.raw
             if reply.json["final"]:
                 return dict(reply.json)
-            time.sleep(0.05)
         raise AssertionError(f"run {run_id} did not finish")
 
 

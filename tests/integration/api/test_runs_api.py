@@ -309,6 +309,27 @@ def test_run_unknown_fields_and_types(api: Api) -> None:
     assert wrong_type.status == 415 and wrong_type.error_code() == "unsupported_media_type"
 
 
+def test_a_waiting_client_gets_the_run_once_it_ends(run_api: Api, api: Api) -> None:
+    task = run_api.create(COUNT_LINES)
+    run_id = run_api.call(
+        "POST", f"/api/task/{task['id']}/run", json={"input_text": "a\nb\n"}
+    ).json["run_id"]
+    done = run_api.call("GET", f"/api/run/{run_id}?wait=30")  # one request, no polling
+    assert done.status == 200 and done.json["final"], done.json
+    assert done.json["status"] == "succeeded" and done.json["result"] == {"lines": 2}
+
+    queued_task = api.create(COUNT_LINES)  # runner "none": the run stays queued
+    queued = api.call(
+        "POST", f"/api/task/{queued_task['id']}/run", json={"input_text": "x"}
+    ).json["run_id"]
+    waited = api.call("GET", f"/api/run/{queued}?wait=0.3")  # the wait runs out: as it is
+    assert waited.status == 200 and waited.json["status"] == "queued"
+    assert not waited.json["final"]
+    for bad in ("-1", "31", "soon"):
+        refused = api.call("GET", f"/api/run/{queued}?wait={bad}")
+        assert refused.status == 422 and "wait" in refused.json["error"]["message"]
+
+
 def test_unknown_run_ids(api: Api) -> None:
     for run_id in ("0123abcd-0000-4000-8000-000000000000", "nope", "x" * 300):
         reply = api.call("GET", f"/api/run/{run_id}")
