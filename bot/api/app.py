@@ -130,7 +130,7 @@ class TaskbotApi(FastAPI):
             schemas.update(schema.pop("$defs", {}))
             schemas[model.__name__] = schema
         limit = self.max_input_bytes
-        schemas["RunJson"]["properties"]["input_text"]["anyOf"][0]["maxLength"] = limit
+        schemas["RunJson"]["properties"]["input_text"]["maxLength"] = limit
         schemas["RunUpload"]["properties"]["file"]["description"] = (
             f"The input file, at most {limit} bytes."
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot.services.tasks import MAX_DESCRIPTION
 from bot.services.views import Refinement, TaskDetail, TaskSummary, TaskView, VersionView
@@ -49,11 +49,22 @@ Description = Annotated[
     AfterValidator(_no_nul),
     AfterValidator(_unicode),
 ]
-Version = Annotated[StrictInt, BeforeValidator(_whole), Field(ge=1, le=MAX_VERSION)]
+Version = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION), BeforeValidator(_whole)]
+
+
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """An optional field is documented as absent or a value: ``null`` means the same as absent
+    but is not what a client should send (``{"input_text": null}`` is no input)."""
+    for name, prop in schema.get("properties", {}).items():
+        options = prop.get("anyOf")
+        if options and {"type": "null"} in options and len(options) == 2:
+            [kept] = [o for o in options if o != {"type": "null"}]
+            rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+            schema["properties"][name] = {**rest, **kept}
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_absent_not_null)
 
 
 class CreateTask(Request):
