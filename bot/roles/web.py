@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from bot.composition import Runner, build_services
 from bot.config import Settings
+from bot.edge_limits import EdgeLimits, RequestLimits
 from bot.prog import hint
 from bot.services.container import Services
 from bot.services.runs import RunQueue
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Server:
     services: Services
-    web: WebApp
+    web: WebApp | RequestLimits
     slack: Any  # SlackRuntime (bot.slack is imported lazily: it needs Slack settings)
     socket_mode: Any = None
     flow_process: Any = None  # FlowProcess, when the slow half runs in a process of its own
@@ -145,13 +146,18 @@ def build_server(
             report["slack"] = slack_state.value
         return report
 
-    server.web = WebApp(
+    app = WebApp(
         health=health,
         slack=None if app_token else slack.handler,  # type: ignore[arg-type]
         api=api_app(services),
         on_startup=(connect_socket_mode,) if app_token else (),
         on_shutdown=(close_socket_mode,) if app_token else (),
     )
+    # What any request may cost before it is authenticated (bot/edge_limits.py).
+    limits = EdgeLimits.for_input(
+        max_input_bytes=services.runs.max_input_bytes, api_token=settings.api_token
+    )
+    server.web = RequestLimits(app, limits=limits)
     return server
 
 
