@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from bot.slow_clients import GuardedHttpTools
 from tests.e2e.slack.conftest import Stack, close_stack, make_stack
 from tests.e2e.slack.test_flows import COUNT_CHARS
 from tests.fakes.openai_server import answer_json
@@ -131,3 +132,34 @@ def test_requests_within_the_limits_still_work(edge: Stack) -> None:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status in (200, 201)
+
+
+@pytest.fixture
+def short_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(GuardedHttpTools, "header_seconds", 0.5)
+    monkeypatch.setattr(GuardedHttpTools, "body_idle_seconds", 0.5)
+
+
+def _closed_by_server(sock: socket.socket) -> bytes:
+    """Everything the server sent until it closed the connection (a 10 s socket timeout if
+    it never does)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.usefixtures("short_deadlines")
+def test_slow_headers_and_stalled_bodies_lose_their_connection(edge: Stack) -> None:
+    silent = _connect(edge)
+    trickling = _connect(edge)
+    trickling.sendall(b"POST /slack/events HTTP/1.1\r\nHost: t")
+    stalled = _connect(edge)
+    stalled.sendall(_head("/slack/events", _slack_headers(**{"Content-Length": "100"})) + b"x")
+    # Slack's requests are still acked while these hold their connections.
+    status, _ = edge.slack.command("help")
+    assert status == 200
+    with silent, trickling, stalled:
+        assert _closed_by_server(silent).startswith(b"HTTP/1.1 408 ")
+        assert _closed_by_server(trickling).startswith(b"HTTP/1.1 408 ")
+        assert _closed_by_server(stalled) == b""  # mid-body: closed, nothing half-answered
