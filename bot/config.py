@@ -160,6 +160,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("PORT", "3000", "HTTP port of python -m bot serve.", "Server"),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", "Server"),
+    # --- issue 14: what of a failed run goes to the model on a refine ---
+    Setting(
+        "RUN_ERRORS_TO_MODEL",
+        "send",
+        "A failed run's error on a refine: send, redact (quoted values removed) or off.",
+        "Model",
+    ),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -267,6 +274,7 @@ class Settings:
     api_token: str = ""
     port: int = 3000
     log_level: str = "INFO"
+    run_errors_to_model: str = "send"  # issue 14: send, redact or off
     model_prices: tuple[tuple[str, float, float], ...] = ()
     budget_user_daily_tokens: int = 0
     budget_user_daily_usd: float = 0.0
@@ -300,6 +308,11 @@ class Settings:
             raise ConfigError(
                 f"OPENAI_RESPONSE_FORMAT must be 'json_schema' or 'json_object', "
                 f"got {response_format!r}"
+            )
+        run_errors = (raw("RUN_ERRORS_TO_MODEL") or "send").lower()  # issue 14
+        if run_errors not in ("send", "redact", "off"):
+            raise ConfigError(
+                f"RUN_ERRORS_TO_MODEL must be 'send', 'redact' or 'off', got {run_errors!r}"
             )
         prices = parse_prices(raw("MODEL_PRICES"))
         money = [
@@ -353,6 +366,7 @@ class Settings:
             api_token=raw("API_TOKEN"),
             port=int(number("PORT", int)),
             log_level=(raw("LOG_LEVEL") or "INFO").upper(),
+            run_errors_to_model=run_errors,
         )
 
     def missing_for_slack(self) -> list[str]:

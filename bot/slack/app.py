@@ -111,7 +111,12 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     )
     workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
     generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
-    watcher = RunWatcher(replies=RunReplies(services.uow), clients=clients, signal=services.signal)
+    watcher = RunWatcher(
+        replies=RunReplies(services.uow),
+        clients=clients,
+        signal=services.signal,
+        run_errors=services.tasks.run_errors,
+    )
     files = SlackFiles(
         api_url=settings.slack_api_url, max_bytes=settings.sandbox_max_input_mb * 2**20
     )
