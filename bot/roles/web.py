@@ -187,7 +187,6 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
         err.write(f"error: cannot listen on port {settings.port} (PORT): {exc.strerror}\n")
         return 1
     server = build_server(settings, flow_process=True, slack_state=SlackState(settings, check))
-    sweeper = _Sweeper(server.services)
     web = uvicorn_server(server.web)
     logger.info("serving on port %s (Slack at /slack/events, /healthz)", settings.port)
     try:
@@ -195,36 +194,9 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
     except KeyboardInterrupt:
         pass  # uvicorn stopped on Ctrl-C and raised it again: that is the quiet way out
     finally:
-        sweeper.stop()
         sock.close()
         server.close()
     if not web.started and settings.slack_app_token:
         err.write("error: Socket Mode could not connect to Slack.\n")
         return 1
     return 0
-
-
-class _Sweeper:
-    """Fails generations nobody is working on any more (their process died), at start and
-    every minute: nothing stays ``generating`` past the model's timeout."""
-
-    def __init__(self, services: Services, *, every: float = 60.0) -> None:
-        self._services = services
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="generation-sweep", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                failed = self._services.housekeeping.fail_abandoned()
-                if failed:
-                    logger.warning("%d abandoned generation(s) marked failed", failed)
-            except Exception:
-                logger.exception("could not sweep abandoned generations")
-            if self._stop.wait(self._every):
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
