@@ -19,6 +19,7 @@ from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
 from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
+from bot.services.run_errors import RunErrorSharing
 from bot.services.runs import RunQueue, RunRecords, RunService
 from bot.services.tasks import TaskService
 from bot.services.usage import Budgets, Prices, UsageService
@@ -118,7 +119,13 @@ def build_services(
         model=generator.model_name,
         **timing,
     )
-    tasks = TaskService(uow=uow, generation=generation, usage=usage, **timing)
+    tasks = TaskService(
+        uow=uow,
+        generation=generation,
+        usage=usage,
+        run_errors=RunErrorSharing(settings.run_errors_to_model),
+        **timing,
+    )
     signal = RunSignal()
     clock_now = {"clock": clock} if clock else {}
 

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
         "differently: name=in/out;name=in/out (e.g. llama3.1:8b=0/0). Others: unknown.",
         "Model",
     )
+    run_errors_to_model: Literal["send", "redact", "off"] = _s(
+        "send",
+        "A failed run's error on a refine: send, redact (quoted values removed) or off.",
+        "Model",
+    )
     # --- Budgets ---
     budget_user_daily_tokens: int = _s(
         0, "Model tokens one user may spend per UTC day (0: no limit).", "Budgets", **_N

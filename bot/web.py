@@ -157,13 +157,16 @@ def listen(*, host: str, port: int) -> socket.socket:
 def uvicorn_server(app: ASGIApp, *, log_level: str = "warning") -> Any:
     import uvicorn
 
+    from bot.slow_clients import GuardedHttpTools
+
     config = uvicorn.Config(
         app,
         lifespan="on",
         log_config=None,  # the app's own logging; uvicorn's access log stays off
         log_level=log_level,
         access_log=False,
-        http="httptools",
+        # httptools with header and body deadlines: slow clients cannot hold connections.
+        http=GuardedHttpTools,
         timeout_graceful_shutdown=5,
     )
     return uvicorn.Server(config)

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from bot.composition import Runner, build_services
 from bot.config import Settings
+from bot.edge_limits import EdgeLimits, RequestLimits
 from bot.prog import hint
 from bot.services.container import Services
 from bot.services.runs import RunQueue
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Server:
     services: Services
-    web: WebApp
+    web: WebApp | RequestLimits
     slack: Any  # SlackRuntime (bot.slack is imported lazily: it needs Slack settings)
     socket_mode: Any = None
     flow_process: Any = None  # FlowProcess, when the slow half runs in a process of its own
@@ -141,13 +142,18 @@ def build_server(
             report["slack"] = slack_state.value
         return report
 
-    server.web = WebApp(
+    app = WebApp(
         health=health,
         slack=None if app_token else slack.handler,  # type: ignore[arg-type]
         api=api_app(services),
         on_startup=(connect_socket_mode,) if app_token else (),
         on_shutdown=(close_socket_mode,) if app_token else (),
     )
+    # What any request may cost before it is authenticated (bot/edge_limits.py).
+    limits = EdgeLimits.for_input(
+        max_input_bytes=services.runs.max_input_bytes, api_token=settings.api_token
+    )
+    server.web = RequestLimits(app, limits=limits)
     return server
 
 
@@ -177,7 +183,6 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
         err.write(f"error: cannot listen on port {settings.port} (PORT): {exc.strerror}\n")
         return 1
     server = build_server(settings, flow_process=True, slack_state=SlackState(settings, check))
-    sweeper = _Sweeper(server.services)
     web = uvicorn_server(server.web)
     logger.info("serving on port %s (Slack at /slack/events, /healthz)", settings.port)
     try:
@@ -185,36 +190,9 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
     except KeyboardInterrupt:
         pass  # uvicorn stopped on Ctrl-C and raised it again: that is the quiet way out
     finally:
-        sweeper.stop()
         sock.close()
         server.close()
     if not web.started and settings.slack_app_token:
         err.write("error: Socket Mode could not connect to Slack.\n")
         return 1
     return 0
-
-
-class _Sweeper:
-    """Fails generations nobody is working on any more (their process died), at start and
-    every minute: nothing stays ``generating`` past the model's timeout."""
-
-    def __init__(self, services: Services, *, every: float = 60.0) -> None:
-        self._services = services
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="generation-sweep", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                failed = self._services.housekeeping.fail_abandoned()
-                if failed:
-                    logger.warning("%d abandoned generation(s) marked failed", failed)
-            except Exception:
-                logger.exception("could not sweep abandoned generations")
-            if self._stop.wait(self._every):
-                return
-
-    def stop(self) -> None:
-        self._stop.set()

@@ -8,15 +8,56 @@ import json
 import re
 from typing import Any
 
-_THINK = re.compile(r"<think>.*?</think>", flags=re.DOTALL | re.IGNORECASE)
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", flags=re.DOTALL)
+from bot.services.model_output import (
+    MAX_JSON_DEPTH,
+    Unreadable,
+    check_answer_size,
+    json_depth,
+    loads,
+    parse_python,
+    raw_decode,
+)
+
+_LANG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
 _CODE_KEYS = ("code", "module", "source", "python", "function_code")
+
+
+def _without_think(text: str) -> str:
+    """``text`` without ``<think>...</think>`` blocks (one pass; an unclosed one is kept)."""
+    lowered = text.lower()
+    kept: list[str] = []
+    position = 0
+    while True:
+        start = lowered.find("<think>", position)
+        end = lowered.find("</think>", start) if start != -1 else -1
+        if end == -1:
+            kept.append(text[position:])
+            return "".join(kept)
+        kept.append(text[position:start])
+        position = end + len("</think>")
+
+
+def _fences(text: str) -> list[tuple[str, str]]:
+    """Each fenced block as (language, body): from a ```lang line to the next ``` (one pass)."""
+    found: list[tuple[str, str]] = []
+    position = text.find("```")
+    while position != -1:
+        line_end = text.find("\n", position + 3)
+        if line_end == -1:
+            break
+        close = text.find("```", line_end + 1)
+        if close == -1:
+            break
+        language = _LANG.match(text, position + 3, line_end)
+        found.append((language.group(1) if language else "", text[line_end + 1 : close]))
+        position = text.find("```", close + 3)
+    return found
 
 
 def _objects(text: str) -> list[dict[str, Any]]:
     """Every JSON object found in ``text``: the whole text, else each ``{`` that starts one."""
     try:
-        whole = json.loads(text)
+        whole = loads(text)
     except json.JSONDecodeError:
         whole = None
     if isinstance(whole, dict):
@@ -26,7 +67,7 @@ def _objects(text: str) -> list[dict[str, Any]]:
     index = text.find("{")
     while index != -1:
         try:
-            value, end = decoder.raw_decode(text, index)
+            value, end = raw_decode(decoder, text, index)
         except json.JSONDecodeError:
             index = text.find("{", index + 1)
             continue
@@ -38,7 +79,7 @@ def _objects(text: str) -> list[dict[str, Any]]:
 
 def _defines_run(code: str) -> bool:
     try:
-        tree = ast.parse(code)
+        tree = parse_python(code)
     except SyntaxError:
         return "def run(" in code
     return any(isinstance(n, ast.FunctionDef) and n.name == "run" for n in tree.body)
@@ -47,7 +88,7 @@ def _defines_run(code: str) -> bool:
 def _split_checks(code: str) -> tuple[str, list[dict[str, str]]]:
     """Top-level ``check_*`` functions written into the module itself, moved out as checks."""
     try:
-        tree = ast.parse(code)
+        tree = parse_python(code)
     except SyntaxError:
         return code, []
     lines = code.splitlines(keepends=True)
@@ -68,8 +109,8 @@ def _split_checks(code: str) -> tuple[str, list[dict[str, str]]]:
 def _code_of(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    fenced = _FENCE.search(value)
-    return fenced.group(2) if fenced and value.lstrip().startswith("```") else value
+    fenced = _fences(value) if value.lstrip().startswith("```") else []
+    return fenced[0][1] if fenced else value
 
 
 def parse_answer(content: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -77,17 +118,31 @@ def parse_answer(content: str) -> tuple[dict[str, Any] | None, str | None]:
 
     Liberal in what it accepts: pure JSON; JSON inside a fence or among prose; a reasoning
     model's ``<think>`` block; or a ```python block (the module) with a ```json block of
-    metadata and more ```python blocks of checks, in any order."""
-    text = _THINK.sub("", content).strip()
+    metadata and more ```python blocks of checks, in any order. Bounded: an answer too long,
+    or JSON nested too deep, is a reason too (``bot.services.model_output``)."""
+    try:
+        return _parse(content)
+    except Unreadable as exc:
+        return None, str(exc)
+
+
+def _parse(content: str) -> tuple[dict[str, Any] | None, str | None]:
+    check_answer_size(content)
+    text = _without_think(content).strip()
     if not text:
         return None, "the answer was empty; answer with the JSON object"
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise Unreadable(
+            f"the answer nests deeper than {MAX_JSON_DEPTH} levels; answer with the flat "
+            "JSON object of the schema"
+        )
     try:
-        whole = json.loads(text)
+        whole = loads(text)
     except json.JSONDecodeError:
         whole = {}
     if not isinstance(whole, dict):
         return None, "the answer must be a JSON object"
-    fences = [(lang.lower(), body) for lang, body in _FENCE.findall(text)]
+    fences = [(lang.lower(), body) for lang, body in _fences(text)]
     objects = _objects(text) if not fences else []
     python: list[str] = []
     for lang, body in fences:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.services.model_output import parse_python
 from bot.services.validation import top_level_imports
 
 MAX_CHECKS = 8
@@ -144,7 +145,7 @@ def _functions_of(hint: str, code: str) -> tuple[str, list[str]] | str:
     """The code (wrapped in a function when it is bare statements) and the checks it defines,
     or why it cannot be used."""
     try:
-        tree = ast.parse(code)
+        tree = parse_python(code)
     except SyntaxError as exc:
         return f"SyntaxError at line {exc.lineno}: {exc.msg}"
     functions = _zero_arg_functions(tree)
@@ -205,7 +206,7 @@ def _check_problem(name: str, code: str, allowed: set[str]) -> str | None:
     if len(code.encode()) > MAX_CHECK_BYTES:
         return f"over {MAX_CHECK_BYTES} bytes"
     try:
-        tree = ast.parse(code)
+        tree = parse_python(code)
     except SyntaxError as exc:
         return f"SyntaxError at line {exc.lineno}: {exc.msg}"
     if not any(

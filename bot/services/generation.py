@@ -13,6 +13,7 @@ from bot.services.answers import parse_answer
 from bot.services.checks import Check, CheckResult, CheckRunner, merge_kept, normalise_checks
 from bot.services.codegen import ChatMessage, CodeGenerator, ModelReply
 from bot.services.errors import BudgetExceeded, GenerationFailed, ModelUnavailable
+from bot.services.model_output import MAX_ANSWER_CHARS
 from bot.services.validation import check_code
 
 logger = logging.getLogger(__name__)
@@ -267,12 +268,7 @@ class Generation:
                 spent.model_requests += exc.requests
                 raise
             spent.add(reply)
-            data, error = parse_answer(reply.content)
-            if data is not None and reply.finish_reason == "length":
-                data, error = None, "the answer was cut off; make the code shorter"
-            candidate = None
-            if data is not None:
-                candidate, error = self._candidate(data, previous_checks)
+            candidate, error = self._read(reply, previous_checks)
             if candidate is not None:
                 candidate = self._checked(candidate)
                 spent.check_cpu_seconds += candidate.check_cpu_seconds
@@ -293,7 +289,7 @@ class Generation:
                     f"{r.name}: {r.error}" for r in generated.check_results if not r.ok
                 )
             errors.append(error or "unusable answer")
-            history.append(ChatMessage("assistant", reply.content))
+            history.append(ChatMessage("assistant", reply.content[:MAX_ANSWER_CHARS]))
             history.append(
                 ChatMessage(
                     "user",
@@ -315,6 +311,27 @@ class Generation:
             f"{errors[-1]}",
             errors=tuple(errors),
         )
+
+    def _read(
+        self, reply: ModelReply, previous: Sequence[Check]
+    ) -> tuple[Generated | None, str | None]:
+        """The reply as an unchecked version, or the reason it cannot be one. Whatever shape
+        the answer has ends here as a reason for the repair loop: the parsers are bounded
+        (``bot.services.model_output``) and, should one still fail on a shape nobody foresaw,
+        that failure is a reason too, never an exception that leaves a task ``generating``."""
+        try:
+            data, error = parse_answer(reply.content)
+            if data is not None and reply.finish_reason == "length":
+                data, error = None, "the answer was cut off; make the code shorter"
+            if data is None:
+                return None, error
+            return self._candidate(data, previous)
+        except (RecursionError, MemoryError, ValueError, TypeError) as exc:
+            logger.warning("the model's answer could not be read: %s", type(exc).__name__)
+            return None, (
+                f"the answer could not be read ({type(exc).__name__}); answer with a short, "
+                "flat JSON object"
+            )
 
     def _candidate(
         self, data: Mapping[str, Any], previous: Sequence[Check]

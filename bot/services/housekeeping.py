@@ -64,18 +64,34 @@ class TaskHousekeeping:
 
     def fail_abandoned(self) -> int:
         """Tasks still ``generating`` past the deadline are marked failed; how many."""
+        return len(self.fail_abandoned_tasks())
+
+    def fail_abandoned_tasks(self) -> list[TaskView]:
+        """Tasks still ``generating`` past the deadline, each marked failed by this call (a
+        task another process failed first is not among them), so whoever shows them (the
+        Slack root message) shows each once."""
         now = self._clock()
+        failed: list[TaskView] = []
         with self._uow() as uow:
-            result = uow.session.execute(
-                update(Task)
-                .where(
+            stale = uow.session.scalars(
+                select(Task.id).where(
                     Task.state == TaskState.GENERATING.value,
                     Task.updated_at < now - self.deadline,
                 )
-                .values(state=TaskState.FAILED.value, state_detail=ABANDONED, updated_at=now)
-            )
-            uow.commit()
-            return int(getattr(result, "rowcount", 0) or 0)
+            ).all()
+        for task_id in stale:
+            with self._uow() as uow:
+                result = uow.session.execute(
+                    update(Task)
+                    .where(Task.id == task_id, Task.state == TaskState.GENERATING.value)
+                    .values(state=TaskState.FAILED.value, state_detail=ABANDONED, updated_at=now)
+                )
+                uow.commit()
+                if getattr(result, "rowcount", 0):
+                    row = uow.session.get(Task, task_id)
+                    if row is not None:
+                        failed.append(TaskView.of(row))
+        return failed
 
     def delete(
         self, ref: str, *, requested_by: str | None = None, team_id: str | None = None

@@ -29,6 +29,7 @@ from bot.services.generation import (
     create_messages,
     refine_messages,
 )
+from bot.services.run_errors import RunErrorSharing, shared_error, shared_input
 from bot.services.task_reads import TaskReads
 from bot.services.usage import UsageService
 from bot.services.views import (
@@ -52,18 +53,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def run_error_text(
-    *, status: str, error_type: str | None, message: str | None, tail: str | None
-) -> str:
-    """The last run's failure as the model is told it."""
-    lines = [f"status: {status}"]
-    if error_type or message:
-        lines.append(f"{error_type or 'Error'}: {message or ''}".rstrip())
-    if tail:
-        lines.append(tail)
-    return "\n".join(lines)
-
-
 class TaskService(TaskReads):
     """Creating and refining tasks (the reads are ``TaskReads``)."""
 
@@ -74,8 +63,10 @@ class TaskService(TaskReads):
         generation: Generation,
         usage: UsageService,
         clock: Callable[[], datetime] = _now,
+        run_errors: RunErrorSharing = RunErrorSharing.SEND,
     ) -> None:
         super().__init__(uow=uow)
+        self.run_errors = run_errors  # what of a failed run the model hears on a refine
         self._generation = generation
         self._clock = clock
         self._usage = usage
@@ -218,14 +209,17 @@ class TaskService(TaskReads):
             self._check_budget(team_id=task.team_id, user_id=requested_by)
             last_run = uow.runs.latest_for_task(task.id)
             last_error = None
-            input_file = last_run.input_profile if last_run is not None else None
+            input_file = shared_input(
+                last_run.input_profile if last_run is not None else None, self.run_errors
+            )
             failed = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.KILLED)
             if last_run is not None and last_run.status in {s.value for s in failed}:
-                last_error = run_error_text(
+                last_error = shared_error(
                     status=last_run.status,
                     error_type=last_run.error_type or last_run.killed_reason,
                     message=last_run.error_message,
                     tail=last_run.traceback_tail,
+                    sharing=self.run_errors,
                 )
         messages = refine_messages(
             description=view.desired_action,
@@ -406,4 +400,4 @@ class TaskService(TaskReads):
             return TaskDetail(TaskView.of(task), VersionView.of(version))
 
 
-__all__ = ["TASK_TYPES", "ServiceError", "TaskService", "run_error_text"]
+__all__ = ["TASK_TYPES", "ServiceError", "TaskService"]

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.services.model_output import parse_python
+
 
 @dataclass(frozen=True)
 class CodeCheck:
@@ -93,7 +95,7 @@ def check_code(code: str, *, allowed_packages: Iterable[str], max_bytes: int) ->
     if not code.strip():
         return CodeCheck(False, "the code is empty", ())
     try:
-        tree = ast.parse(code, filename="task.py")
+        tree = parse_python(code, filename="task.py")
     except SyntaxError as exc:
         where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
         return CodeCheck(False, f"SyntaxError at {where}: {exc.msg}", ())

@@ -25,6 +25,7 @@ from bot.slack.flows import SlackFlows
 from bot.slack.messages import Message, Revoked
 from bot.slack.notifier import ClientSource, RunWatcher
 from bot.slack.outcomes import Uninstalled
+from bot.slack.sweep import GenerationSweep
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class FlowRuntime:
     clients: ClientSource
     workers: ThreadPoolExecutor
     generators: ThreadPoolExecutor
+    sweep: GenerationSweep  # abandoned generations failed, their root messages updated
 
     def dispatch(self, message: Message) -> None:
         origin = message.origin
@@ -80,8 +82,10 @@ class FlowRuntime:
 
     def start(self) -> None:
         self.watcher.start()
+        self.sweep.start()
 
     def close(self) -> None:
+        self.sweep.stop()
         self.watcher.stop()
         self.workers.shutdown(wait=True, cancel_futures=True)
         self.generators.shutdown(wait=False, cancel_futures=True)
@@ -111,7 +115,12 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     )
     workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
     generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
-    watcher = RunWatcher(replies=RunReplies(services.uow), clients=clients, signal=services.signal)
+    watcher = RunWatcher(
+        replies=RunReplies(services.uow),
+        clients=clients,
+        signal=services.signal,
+        run_errors=services.tasks.run_errors,
+    )
     files = SlackFiles(
         api_url=settings.slack_api_url, max_bytes=settings.sandbox_max_input_mb * 2**20
     )
@@ -122,7 +131,8 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
         generators=generators,
         on_run_queued=watcher.poke,
     )
-    return FlowRuntime(flows, Handlers(flows), watcher, clients, workers, generators)
+    sweep = GenerationSweep(housekeeping=services.housekeeping, clients=clients)
+    return FlowRuntime(flows, Handlers(flows), watcher, clients, workers, generators, sweep)
 
 
 # auth.test errors that mean the token itself is wrong: they do not go away by waiting.

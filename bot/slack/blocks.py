@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.services.outcomes import load_json_result
+from bot.services.run_errors import RunErrorSharing, refine_notice
 from bot.services.runs import RunView
 from bot.services.tables import as_table
 from bot.services.views import (
@@ -289,6 +290,8 @@ def result_size(run: RunView) -> list[str]:
     return parts
 
 
+# Ended runs a reply in the thread can fix ("fix it"): their error goes to the model.
+_REFINABLE = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.KILLED)
 _STATUS_ICON = {
     "queued": ":hourglass:",
     "running": ":gear:",
@@ -315,7 +318,8 @@ def run_headline(run: RunView) -> str:
     return f"{_STATUS_ICON.get(run.status, '')} {subject.capitalize()}: {outcome}"
 
 
-def run_message(run: RunView) -> Message:
+def run_message(run: RunView, *, run_errors: RunErrorSharing = RunErrorSharing.SEND) -> Message:
+    """The run's message in its thread; a failed one says what a reply sends to the model."""
     headline = run_headline(run)
     attachments: list[dict[str, Any]] | None = None
     blocks: list[Block] = [_mrkdwn(headline)]
@@ -337,6 +341,8 @@ def run_message(run: RunView) -> Message:
     if run.final and run.files:
         names = ", ".join(f"`{_inline(f.name)}`" for f in run.files)
         blocks.append(_context(f"Output files: {names} (uploaded below)"))
+    if run.final and run.status in _REFINABLE:
+        blocks.append(_context(_escape(refine_notice(run_errors))))
     if run.final:
         summary = result_size(run)
         if run.cpu_seconds is not None:

@@ -46,8 +46,9 @@ class SlackFiles:
     """Downloads send the bot token only to the Web API host and Slack's file host."""
 
     def __init__(self, *, api_url: str, max_bytes: int, timeout: float = 30.0) -> None:
-        host = urlparse(api_url).hostname or "slack.com"
-        self.allowed_hosts = frozenset({host, SLACK_FILE_HOST})
+        # Exact origins (scheme, host, port): Slack's file host over https, and the Web API's
+        # origin as configured (https for Slack; a test Slack's http base is the one exception).
+        self.allowed_origins = frozenset({_origin(api_url), ("https", SLACK_FILE_HOST, 443)})
         self.max_bytes = max_bytes
         self.timeout = timeout
 
@@ -72,8 +73,10 @@ class SlackFiles:
         return described
 
     def _allowed(self, url: str) -> bool:
-        parsed = urlparse(url)
-        return parsed.scheme in ("https", "http") and parsed.hostname in self.allowed_hosts
+        try:
+            return _origin(url) in self.allowed_origins
+        except ValueError:  # a port that is not a number
+            return False
 
     def _open(self, url: str, token: str | None, name: str) -> IO[bytes]:
         """GET ``url`` with the token, following redirects by hand: every hop must be one of
@@ -120,6 +123,16 @@ class SlackFiles:
         if len(data) > self.max_bytes:
             raise InvalidInput(f"`{name}` is too large: over {self.max_bytes / 2**20:.0f} MiB.")
         return name, data
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in; raises ValueError for
+    a malformed port. A URL with user info never matches an allowed origin."""
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
+    port = parsed.port or {"https": 443, "http": 80}.get(scheme)
+    host = (parsed.hostname or "") if "@" not in parsed.netloc else ""
+    return scheme, host, port
 
 
 class _Refuse(urllib.request.HTTPRedirectHandler):

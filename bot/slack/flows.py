@@ -158,6 +158,12 @@ class SlackFlows:
         except ServiceError as exc:
             update(client, task.channel_id, root, blocks.task_failed(task, str(exc)))
             return
+        except Exception:  # whatever broke, the task and its root message do not stay generating
+            logger.exception("generating task %s failed", task.id[:8])
+            reason = "Something went wrong on our side while writing the code: try again."
+            self.services.tasks.abandon(task.id, reason=reason)
+            update(client, task.channel_id, root, blocks.task_failed(task, reason))
+            return
         self.post_version(client, detail, channel=task.channel_id, thread_ts=root)
         update(client, task.channel_id, root, blocks.task_ready(detail))
 

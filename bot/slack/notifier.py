@@ -22,6 +22,7 @@ from slack_sdk.oauth.installation_store import InstallationStore
 
 from bot.services.events import RunSignal
 from bot.services.replies import PendingReply, RunReplies
+from bot.services.run_errors import RunErrorSharing
 from bot.slack import blocks
 from bot.slack.files import Upload, upload_to_thread
 from bot.slack.outcomes import Uninstalled, classify
@@ -82,7 +83,9 @@ class RunWatcher:
         signal: RunSignal,
         interval: float = SWEEP_SECONDS,
         workers: int = 8,
+        run_errors: RunErrorSharing = RunErrorSharing.SEND,
     ) -> None:
+        self.run_errors = run_errors
         self.replies = replies
         self.clients = clients
         self.interval = interval
@@ -211,7 +214,7 @@ class RunWatcher:
     def _show(self, pending: PendingReply) -> None:
         run, target = pending.run, pending.target
         client = self.clients.for_team(target.team_id, target.enterprise_id, patient=False)
-        message = blocks.run_message(run)
+        message = blocks.run_message(run, run_errors=self.run_errors)
         client.chat_update(
             channel=target.channel_id,
             ts=pending.message_ts,
