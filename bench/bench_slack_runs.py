@@ -7,7 +7,9 @@ Slack Web API on loopback (tests/fakes), SQLite. Against a bare ``python3 -I -S 
   shows the run succeeded; ratio against the bare interpreter's p50 (target <= 2.0x).
 - ``--postgres``: a private PostgreSQL (tests/servers.py) instead of SQLite.
 - throughput: ``--runs`` uploads from 8 senders at once; runs/s until every run's message
-  shows it succeeded (target >= 150 runs/s on 2 slots).
+  shows it succeeded (target >= 150 runs/s on 2 slots); against the pool alone at 2 slots
+  (``bench_pool.pool_rate``: runs requested and recorded in a database of its own, no Slack)
+  and 2 threads starting bare interpreters, both measured in the same run.
 
 Run: .venv/bin/python bench/bench_slack_runs.py [--latency 40] [--runs 300]
 """
@@ -30,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_pool import bare_rate, pool_rate
 from tests.e2e.slack.conftest import Stack, close_stack, make_stack
 from tests.fakes.openai_server import answer_json
 from tests.fakes.slack_api import Call, text_of
@@ -125,6 +128,8 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="a private PostgreSQL, not SQLite")
     args = parser.parse_args()
     bare = bare_p50()
+    pool, _ = pool_rate(args.runs, f"sqlite:///{tempfile.mkdtemp(prefix='bench-pool-')}/p.db")
+    interpreters = bare_rate()
     extra: dict[str, object] = {"log_level": "WARNING"}
     postgres = PrivatePostgres().start() if args.postgres else None
     if postgres is not None:
@@ -141,6 +146,8 @@ def main() -> None:
         if postgres is not None:
             postgres.close()
     bare = (bare + bare_p50()) / 2
+    pool = (pool + pool_rate(args.runs, f"sqlite:///{tempfile.mkdtemp()}/p.db")[0]) / 2
+    interpreters = (interpreters + bare_rate()) / 2
     p50, p90 = statistics.median(samples), samples[int(len(samples) * 0.9) - 1]
     print(
         f"upload -> result posted, one at a time: p50 {p50 * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms"
@@ -152,6 +159,9 @@ def main() -> None:
         f"throughput through Slack, 2 slots, {database}, {args.runs} uploads: {rate:.0f} runs/s"
         "   (target >= 150)"
     )
+    print(f"baseline, the pool alone (SQLite, no Slack), 2 slots: {pool:.0f} runs/s")
+    print(f"baseline, bare interpreters on 2 threads: {interpreters:.0f} /s")
+    print(f"ratio through Slack / pool alone: {rate / pool:.2f}")
 
 
 if __name__ == "__main__":
