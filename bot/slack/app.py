@@ -4,7 +4,6 @@ start-up check of the bot token. The Bolt app itself is ``bot.slack.async_app``.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
@@ -25,6 +24,7 @@ from bot.slack.flows import SlackFlows
 from bot.slack.messages import Message, Revoked
 from bot.slack.notifier import ClientSource, RunWatcher
 from bot.slack.outcomes import Uninstalled
+from bot.slack.tracked import TrackedPool
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class FlowRuntime:
     handlers: Handlers
     watcher: RunWatcher
     clients: ClientSource
-    workers: ThreadPoolExecutor
-    generators: ThreadPoolExecutor
+    workers: TrackedPool
+    generators: TrackedPool
 
     def dispatch(self, message: Message) -> None:
         origin = message.origin
@@ -109,8 +109,8 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     clients = ClientSource(
         default=_client(services, client), installations=installations_of(services)
     )
-    workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
-    generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
+    workers = TrackedPool(max_workers=16, thread_name_prefix="taskbot-slack")
+    generators = TrackedPool(max_workers=8, thread_name_prefix="taskbot-model")
     watcher = RunWatcher(replies=RunReplies(services.uow), clients=clients, signal=services.signal)
     files = SlackFiles(
         api_url=settings.slack_api_url, max_bytes=settings.sandbox_max_input_mb * 2**20

@@ -12,7 +12,6 @@ import heapq
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from slack_sdk import WebClient
@@ -25,6 +24,7 @@ from bot.services.replies import PendingReply, RunReplies
 from bot.slack import blocks
 from bot.slack.files import Upload, upload_to_thread
 from bot.slack.outcomes import Uninstalled, classify
+from bot.slack.tracked import TrackedPool
 from storage.models import RunStatus
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class RunWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskbot-run-watcher", daemon=True)
         self._workers = workers
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskbot-update")
+        self._pool = TrackedPool(max_workers=workers, thread_name_prefix="taskbot-update")
         self._lock = threading.Lock()
         self._inflight: dict[str, PendingReply] = {}
         self._behind: set[str] = set()  # runs that moved on while their update was in flight
@@ -113,6 +113,10 @@ class RunWatcher:
             self.replies.release(
                 pending.run.id, showing=pending.run.status, back_to=pending.shown_status
             )
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no message update is in flight (tests drain the app with this)."""
+        return self._pool.wait_idle(timeout)
 
     def poke(self) -> None:
         self._wake.set()
