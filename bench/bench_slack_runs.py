@@ -7,7 +7,9 @@ Slack Web API on loopback (tests/fakes), SQLite. Against a bare ``python3 -I -S 
   shows the run succeeded; ratio against the bare interpreter's p50 (target <= 2.0x).
 - ``--postgres``: a private PostgreSQL (tests/servers.py) instead of SQLite.
 - throughput: ``--runs`` uploads from 8 senders at once; runs/s until every run's message
-  shows it succeeded (target >= 150 runs/s on 2 slots).
+  shows it succeeded (target >= 150 runs/s on 2 slots); against the pool alone at 2 slots
+  (``bench_pool.pool_rate``: runs requested and recorded in a database of its own, no Slack)
+  and 2 threads starting bare interpreters, both measured in the same run.
 
 Run: .venv/bin/python bench/bench_slack_runs.py [--latency 40] [--runs 300]
 """
@@ -30,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_pool import bare_rate, pool_rate
 from tests.e2e.slack.conftest import Stack, close_stack, make_stack
 from tests.fakes.openai_server import answer_json
 from tests.fakes.slack_api import Call, text_of
@@ -108,14 +111,23 @@ def latency(stack: Stack, root_ts: str, succeeded: Succeeded, times: int) -> lis
     return samples
 
 
-def throughput(stack: Stack, root_ts: str, succeeded: Succeeded, runs: int) -> float:
+def throughput(stack: Stack, root_ts: str, succeeded: Succeeded, runs: int) -> tuple[float, float]:
+    """(runs/s, this process's CPU-seconds per run: app, fakes and senders, not the sandbox)."""
     target = succeeded.count + runs
+    cpu = time.process_time()
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as senders:
         for _ in range(runs):
             senders.submit(upload, stack, root_ts)
     stack.mock.wait_until(succeeded.at_least(target), timeout=300, what=f"{runs} runs succeeded")
-    return runs / (time.perf_counter() - start)
+    return runs / (time.perf_counter() - start), (time.process_time() - cpu) / runs
+
+
+def pool_cpu(runs: int) -> tuple[float, float]:
+    """The pool alone: (runs/s, this process's CPU-seconds per run)."""
+    cpu = time.process_time()
+    rate, _ = pool_rate(runs, f"sqlite:///{tempfile.mkdtemp(prefix='bench-pool-')}/p.db")
+    return rate, (time.process_time() - cpu) / (runs + 20)  # pool_rate warms up with 20
 
 
 def main() -> None:
@@ -125,6 +137,8 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="a private PostgreSQL, not SQLite")
     args = parser.parse_args()
     bare = bare_p50()
+    pool, pool_cpu_run = pool_cpu(args.runs)
+    interpreters = bare_rate()
     extra: dict[str, object] = {"log_level": "WARNING"}
     postgres = PrivatePostgres().start() if args.postgres else None
     if postgres is not None:
@@ -135,12 +149,15 @@ def main() -> None:
         succeeded = Succeeded()
         latency(stack, root_ts, succeeded, 5)  # warm up
         samples = sorted(latency(stack, root_ts, succeeded, args.latency))
-        rate = throughput(stack, root_ts, succeeded, args.runs)
+        rate, cpu_run = throughput(stack, root_ts, succeeded, args.runs)
     finally:
         close_stack(stack)
         if postgres is not None:
             postgres.close()
     bare = (bare + bare_p50()) / 2
+    pool2, pool_cpu2 = pool_cpu(args.runs)
+    pool, pool_cpu_run = (pool + pool2) / 2, (pool_cpu_run + pool_cpu2) / 2
+    interpreters = (interpreters + bare_rate()) / 2
     p50, p90 = statistics.median(samples), samples[int(len(samples) * 0.9) - 1]
     print(
         f"upload -> result posted, one at a time: p50 {p50 * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms"
@@ -151,6 +168,16 @@ def main() -> None:
     print(
         f"throughput through Slack, 2 slots, {database}, {args.runs} uploads: {rate:.0f} runs/s"
         "   (target >= 150)"
+    )
+    print(f"baseline, the pool alone (SQLite, no Slack), 2 slots: {pool:.0f} runs/s")
+    print(f"baseline, bare interpreters on 2 threads: {interpreters:.0f} /s")
+    print(f"ratio through Slack / pool alone: {rate / pool:.2f}")
+    # CPU per run hardly depends on how busy the machine is; one core runs Python's threads,
+    # so 1 / (CPU per run) is the ceiling of runs/s this process can reach.
+    print(
+        f"CPU of this process per run: through Slack {cpu_run * 1000:.1f} ms "
+        f"(app, mock Slack and senders; ceiling {1 / cpu_run:.0f} runs/s), "
+        f"the pool alone {pool_cpu_run * 1000:.1f} ms; ratio {cpu_run / pool_cpu_run:.2f}"
     )
 
 

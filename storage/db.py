@@ -8,6 +8,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.sqlite_writes import serialise_writes, writer_factory
+
 
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs written the usual way."""
@@ -35,9 +37,12 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if is_sqlite(url):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 10}, pool_pre_ping=False
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10, "factory": writer_factory()},
+            pool_pre_ping=False,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        serialise_writes(engine)  # this process's writers queue on a lock, not in busy sleeps
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.models import (
     Run,
-    RunFile,
-    RunInput,
-    RunStatus,
     SlackDelivery,
     Task,
     TaskVersion,
     UsageEvent,
 )
+from storage.run_repository import RunRepository
+
+__all__ = ["DeliveryRepository", "RunRepository", "TaskRepository", "UsageRepository"]
 
 
 class TaskRepository:
@@ -72,173 +72,6 @@ class TaskRepository:
         self.session.add(version)
 
 
-class RunRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def add(self, run: Run, *, input_data: bytes | None = None) -> None:
-        self.session.add(run)
-        if input_data is not None:
-            self.session.add(RunInput(run_id=run.id, data=input_data))
-
-    def get(self, run_id: str) -> Run | None:
-        return self.session.get(Run, run_id)
-
-    def input_data(self, run_id: str) -> bytes | None:
-        row = self.session.get(RunInput, run_id)
-        return None if row is None else row.data
-
-    def drop_input(self, run_id: str) -> None:
-        self.session.execute(delete(RunInput).where(RunInput.run_id == run_id))
-
-    def files(self, run_id: str) -> list[RunFile]:
-        stmt = select(RunFile).where(RunFile.run_id == run_id).order_by(RunFile.id)
-        return list(self.session.scalars(stmt))
-
-    def add_file(self, run_file: RunFile) -> None:
-        self.session.add(run_file)
-
-    def job(self, run_id: str) -> dict[str, Any] | None:
-        """What a worker needs to execute a run, in one query."""
-        stmt = (
-            select(Task.task_type, TaskVersion.code, Run.input_name, RunInput.data)
-            .select_from(Run)
-            .join(Task, Task.id == Run.task_id)
-            .join(
-                TaskVersion,
-                (TaskVersion.task_id == Run.task_id) & (TaskVersion.number == Run.version_number),
-            )
-            .outerjoin(RunInput, RunInput.run_id == Run.id)
-            .where(Run.id == run_id)
-        )
-        row = self.session.execute(stmt).first()
-        if row is None:
-            return None
-        return {
-            "task_type": row.task_type,
-            "code": row.code,
-            "input_name": row.input_name,
-            "input_data": row.data,
-        }
-
-    def record_outcome(
-        self, run_id: str, *, values: dict[str, Any], files: Sequence[tuple[str, int, bytes]]
-    ) -> bool:
-        """Store a run's outcome unless it already has one; drops its input. True if stored."""
-        result = self.session.execute(
-            update(Run)
-            .where(
-                Run.id == run_id,
-                Run.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
-            )
-            .values(**values)
-        )
-        if not getattr(result, "rowcount", 0):
-            return False
-        if files:
-            self.session.execute(
-                insert(RunFile),
-                [{"run_id": run_id, "name": n, "size": s, "content": c} for n, s, c in files],
-            )
-        self.session.execute(delete(RunInput).where(RunInput.run_id == run_id))
-        return True
-
-    def latest_for_task(self, task_id: str) -> Run | None:
-        stmt = (
-            select(Run)
-            .where(Run.task_id == task_id)
-            .order_by(Run.queued_at.desc(), Run.id.desc())
-            .limit(1)
-        )
-        return self.session.scalars(stmt).first()
-
-    def latest_for_tasks(self, task_ids: Sequence[str]) -> dict[str, Run]:
-        if not task_ids:
-            return {}
-        newest = (
-            select(Run.task_id, func.max(Run.queued_at).label("at"))
-            .where(Run.task_id.in_(task_ids))
-            .group_by(Run.task_id)
-            .subquery()
-        )
-        stmt = select(Run).join(
-            newest, (Run.task_id == newest.c.task_id) & (Run.queued_at == newest.c.at)
-        )
-        return {run.task_id: run for run in self.session.scalars(stmt)}
-
-    def with_status(self, status: RunStatus, *, limit: int = 1000) -> list[Run]:
-        stmt = select(Run).where(Run.status == status.value).order_by(Run.queued_at).limit(limit)
-        return list(self.session.scalars(stmt))
-
-    def claim(self, run_id: str, *, worker: str, started_at: datetime) -> bool:
-        """Move a queued run to running; False when another worker got it first."""
-        result = self.session.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value)
-            .values(
-                status=RunStatus.RUNNING.value,
-                worker=worker,
-                started_at=started_at,
-                attempts=Run.attempts + 1,
-            )
-        )
-        return bool(getattr(result, "rowcount", 0))
-
-    def reply_pending(
-        self, *, limit: int = 50, now: datetime | None = None, exclude_teams: Sequence[str] = ()
-    ) -> list[Run]:
-        """Runs with a Slack message that shows another status than the run's, whose update
-        has not ended for good and is not waiting out a back-off (until ``now``)."""
-        conditions = [
-            Run.reply_ts.is_not(None),
-            or_(Run.notified_status.is_(None), Run.notified_status != Run.status),
-            Run.reply_error.is_(None),
-        ]
-        if now is not None:
-            conditions.append(or_(Run.reply_retry_at.is_(None), Run.reply_retry_at <= now))
-        if exclude_teams:
-            conditions.append(
-                or_(Run.reply_team.is_(None), Run.reply_team.not_in(list(exclude_teams)))
-            )
-        stmt = select(Run).where(*conditions).order_by(Run.queued_at).limit(limit)
-        return list(self.session.scalars(stmt))
-
-    def claim_reply(self, run_id: str, *, shown: str | None, showing: str | None) -> bool:
-        shown_now = Run.notified_status.is_(None) if shown is None else Run.notified_status == shown
-        result = self.session.execute(
-            update(Run)
-            # An update that ended for good is never claimed again, even by a pass that read
-            # the run before it ended.
-            .where(Run.id == run_id, shown_now, Run.reply_error.is_(None))
-            .values(notified_status=showing)
-        )
-        return bool(getattr(result, "rowcount", 0))
-
-    def end_reply(self, run_id: str, *, error: str) -> None:
-        self.session.execute(
-            update(Run).where(Run.id == run_id).values(reply_error=error[:64], reply_retry_at=None)
-        )
-
-    def defer_reply(
-        self, run_id: str, *, showing: str, back_to: str | None, until: datetime
-    ) -> None:
-        """Give a claimed update back, to be tried again from ``until``."""
-        self.session.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.notified_status == showing)
-            .values(
-                notified_status=back_to,
-                reply_retry_at=until,
-                reply_attempts=Run.reply_attempts + 1,
-            )
-        )
-
-    def reply_recovered(self, run_id: str) -> None:
-        self.session.execute(
-            update(Run).where(Run.id == run_id).values(reply_attempts=0, reply_retry_at=None)
-        )
-
-
 class DeliveryRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -259,6 +92,41 @@ class DeliveryRepository:
         return int(getattr(result, "rowcount", 0))
 
 
+_usage = cast(Table, UsageEvent.__table__)
+_RECORD_RUN = insert(_usage).from_select(
+    [
+        "at",
+        "team_id",
+        "user_id",
+        "kind",
+        "outcome",
+        "task_id",
+        "version_number",
+        "run_id",
+        "input_tokens",
+        "output_tokens",
+        "model_requests",
+        "cpu_seconds",
+    ],
+    select(
+        bindparam("p_at", type_=_usage.c.at.type),
+        Task.team_id,
+        Run.requested_by,
+        literal("run"),
+        Run.status,
+        Run.task_id,
+        Run.version_number,
+        Run.id,
+        literal(0),
+        literal(0),
+        literal(0),
+        bindparam("p_cpu", type_=_usage.c.cpu_seconds.type),
+    )
+    .join(Task, Task.id == Run.task_id)
+    .where(Run.id == bindparam("p_run")),
+)
+
+
 class UsageRepository:
     """The usage ledger: one row per generation and per run; sums for budgets and reports."""
 
@@ -269,29 +137,11 @@ class UsageRepository:
         self.session.add(event)
 
     def record_run(self, run_id: str, *, cpu_seconds: float, at: datetime) -> None:
-        """The ledger row of a run that just ended (its workspace, requester, task, version)."""
-        row = self.session.execute(
-            select(Task.team_id, Run.requested_by, Run.task_id, Run.version_number, Run.status)
-            .join(Task, Task.id == Run.task_id)
-            .where(Run.id == run_id)
-        ).first()
-        if row is None:
-            return
-        self.session.add(
-            UsageEvent(
-                at=at,
-                team_id=row.team_id,
-                user_id=row.requested_by,
-                kind="run",
-                outcome=row.status,
-                task_id=row.task_id,
-                version_number=row.version_number,
-                run_id=run_id,
-                input_tokens=0,
-                output_tokens=0,
-                model_requests=0,
-                cpu_seconds=cpu_seconds,
-            )
+        """The ledger row of a run that just ended (its workspace, requester, task, version),
+        in one statement."""
+        self.session.flush()
+        self.session.connection().execute(
+            _RECORD_RUN, {"p_run": run_id, "p_cpu": cpu_seconds, "p_at": at}
         )
 
     def totals(

@@ -36,12 +36,13 @@ class RunReplies:
         with self._uow() as uow:
             pending = []
             rows = uow.runs.reply_pending(limit=limit, now=now, exclude_teams=exclude_teams)
+            # The files of every ended run among them, in one query.
+            files = uow.runs.output_files([r.id for r in rows if RunStatus(r.status).final])
             for run in rows:
                 assert run.reply_channel and run.reply_thread_ts and run.reply_ts
-                files = uow.runs.files(run.id) if RunStatus(run.status).final else []
                 pending.append(
                     PendingReply(
-                        run=RunView.of(run, files),
+                        run=RunView.of(run, files.get(run.id, ())),
                         target=ReplyTarget(
                             team_id=run.reply_team or "",
                             enterprise_id=run.reply_enterprise,
@@ -59,6 +60,20 @@ class RunReplies:
         """Take the job of showing ``showing``; False when another process already did."""
         with self._uow() as uow:
             claimed = uow.runs.claim_reply(run_id, shown=shown, showing=showing)
+            uow.commit()
+            return claimed
+
+    def claim_all(self, claims: Sequence[tuple[str, str | None, str]]) -> set[str]:
+        """``claim`` for each (run id, shown, showing), in one transaction; returns the ids
+        claimed here (those another process claimed first are left out)."""
+        if not claims:
+            return set()
+        with self._uow() as uow:
+            claimed = {
+                run_id
+                for run_id, shown, showing in claims
+                if uow.runs.claim_reply(run_id, shown=shown, showing=showing)
+            }
             uow.commit()
             return claimed
 

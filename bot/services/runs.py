@@ -344,10 +344,8 @@ class RunService(RunRecords):
 
     def attach_reply(self, run_id: str, *, message_ts: str, shown_status: str) -> None:
         with self._uow() as uow:
-            run = uow.runs.get(run_id)
-            if run is None:
+            if not uow.runs.set_reply(run_id, message_ts=message_ts, shown_status=shown_status):
                 raise NotFound(f"No run {run_id}.")
-            run.reply_ts, run.notified_status = message_ts, shown_status
             uow.commit()
 
 

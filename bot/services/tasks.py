@@ -22,7 +22,6 @@ from bot.services.errors import (
     ServiceError,
 )
 from bot.services.generation import (
-    PROMPT_VERSION,
     Generated,
     Generation,
     Tally,
@@ -31,6 +30,7 @@ from bot.services.generation import (
 )
 from bot.services.run_errors import RunErrorSharing, shared_error, shared_input
 from bot.services.task_reads import TaskReads
+from bot.services.task_versions import new_version
 from bot.services.usage import UsageService
 from bot.services.views import (
     Refinement,
@@ -39,7 +39,7 @@ from bot.services.views import (
     VersionView,
     Workspace,
 )
-from storage.models import RunStatus, Task, TaskState, TaskType, TaskVersion
+from storage.models import RunStatus, Task, TaskState, TaskType
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -321,44 +321,17 @@ class TaskService(TaskReads):
                     "ask again."
                 )
             number = expected_previous + 1
-            metadata = {
-                "name": generated.name,
-                "title": generated.title,
-                "summary": generated.summary,
-                "task_type": task.task_type,
-                "inputs": dict(generated.inputs),
-                "outputs": dict(generated.outputs),
-                "dependencies": list(generated.dependencies),
-                "model": generated.model,
-                "prompt_version": PROMPT_VERSION,
-                "created_at": now.isoformat(),
-            }
-            version = TaskVersion(
-                task_id=task_id,
-                number=number,
-                code=generated.code,
-                meta=metadata,
+            version = new_version(
+                task_id,
+                number,
+                generated,
+                task_type=task.task_type,
                 request_kind=request_kind,
                 request_text=request_text,
                 requested_by=requested_by,
-                change_summary=generated.change_summary or None,
-                model=generated.model,
-                prompt_version=PROMPT_VERSION,
-                input_tokens=generated.input_tokens,
-                output_tokens=generated.output_tokens,
-                model_requests=generated.model_requests,
-                created_at=now,
-                check_cpu_seconds=generated.check_cpu_seconds,
+                at=now,
                 cost_usd=self._usage.cost(generated.spent),
-                response_mode=generated.response_mode or None,
             )
-            version.checks = [c.as_dict() for c in generated.checks]
-            version.check_results = [r.as_dict() for r in generated.check_results]
-            version.replaced_checks = [
-                {"name": name, "reason": reason} for name, reason in generated.replaced_checks
-            ]
-            version.check_seconds = generated.check_seconds
-            version.state = "ready" if generated.checks_passed else "draft"
             uow.tasks.add_version(version)
             uow.usage.add(
                 self._usage.generation_event(

@@ -4,7 +4,6 @@ start-up check of the bot token. The Bolt app itself is ``bot.slack.async_app``.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
@@ -26,6 +25,7 @@ from bot.slack.messages import Message, Revoked
 from bot.slack.notifier import ClientSource, RunWatcher
 from bot.slack.outcomes import Uninstalled
 from bot.slack.sweep import GenerationSweep
+from bot.slack.tracked import TrackedPool
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ class FlowRuntime:
     handlers: Handlers
     watcher: RunWatcher
     clients: ClientSource
-    workers: ThreadPoolExecutor
-    generators: ThreadPoolExecutor
+    workers: TrackedPool
+    generators: TrackedPool
     sweep: GenerationSweep  # abandoned generations failed, their root messages updated
 
     def dispatch(self, message: Message) -> None:
@@ -113,8 +113,8 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     clients = ClientSource(
         default=_client(services, client), installations=installations_of(services)
     )
-    workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
-    generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
+    workers = TrackedPool(max_workers=16, thread_name_prefix="taskbot-slack")
+    generators = TrackedPool(max_workers=8, thread_name_prefix="taskbot-model")
     watcher = RunWatcher(
         replies=RunReplies(services.uow),
         clients=clients,

@@ -8,7 +8,6 @@ OAuth runs through Bolt's async flow, over the app's database on worker threads.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from bot.slack.app import BOT_SCOPES, FlowRuntime, build_flows, installations_of
 from bot.slack.async_stores import ThreadedInstallationStore, ThreadedStateStore
 from bot.slack.listeners import register_listeners
 from bot.slack.messages import Dispatcher, Message
+from bot.slack.tracked import TrackedPool
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class OffLoop:
 
     def __init__(self, target: Dispatcher) -> None:
         self._target = target
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="taskbot-dispatch")
+        self._pool = TrackedPool(max_workers=4, thread_name_prefix="taskbot-dispatch")
 
     def dispatch(self, job: Message) -> None:
         self._pool.submit(self._run, job)
@@ -43,6 +43,9 @@ class OffLoop:
             self._target.dispatch(job)
         except Exception:
             logger.exception("could not hand over a %s", type(job).__name__)
+
+    def wait_idle(self, timeout: float) -> bool:
+        return self._pool.wait_idle(timeout)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -12,7 +12,6 @@ import heapq
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from slack_sdk import WebClient
@@ -26,6 +25,7 @@ from bot.services.run_errors import RunErrorSharing
 from bot.slack import blocks
 from bot.slack.files import Upload, upload_to_thread
 from bot.slack.outcomes import Uninstalled, classify
+from bot.slack.tracked import TrackedPool
 from storage.models import RunStatus
 
 logger = logging.getLogger(__name__)
@@ -94,9 +94,11 @@ class RunWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskbot-run-watcher", daemon=True)
         self._workers = workers
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskbot-update")
+        self._pool = TrackedPool(max_workers=workers, thread_name_prefix="taskbot-update")
         self._lock = threading.Lock()
         self._inflight: dict[str, PendingReply] = {}
+        self._behind: set[str] = set()  # runs that moved on while their update was in flight
+        self._full = False  # a pass stopped claiming for want of room in the pool
         self._held: dict[str, float] = {}  # workspace -> when its rate limit ends (monotonic)
         signal.subscribe(lambda _run_id: self._wake.set())
 
@@ -114,6 +116,10 @@ class RunWatcher:
             self.replies.release(
                 pending.run.id, showing=pending.run.status, back_to=pending.shown_status
             )
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no message update is in flight (tests drain the app with this)."""
+        return self._pool.wait_idle(timeout)
 
     def poke(self) -> None:
         self._wake.set()
@@ -141,23 +147,34 @@ class RunWatcher:
         self._wake.set()
 
     def pass_once(self) -> int:
-        """Claim every message that is behind and hand it to the pool; returns how many."""
+        """Claim every message that is behind (in one transaction) and hand each to the pool;
+        returns how many."""
         now = time.monotonic()
         with self._lock:
             self._held = {team: until for team, until in self._held.items() if until > now}
             held = list(self._held)
-        started = 0
+            room = self._workers - len(self._inflight)
+        chosen: list[PendingReply] = []
         for pending in self.replies.pending(now=datetime.now(UTC), exclude_teams=held):
-            run = pending.run
             with self._lock:
-                if len(self._inflight) >= self._workers:
-                    break  # claim no more than the pool can start now: a claim is a promise
-                if run.id in self._inflight:
+                if pending.run.id in self._inflight:
+                    # Its run moved on while its message was being updated: look again then.
+                    self._behind.add(pending.run.id)
                     continue
-            if not self.replies.claim(run.id, shown=pending.shown_status, showing=run.status):
-                continue
+            if len(chosen) >= room:  # claim no more than the pool can start now: a promise
+                with self._lock:
+                    self._full = True
+                break
+            chosen.append(pending)
+        claimed = self.replies.claim_all(
+            [(p.run.id, p.shown_status, p.run.status.value) for p in chosen]
+        )
+        started = 0
+        for pending in chosen:
+            if pending.run.id not in claimed:
+                continue  # another process shows it
             with self._lock:
-                self._inflight[run.id] = pending
+                self._inflight[pending.run.id] = pending
             self._pool.submit(self._attempt, pending)
             started += 1
         return started
@@ -173,7 +190,13 @@ class RunWatcher:
         finally:
             with self._lock:
                 self._inflight.pop(run.id, None)
-            self._wake.set()  # the run may have moved on while its message was updated
+                # Look again only if this run moved on meanwhile, or a pass left runs out for
+                # want of room; every other change wakes the watcher by its own event.
+                again = run.id in self._behind or self._full
+                self._behind.discard(run.id)
+                self._full = False if again else self._full
+            if again:
+                self._wake.set()
 
     def _failed(self, pending: PendingReply, exc: Exception) -> None:
         run, target = pending.run, pending.target

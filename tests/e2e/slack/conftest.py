@@ -3,10 +3,13 @@ database, worker pool and sandbox, and a fake model."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from bot.composition import Services, build_services
 from bot.config import Settings
 from bot.roles.web import Server, build_server
+from bot.services.replies import RunReplies
 from bot.web import BackgroundServer
 from storage import migrate
 from storage.db import make_engine
@@ -58,6 +62,31 @@ def make_stack(tmp_path: Path, **settings_extra: object) -> Stack:
     http = BackgroundServer(server.web).start()
     sender = SlackSender(f"{http.url}/slack/events", SECRET, response_base=mock.base)
     return Stack(mock, model, services, server, http, sender)
+
+
+def drain(stack: Stack, *, timeout: float = 20.0) -> None:
+    """Wait until the app has nothing left to do with what it was sent so far: every delivery
+    handed over, every flow job, run and run-message update finished, no message behind its
+    run. A request's hand-off happens before its ack returns, so after ``drain`` nothing more
+    will come of the requests already answered."""
+    deadline = time.monotonic() + timeout
+    slack = stack.server.slack
+    flows = slack.flows
+    stages = [slack.off_loop, flows.workers, flows.generators, stack.services.pool, flows.watcher]
+    replies = RunReplies(stack.services.uow)
+
+    def behind() -> bool:
+        return bool(replies.pending(now=datetime.now(UTC)))
+
+    while True:
+        for stage in stages:  # in hand-off order: each may hand work to the next
+            assert stage.wait_idle(max(0.0, deadline - time.monotonic())), f"{stage} still busy"
+        if not behind() and all(stage.wait_idle(0) for stage in stages):
+            return
+        assert time.monotonic() < deadline, "the app did not go quiet"
+        # A message behind its run is the watcher's next pass: wait for the update it makes.
+        with contextlib.suppress(AssertionError):
+            stack.mock.wait_until(lambda _calls: not behind(), timeout=0.5)
 
 
 def close_stack(stack: Stack) -> None:

@@ -18,7 +18,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from storage.models import RunStatus
-from tests.e2e.slack.conftest import SECRET, Stack, close_stack, make_stack
+from tests.e2e.slack.conftest import SECRET, Stack, close_stack, drain, make_stack
 from tests.e2e.slack.test_flows import CSV_ROWS, PEOPLE, create, wait_run
 from tests.fakes.openai_server import answer_json
 from tests.fakes.slack_api import text_of
@@ -60,7 +60,7 @@ def test_retried_deliveries_never_duplicate(stack: Stack) -> None:
         status, _ = stack.slack.command("create list rows", trigger_id="trigger.same")
         assert status == 200
     stack.mock.wait_for("chat.update")
-    time.sleep(0.5)
+    drain(stack)  # all three deliveries handled
     assert len(stack.task_ids()) == 1
     task_id = stack.task_ids()[0]
     root_ts = stack.services.tasks.get(task_id).thread_ts
@@ -89,11 +89,8 @@ def test_retried_deliveries_never_duplicate(stack: Stack) -> None:
     }
     stack.slack.event(reply, event_id="EvREPLY")
     stack.slack.event(reply, event_id="EvREPLY", retry_num=1)
-    deadline = time.monotonic() + 10
-    while stack.services.tasks.get(task_id).current_version != 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.5)
+    drain(stack)  # both deliveries of the reply handled, and the upload's three
+    assert stack.services.tasks.get(task_id).current_version == 2
     with stack.services.uow() as uow:
         assert len(uow.runs.with_status(RunStatus.SUCCEEDED)) == 1
     assert [v.number for v in stack.services.tasks.versions(task_id)] == [1, 2]
@@ -135,7 +132,7 @@ def test_bots_our_own_messages_and_edits_are_ignored(stack: Stack) -> None:
             "thread_ts": "999.999",
         }
     )
-    time.sleep(1.0)
+    drain(stack)  # every event handed over and handled
     assert len(stack.mock.calls) == calls
     assert len(stack.model.prompts) == 1
 
@@ -153,7 +150,7 @@ def test_tasks_stay_in_their_workspace_and_channel(stack: Stack) -> None:
     )  # its creator may
     stack.mock.tokens["xoxb-test"] = "T1"
     stack.slack.command(f"show {task_id[:8]}", team="T9", response_name="team9")
-    time.sleep(0.5)
+    drain(stack)
     answers = [text_of(c) for c in stack.mock.of("response_url")]
     assert not any("csv.DictReader" in a for a in answers[3:])
     with stack.services.uow() as uow:

@@ -5,7 +5,6 @@ API, Slack and the terminal must show what was stored."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -95,13 +94,9 @@ def _refuse(constant: str) -> None:
 
 
 def _final(services: Services, run_id: str, timeout: float = 60) -> RunView:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = services.runs.get(run_id)
-        if view.final:
-            return view
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} is still {services.runs.get(run_id).status}")
+    view = services.runs.wait(run_id, timeout=timeout)  # woken by the run's own events
+    assert view.final, f"run {run_id} is still {view.status}"
+    return view
 
 
 def test_every_outcome_reaches_a_final_state_and_every_reader(services: Services) -> None:

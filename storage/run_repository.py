@@ -1,0 +1,226 @@
+"""The runs' queries. The ones every run goes through (claim, outcome, its message's claims) are
+built once, as Core statements with bound parameters, and run on the session's connection:
+no statement is rebuilt per call and no ORM bookkeeping is done for rows nobody holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from storage.models import Run, RunFile, RunInput, RunStatus, Task, TaskVersion
+
+_runs = cast(Table, Run.__table__)
+_inputs = cast(Table, RunInput.__table__)
+_UNENDED = [RunStatus.QUEUED.value, RunStatus.RUNNING.value]
+
+_CLAIM = (
+    update(_runs)
+    .where(_runs.c.id == bindparam("run_id"), _runs.c.status == RunStatus.QUEUED.value)
+    .values(
+        status=RunStatus.RUNNING.value,
+        worker=bindparam("p_worker"),
+        started_at=bindparam("p_started_at"),
+        attempts=_runs.c.attempts + 1,
+    )
+)
+_DROP_INPUT = delete(_inputs).where(_inputs.c.run_id == bindparam("run_id"))
+_SET_REPLY = (
+    update(_runs)
+    .where(_runs.c.id == bindparam("run_id"))
+    .values(reply_ts=bindparam("p_reply_ts"), notified_status=bindparam("p_notified"))
+)
+_CLAIM_REPLY_FROM_NONE = (
+    update(_runs)
+    .where(
+        _runs.c.id == bindparam("run_id"),
+        _runs.c.notified_status.is_(None),
+        _runs.c.reply_error.is_(None),
+    )
+    .values(notified_status=bindparam("p_showing"))
+)
+_CLAIM_REPLY = (
+    update(_runs)
+    .where(
+        _runs.c.id == bindparam("run_id"),
+        _runs.c.notified_status == bindparam("p_shown"),
+        _runs.c.reply_error.is_(None),
+    )
+    .values(notified_status=bindparam("p_showing"))
+)
+_JOB = (
+    select(Task.task_type, TaskVersion.code, Run.input_name, RunInput.data)
+    .select_from(Run)
+    .join(Task, Task.id == Run.task_id)
+    .join(
+        TaskVersion,
+        (TaskVersion.task_id == Run.task_id) & (TaskVersion.number == Run.version_number),
+    )
+    .outerjoin(RunInput, RunInput.run_id == Run.id)
+    .where(Run.id == bindparam("run_id"))
+)
+
+
+class RunRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _execute(self, statement: Any, params: Mapping[str, Any]) -> int:
+        """A prebuilt Core statement inside this session's transaction; its row count."""
+        self.session.flush()  # what the session holds goes first, as autoflush would
+        result = self.session.connection().execute(statement, dict(params))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def add(self, run: Run, *, input_data: bytes | None = None) -> None:
+        self.session.add(run)
+        if input_data is not None:
+            self.session.add(RunInput(run_id=run.id, data=input_data))
+
+    def get(self, run_id: str) -> Run | None:
+        return self.session.get(Run, run_id)
+
+    def input_data(self, run_id: str) -> bytes | None:
+        row = self.session.get(RunInput, run_id)
+        return None if row is None else row.data
+
+    def drop_input(self, run_id: str) -> None:
+        self._execute(_DROP_INPUT, {"run_id": run_id})
+
+    def files(self, run_id: str) -> list[RunFile]:
+        stmt = select(RunFile).where(RunFile.run_id == run_id).order_by(RunFile.id)
+        return list(self.session.scalars(stmt))
+
+    def output_files(self, run_ids: Sequence[str]) -> dict[str, list[RunFile]]:
+        """The files of each of ``run_ids`` (those with none are left out), in one query."""
+        found: dict[str, list[RunFile]] = {}
+        if run_ids:
+            stmt = select(RunFile).where(RunFile.run_id.in_(list(run_ids))).order_by(RunFile.id)
+            for file in self.session.scalars(stmt):
+                found.setdefault(file.run_id, []).append(file)
+        return found
+
+    def add_file(self, run_file: RunFile) -> None:
+        self.session.add(run_file)
+
+    def job(self, run_id: str) -> dict[str, Any] | None:
+        """What a worker needs to execute a run, in one query."""
+        self.session.flush()
+        row = self.session.connection().execute(_JOB, {"run_id": run_id}).first()
+        if row is None:
+            return None
+        return {
+            "task_type": row.task_type,
+            "code": row.code,
+            "input_name": row.input_name,
+            "input_data": row.data,
+        }
+
+    def set_reply(self, run_id: str, *, message_ts: str, shown_status: str) -> bool:
+        """Where the run's Slack message is and what it shows; False when there is no run."""
+        params = {"run_id": run_id, "p_reply_ts": message_ts, "p_notified": shown_status}
+        return self._execute(_SET_REPLY, params) > 0
+
+    def record_outcome(
+        self, run_id: str, *, values: dict[str, Any], files: Sequence[tuple[str, int, bytes]]
+    ) -> bool:
+        """Store a run's outcome unless it already has one; drops its input. True if stored."""
+        self.session.flush()
+        result = self.session.connection().execute(
+            update(_runs).where(_runs.c.id == run_id, _runs.c.status.in_(_UNENDED)).values(**values)
+        )
+        if not getattr(result, "rowcount", 0):
+            return False
+        if files:
+            self.session.execute(
+                insert(RunFile),
+                [{"run_id": run_id, "name": n, "size": s, "content": c} for n, s, c in files],
+            )
+        self.drop_input(run_id)
+        return True
+
+    def latest_for_task(self, task_id: str) -> Run | None:
+        stmt = (
+            select(Run)
+            .where(Run.task_id == task_id)
+            .order_by(Run.queued_at.desc(), Run.id.desc())
+            .limit(1)
+        )
+        return self.session.scalars(stmt).first()
+
+    def latest_for_tasks(self, task_ids: Sequence[str]) -> dict[str, Run]:
+        if not task_ids:
+            return {}
+        newest = (
+            select(Run.task_id, func.max(Run.queued_at).label("at"))
+            .where(Run.task_id.in_(task_ids))
+            .group_by(Run.task_id)
+            .subquery()
+        )
+        stmt = select(Run).join(
+            newest, (Run.task_id == newest.c.task_id) & (Run.queued_at == newest.c.at)
+        )
+        return {run.task_id: run for run in self.session.scalars(stmt)}
+
+    def with_status(self, status: RunStatus, *, limit: int = 1000) -> list[Run]:
+        stmt = select(Run).where(Run.status == status.value).order_by(Run.queued_at).limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def claim(self, run_id: str, *, worker: str, started_at: datetime) -> bool:
+        """Move a queued run to running; False when another worker got it first."""
+        params = {"run_id": run_id, "p_worker": worker, "p_started_at": started_at}
+        return self._execute(_CLAIM, params) > 0
+
+    def reply_pending(
+        self, *, limit: int = 50, now: datetime | None = None, exclude_teams: Sequence[str] = ()
+    ) -> list[Run]:
+        """Runs with a Slack message that shows another status than the run's, whose update
+        has not ended for good and is not waiting out a back-off (until ``now``)."""
+        conditions = [
+            Run.reply_ts.is_not(None),
+            or_(Run.notified_status.is_(None), Run.notified_status != Run.status),
+            Run.reply_error.is_(None),
+        ]
+        if now is not None:
+            conditions.append(or_(Run.reply_retry_at.is_(None), Run.reply_retry_at <= now))
+        if exclude_teams:
+            conditions.append(
+                or_(Run.reply_team.is_(None), Run.reply_team.not_in(list(exclude_teams)))
+            )
+        stmt = select(Run).where(*conditions).order_by(Run.queued_at).limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def claim_reply(self, run_id: str, *, shown: str | None, showing: str | None) -> bool:
+        # An update that ended for good is never claimed again, even by a pass that read the
+        # run before it ended.
+        params = {"run_id": run_id, "p_shown": shown, "p_showing": showing}
+        if shown is None:
+            del params["p_shown"]
+            return self._execute(_CLAIM_REPLY_FROM_NONE, params) > 0
+        return self._execute(_CLAIM_REPLY, params) > 0
+
+    def end_reply(self, run_id: str, *, error: str) -> None:
+        self.session.execute(
+            update(Run).where(Run.id == run_id).values(reply_error=error[:64], reply_retry_at=None)
+        )
+
+    def defer_reply(
+        self, run_id: str, *, showing: str, back_to: str | None, until: datetime
+    ) -> None:
+        """Give a claimed update back, to be tried again from ``until``."""
+        self.session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.notified_status == showing)
+            .values(
+                notified_status=back_to,
+                reply_retry_at=until,
+                reply_attempts=Run.reply_attempts + 1,
+            )
+        )
+
+    def reply_recovered(self, run_id: str) -> None:
+        self.session.execute(
+            update(Run).where(Run.id == run_id).values(reply_attempts=0, reply_retry_at=None)
+        )
