@@ -199,7 +199,9 @@ class Sweeper:
         failed = self.runs.fail_abandoned(worker_alive=local_worker_alive)
         if failed:
             logger.warning("failed %d runs whose worker died: %s", len(failed), failed)
-        held = self.queue.held()
+        if not self.runs.overdue_queued(older_than=self.lost_after):
+            return  # nothing has waited long enough to be lost: the broker is not read
+        held = self.queue.held()  # before the database: a run queued meanwhile is too young
         if held is not None:
             lost = [
                 r for r in self.runs.overdue_queued(older_than=self.lost_after) if r not in held
