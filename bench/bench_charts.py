@@ -8,19 +8,27 @@ Prints, all measured in this run:
   * for the old set (numpy, pandas), each package added to it, and the whole base set: the
     sandbox's start (all zygotes ready) and the zygote's and its spare's memory (RSS, and PSS:
     pages shared between the zygote and its spare counted once, split between them).
+  * the same chart in CPU time (the machine is shared: wall time waits for other work, and a
+    run is niced to 10, a cold interpreter is not): the cold interpreter's, the run's own
+    (process_time inside run()), what the sandbox charges the run (its cgroup: the run and the
+    next spare's warm-up), and the chart's own cost in this warm interpreter (the floor);
+  * what the zygote's warm-up draw costs a zygote's memory and saves a run's first chart.
 Target: chart warm <= 0.05x cold. Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,10 +37,13 @@ from bot.worker.sandbox import Sandbox
 from bot.worker.sandbox.sandbox import BASE_PACKAGES
 
 CHART = """
+import time
+
 import matplotlib.pyplot as plt
 import pandas as pd
 
 def run(input_path):
+    started = time.process_time()
     df = pd.read_csv(input_path)
     totals = df.groupby('month', sort=False)['sales'].sum()
     fig, ax = plt.subplots(figsize=(10, 6), dpi=100)
@@ -43,7 +54,7 @@ def run(input_path):
     fig.tight_layout()
     fig.savefig('output/sales.png')
     plt.close(fig)
-    return {'months': len(totals)}
+    return {'months': len(totals), 'cpu': time.process_time() - started}
 """
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 CSV = "month,sales\n" + "".join(f"{MONTHS[i % 12]},{i * 7 % 101}\n" for i in range(500))
@@ -56,26 +67,43 @@ def bench_chart(runs: int, cold_runs: int, gap: float) -> None:
         csv.write_text(CSV)
         warm: list[float] = []
         paced: list[float] = []
+        own_cpu: list[float] = []  # the run's process, inside run()
+        charged: list[float] = []  # what the sandbox reports (its cgroup)
+
+        def sandboxed(box: Sandbox, into: list[float]) -> None:
+            started = time.perf_counter()
+            result = box.run(code=CHART, input_path=csv)
+            into.append(time.perf_counter() - started)
+            assert result.status == "succeeded", (result.error_message, result.stderr)
+            own_cpu.append(float(json.loads(result.result)["cpu"]))
+            charged.append(result.cpu_seconds)
+
         with Sandbox(slots=1, packages=BASE_PACKAGES) as box:
             first = box.run(code=CHART, input_path=csv)
             assert first.status == "succeeded", (first.error_message, first.stderr)
             assert any(f.name == "sales.png" for f in first.output_files)
             for _ in range(runs):  # back to back: the next spare is often still warming up
-                warm.append(timed(lambda: box.run(code=CHART, input_path=csv)))
+                sandboxed(box, warm)
             for _ in range(runs):  # as uploads arrive, a moment apart: a warm spare waits
                 time.sleep(gap)
-                paced.append(timed(lambda: box.run(code=CHART, input_path=csv)))
+                sandboxed(box, paced)
         out = Path(tmp) / "out"
         out.mkdir()
         cold_code = CHART.replace("output/", f"{out}/") + f"\nprint(run({str(csv)!r}))\n"
         env = {"MPLCONFIGDIR": str(Path(tmp) / "mpl"), "MPLBACKEND": "Agg", "PATH": "/usr/bin"}
         cold_cmd = [sys.executable, "-I", "-c", cold_code]
         subprocess.run(cold_cmd, check=True, stdout=subprocess.DEVNULL, env=env)  # font cache
-        cold = [
-            timed(lambda: subprocess.run(cold_cmd, check=True, stdout=subprocess.DEVNULL, env=env))
-            for _ in range(cold_runs)
-        ]
-        floor = _in_process(Path(tmp), csv, runs)
+        cold: list[float] = []
+        cold_cpu: list[float] = []
+
+        def cold_once() -> None:
+            subprocess.run(cold_cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+
+        for _ in range(cold_runs):
+            before = _children_cpu()
+            cold.append(timed(cold_once))
+            cold_cpu.append(_children_cpu() - before)
+        floor, floor_cpu = _in_process(Path(tmp), csv, runs)
     med_w, med_p, med_c = (statistics.median(x) for x in (warm, paced, cold))
     print(f"chart task (read_csv, groupby, bar chart, savefig PNG), {runs} warm / {cold_runs} cold")
     print(f"  sandbox, back to back  median {ms(med_w)}  p95 {ms(percentile(warm, 0.95))}")
@@ -87,9 +115,24 @@ def bench_chart(runs: int, cold_runs: int, gap: float) -> None:
     for label, value in (("back to back", med_w), ("apart", med_p)):
         ratio = value / med_c
         print(f"  ratio {label:12}     {ratio:5.3f}x (target <= 0.05x: {check(ratio <= 0.05)})")
+    cpu_c = statistics.median(cold_cpu)
+    print("  CPU time (user + system), medians:")
+    for label, values in (
+        ("cold python, whole process", cold_cpu),
+        ("the run's own (inside run())", own_cpu),
+        ("charged to the run (cgroup)", charged),
+        ("the floor (this process)", floor_cpu),
+    ):
+        value = statistics.median(values)
+        print(f"    {label:30} {ms(value)}  {value / cpu_c:5.3f}x of cold")
 
 
-def _in_process(tmp: Path, csv: Path, runs: int) -> list[float]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _in_process(tmp: Path, csv: Path, runs: int) -> tuple[list[float], list[float]]:
     """The chart's own cost: its code in this warm interpreter, no sandbox, no fork."""
     import matplotlib
 
@@ -101,12 +144,79 @@ def _in_process(tmp: Path, csv: Path, runs: int) -> list[float]:
     try:
         scope: dict[str, object] = {}
         exec(CHART, scope)  # our own benchmark code
-        draw = scope["run"]
-        assert callable(draw)
+        draw: Any = scope["run"]
         draw(str(csv))
-        return [timed(lambda: draw(str(csv))) for _ in range(runs)]
+        walls: list[float] = []
+        cpus: list[float] = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            cpus.append(float(draw(str(csv))["cpu"]))
+            walls.append(time.perf_counter() - started)
+        return walls, cpus
     finally:
         os.chdir(here)
+
+
+# In a fresh interpreter: the base set imported and warmed as a zygote does, all but
+# matplotlib's draw; then a forked child's first chart (fonts released as in a run), the draw,
+# and another child's first chart. Prints JSON: memory before/after the draw, the two charts.
+_WARM_DRAW_PROBE = """
+import importlib, json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+os.chdir(sys.argv[2])
+from bench.bench_charts import CHART, BASE_PACKAGES, _memory
+from bot.worker.sandbox._child import warm
+for package in BASE_PACKAGES:
+    importlib.import_module(package)
+    if package != "matplotlib":
+        warm.warm_up(package)
+import matplotlib.pyplot
+
+def first_chart():
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        warm.release_handles()
+        scope = {}
+        exec(CHART, scope)
+        os.write(write, json.dumps(scope["run"]("sales.csv")["cpu"]).encode())
+        os._exit(0)
+    os.close(write)
+    cpu = float(os.read(read, 100))
+    os.close(read)
+    os.waitpid(pid, 0)
+    return cpu
+
+rounds = int(sys.argv[3])
+before = _memory(os.getpid())
+without = [first_chart() for _ in range(rounds)]
+warm.warm_up("matplotlib")
+after = _memory(os.getpid())
+with_draw = [first_chart() for _ in range(rounds)]
+print(json.dumps({"before": before, "after": after, "without": without, "with": with_draw}))
+"""
+
+
+def bench_warm_draw(rounds: int) -> None:
+    """What the zygote's matplotlib warm-up draw costs its memory and saves a run's chart."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "output").mkdir()
+        (Path(tmp) / "sales.csv").write_text(CSV)
+        env = {"MPLBACKEND": "Agg", "MPLCONFIGDIR": str(Path(tmp) / "mpl"), "PATH": "/usr/bin"}
+        cmd = [sys.executable, "-I", "-c", _WARM_DRAW_PROBE, str(root), tmp, str(rounds)]
+        found = json.loads(subprocess.run(cmd, check=True, capture_output=True, env=env).stdout)
+    (rss0, pss0), (rss1, pss1) = found["before"], found["after"]
+    without, with_draw = statistics.median(found["without"]), statistics.median(found["with"])
+    print(f"the zygote's warm-up draw (base set imported; median of {rounds} forked first charts)")
+    print(
+        f"  memory without / with it   RSS {rss0 / 1024:6.1f} / {rss1 / 1024:6.1f} MiB"
+        f"  (+{(rss1 - rss0) / 1024:.1f})   PSS {pss0 / 1024:6.1f} / {pss1 / 1024:6.1f} MiB"
+    )
+    print(
+        f"  a run's first chart, CPU          {ms(without)} without / {ms(with_draw)} with"
+        f"  ({without / with_draw:4.2f}x)"
+    )
 
 
 def _memory(pid: int) -> tuple[int, int]:
@@ -166,6 +276,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"python {sys.executable}, {os.cpu_count()} cpus")
     bench_chart(args.runs, args.cold_runs, args.gap)
+    bench_warm_draw(args.rounds * 3)
     bench_memory(args.rounds)
 
 

@@ -4,10 +4,18 @@ Late acknowledgement: a message is acknowledged only after its run is recorded, 
 killed mid-run leaves the message to be delivered again. Delivery twice never records twice:
 a run is claimed once (queued -> running) in the database, and a redelivered message for a run
 still ``running`` waits until that run ends or its worker is presumed dead (then it is failed).
+
+Late acknowledgement does not cover every message: kombu's Redis transport takes a message off
+the list with BRPOP and only then records it as unacknowledged, so a worker that dies in
+between loses it, and so does a worker killed with a BRPOP pending (Redis answers a connection
+the kernel has not closed yet: it stays open tens of milliseconds after the process is reaped).
+The database knows the run is queued; the sweeper compares it with what the broker holds.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import threading
@@ -29,6 +37,9 @@ logger = logging.getLogger(__name__)
 TASK_NAME = "taskbot.execute_run"
 QUEUE_NAME = "taskbot.runs"
 SWEEP_SECONDS = 15.0
+# A queued run whose message the broker does not hold is re-sent once it is this old: the web
+# records a run, posts its Slack message, then sends it (a slow Slack delays the send).
+LOST_AFTER = timedelta(seconds=10)
 
 
 def _env_seconds(name: str) -> float | None:
@@ -51,7 +62,8 @@ def sweep_seconds() -> float:
 
 def requeue_after() -> timedelta | None:
     """How long a run may stay queued before it is sent again (``TASKBOT_REQUEUE_AFTER_SECONDS``;
-    None: half of ``RunService.stale_after``)."""
+    None: ``LOST_AFTER`` when the broker says what it holds, else half of
+    ``RunService.stale_after``)."""
     seconds = _env_seconds("TASKBOT_REQUEUE_AFTER_SECONDS")
     return None if seconds is None else timedelta(seconds=seconds)
 
@@ -93,10 +105,50 @@ class CeleryQueue:
                 return 0  # e.g. Redis restarted empty: no queue until a worker declares it
             return int(declared.message_count)
 
+    def held(self) -> set[str] | None:
+        """The run ids the broker holds: waiting in the queue (any priority) or delivered and
+        not acknowledged, read in one transaction; None when the broker cannot say (not Redis).
+        """
+        with self.app.connection_for_write() as conn:
+            channel = conn.default_channel
+            client = getattr(channel, "client", None)
+            unacked = getattr(channel, "unacked_key", None)
+            if client is None or not isinstance(unacked, str) or not hasattr(channel, "_q_for_pri"):
+                return None
+            if getattr(channel, "global_keyprefix", ""):
+                return None  # its client would not prefix LRANGE and HVALS
+            lists = [channel._q_for_pri(QUEUE_NAME, p) for p in channel.priority_steps]
+            with client.pipeline(transaction=True) as pipe:
+                for key in dict.fromkeys(lists):
+                    pipe.lrange(key, 0, -1)
+                pipe.hvals(unacked)
+                *waiting, delivered = pipe.execute()
+        found = [_run_id(raw) for items in waiting for raw in items]
+        found += [_run_id(raw, delivered=True) for raw in delivered]
+        return {run_id for run_id in found if run_id is not None}
+
     def ping(self) -> None:
         """Raise when the broker cannot be reached."""
         with self.app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
+
+
+def _run_id(raw: bytes | str, *, delivered: bool = False) -> str | None:
+    """The run id a raw kombu Redis message carries (``delivered``: an unacked entry, which is
+    ``[message, exchange, routing_key]``); None for anything else."""
+    try:
+        message = json.loads(raw)
+        if delivered:
+            message = message[0]
+        if message["headers"].get("task") != TASK_NAME:
+            return None
+        body = message["body"]
+        if message["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(args[0])
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
 
 
 def register_worker_task(app: Celery, runs: RunRecords, executor: Executor) -> None:
@@ -115,10 +167,15 @@ def register_worker_task(app: Celery, runs: RunRecords, executor: Executor) -> N
 class Sweeper:
     """In each worker: fail runs whose worker died, re-send queued runs whose message was lost.
 
-    A queued run only waiting behind a backlog is not re-sent: messages are re-sent only while
-    the broker holds fewer messages than the database has queued runs (some were lost: the
-    broker restarted empty, a publish failed, a task failed before claiming its run), and a
-    run this sweeper re-sent is not re-sent again before ``requeue_after`` has passed.
+    A queued run is re-sent when the broker holds no message for it (waiting or delivered and
+    unacknowledged) once it has been queued ``requeue_after`` (default ``LOST_AFTER``): lost by
+    a worker that died holding it, by a broker that restarted empty, by a failed publish. The
+    broker is read before the database, so a run queued meanwhile is too young to be re-sent.
+
+    Where the broker cannot say what it holds, a queued run only waiting behind a backlog is
+    not re-sent: messages are re-sent only while the broker holds fewer messages than the
+    database has queued runs, after half ``stale_after``, and a run this sweeper re-sent is not
+    re-sent again before that has passed.
     """
 
     def __init__(
@@ -132,6 +189,7 @@ class Sweeper:
         self.runs = runs
         self.queue = queue
         self.every = every
+        self.lost_after = requeue_after or LOST_AFTER
         self.requeue_after = requeue_after or runs.stale_after / 2
         self._resent: dict[str, float] = {}  # run id -> when this sweeper last re-sent it
         self._stop = threading.Event()
@@ -141,6 +199,19 @@ class Sweeper:
         failed = self.runs.fail_abandoned(worker_alive=local_worker_alive)
         if failed:
             logger.warning("failed %d runs whose worker died: %s", len(failed), failed)
+        if not self.runs.overdue_queued(older_than=self.lost_after):
+            return  # nothing has waited long enough to be lost: the broker is not read
+        held = self.queue.held()  # before the database: a run queued meanwhile is too young
+        if held is not None:
+            lost = [
+                r for r in self.runs.overdue_queued(older_than=self.lost_after) if r not in held
+            ]
+            for run_id in lost:
+                logger.warning(
+                    "re-sending queued run %s: the broker holds no message for it", run_id
+                )
+                self.queue.submit(run_id)
+            return
         overdue = self.runs.overdue_queued(older_than=self.requeue_after)
         self._resent = {k: v for k, v in self._resent.items() if k in set(overdue)}
         if not overdue:

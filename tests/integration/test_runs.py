@@ -112,9 +112,6 @@ class CeleryWorker:
             "SANDBOX_CPU_SECONDS": "3",
             "WORKER_CONCURRENCY": "2",
             "LOG_LEVEL": "INFO",
-            # The sweeper is the safety net for a message the broker lost: sweep often enough
-            # that its re-send (after half the stale time) lands inside a test's wait.
-            "TASKBOT_SWEEP_SECONDS": "2",
         }
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None

@@ -88,3 +88,40 @@ def run(input_path):
     }
     report = next(f for f in result.output_files if f.name == "report.xlsx")
     assert zipfile.ZipFile(io.BytesIO(report.content)).namelist()
+
+
+REACH_CACHE = """
+import os
+
+def run(input_path):
+    found = {}
+    for name, attempt in [
+        ('list', lambda: os.listdir(CACHE)),
+        ('stat', lambda: os.stat(CACHE)),
+        ('read', lambda: open(FONTLIST, 'rb').read(16)),
+        ('write', lambda: open(os.path.join(CACHE, 'planted.json'), 'w').write('{}')),
+    ]:
+        try:
+            attempt()
+            found[name] = 'done'
+        except OSError as exc:
+            found[name] = type(exc).__name__
+    return found
+"""
+
+
+def test_the_zygotes_matplotlib_cache_is_out_of_every_runs_reach(sandbox: Sandbox) -> None:
+    """The zygote's font list and caches (built at its import) cannot be read, listed or
+    written by a run that knows where they are, in any slot."""
+    root = sandbox._work_root
+    assert root is not None
+    caches = sorted(root.glob("cache-*"))
+    assert len(caches) == 2
+    for cache in caches:
+        (fontlist,) = cache.glob("fontlist-*.json")  # the zygote's import built it here
+        code = f"CACHE = {str(cache)!r}\nFONTLIST = {str(fontlist)!r}\n" + REACH_CACHE
+        for _ in range(2):  # both slots (a run takes whichever is free)
+            result = run(sandbox, code)
+            assert result.status == "succeeded", (result.error_message, result.stderr)
+            assert "done" not in json.loads(result.result).values(), result.result
+        assert [p.name for p in cache.iterdir()] == [fontlist.name]
