@@ -17,6 +17,7 @@ from bot.services.codegen import CodeGenerator, OpenAICodeGenerator
 from bot.services.container import Services
 from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
+from bot.services.fairness import RunLimits
 from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
 from bot.services.runs import RunQueue, RunRecords, RunService
@@ -162,6 +163,7 @@ def build_services(
         wall_seconds=settings.sandbox_wall_seconds,
         signal=signal,
         usage=usage,
+        limits=RunLimits(settings.fair_user_queued_runs, settings.fair_channel_queued_runs),
         **clock_now,
     )
     return Services(

@@ -160,6 +160,61 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("PORT", "3000", "HTTP port of python -m bot serve.", "Server"),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", "Server"),
+    # --- fair shares and retention (issue 20) ---
+    Setting(
+        "FAIR_USER_GENERATIONS",
+        "3",
+        "Creates and refines one user may have with the model at once (0: no limit).",
+        "Fair shares",
+    ),
+    Setting(
+        "FAIR_CHANNEL_GENERATIONS",
+        "8",
+        "Creates and refines one channel may have with the model at once (0: no limit).",
+        "Fair shares",
+    ),
+    Setting(
+        "FAIR_USER_QUEUED_RUNS",
+        "10",
+        "Runs one user may have waiting (0: no limit).",
+        "Fair shares",
+    ),
+    Setting(
+        "FAIR_CHANNEL_QUEUED_RUNS",
+        "30",
+        "Runs one channel may have waiting (0: no limit).",
+        "Fair shares",
+    ),
+    Setting(
+        "MAX_FILES_PER_MESSAGE",
+        "5",
+        "Files of one Slack message that are run; the rest are refused with an answer.",
+        "Fair shares",
+    ),
+    Setting(
+        "RETAIN_INPUT_DAYS",
+        "0",
+        "Days a run's input file is kept after the run ends (0: removed when it ends).",
+        "Retention",
+    ),
+    Setting(
+        "RETAIN_OUTPUT_DAYS",
+        "30",
+        "Days the files a run wrote under output/ are kept (0: forever).",
+        "Retention",
+    ),
+    Setting(
+        "RETAIN_RESULT_DAYS",
+        "30",
+        "Days a run's result is kept (0: forever).",
+        "Retention",
+    ),
+    Setting(
+        "RETAIN_LOG_DAYS",
+        "7",
+        "Days a run's stdout, stderr and traceback are kept (0: forever).",
+        "Retention",
+    ),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -274,6 +329,16 @@ class Settings:
     budget_workspace_daily_tokens: int = 0
     budget_workspace_daily_usd: float = 0.0
     budget_workspace_daily_cpu_seconds: float = 0.0
+    # fair shares and retention (issue 20)
+    fair_user_generations: int = 3
+    fair_channel_generations: int = 8
+    fair_user_queued_runs: int = 10
+    fair_channel_queued_runs: int = 30
+    max_files_per_message: int = 5
+    retain_input_days: float = 0.0
+    retain_output_days: float = 30.0
+    retain_result_days: float = 30.0
+    retain_log_days: float = 7.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -353,6 +418,16 @@ class Settings:
             api_token=raw("API_TOKEN"),
             port=int(number("PORT", int)),
             log_level=(raw("LOG_LEVEL") or "INFO").upper(),
+            # fair shares and retention (issue 20)
+            fair_user_generations=int(number("FAIR_USER_GENERATIONS", int)),
+            fair_channel_generations=int(number("FAIR_CHANNEL_GENERATIONS", int)),
+            fair_user_queued_runs=int(number("FAIR_USER_QUEUED_RUNS", int)),
+            fair_channel_queued_runs=int(number("FAIR_CHANNEL_QUEUED_RUNS", int)),
+            max_files_per_message=max(1, int(number("MAX_FILES_PER_MESSAGE", int))),
+            retain_input_days=float(number("RETAIN_INPUT_DAYS", float)),
+            retain_output_days=float(number("RETAIN_OUTPUT_DAYS", float)),
+            retain_result_days=float(number("RETAIN_RESULT_DAYS", float)),
+            retain_log_days=float(number("RETAIN_LOG_DAYS", float)),
         )
 
     def missing_for_slack(self) -> list[str]:

@@ -12,13 +12,14 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.services.errors import InvalidInput, NotFound, NotReady
 from bot.services.events import RunSignal
+from bot.services.fairness import NO_LIMITS, RunLimits, check_run_limits, fair_order
 from bot.services.inputs import profile
 from bot.services.outcomes import OutputFileView, RunOutcome, stored_files, stored_values
 from bot.services.tasks import TaskService
@@ -168,6 +169,10 @@ class RunRecords:
 
     # --- executing (called by workers) ------------------------------------------------------
 
+    def fair_queue(self, *, among: Collection[str] | None = None) -> list[str]:
+        """Queued run ids in the order a free slot should take them (users in turn)."""
+        return fair_order(self._uow, among=among)
+
     def start(self, run_id: str, *, worker: str) -> RunJob | None:
         """Claim a queued run; None when it is gone or another worker has it."""
         with self._uow() as uow:
@@ -260,6 +265,7 @@ class RunService(RunRecords):
         signal: RunSignal,
         clock: Callable[[], datetime] = _now,
         usage: UsageService | None = None,
+        limits: RunLimits = NO_LIMITS,
     ) -> None:
         super().__init__(
             uow=uow,
@@ -273,6 +279,7 @@ class RunService(RunRecords):
         self._tasks = tasks
         self.queue = queue
         self.max_input_bytes = max_input_bytes
+        self.limits = limits
 
     # --- requesting -----------------------------------------------------------------------
 
@@ -307,6 +314,7 @@ class RunService(RunRecords):
             )
         if self._usage is not None:
             self._usage.check(team_id=task.team_id, user_id=requested_by, model=False)
+        check_run_limits(self._uow, self.limits, user=requested_by, channel=task.channel_id)
         name = _safe_name(input_name) if input_data is not None else None
         # A file of a kind Taskbot cannot read is refused here, with what to do instead.
         described = profile(name or "input", input_data) if input_data is not None else None

@@ -18,6 +18,7 @@ from slack_sdk.oauth.installation_store import InstallationStore
 
 from bot.config import Settings
 from bot.services.container import Services
+from bot.services.fairness import FairPool
 from bot.services.replies import RunReplies
 from bot.slack.dispatch import Handlers
 from bot.slack.files import SlackFiles
@@ -64,7 +65,7 @@ class FlowRuntime:
     watcher: RunWatcher
     clients: ClientSource
     workers: ThreadPoolExecutor
-    generators: ThreadPoolExecutor
+    generators: FairPool
 
     def dispatch(self, message: Message) -> None:
         origin = message.origin
@@ -110,7 +111,11 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
         default=_client(services, client), installations=installations_of(services)
     )
     workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-slack")
-    generators = ThreadPoolExecutor(max_workers=8, thread_name_prefix="taskbot-model")
+    generators = FairPool(
+        workers=8,
+        per_user=settings.fair_user_generations,
+        per_channel=settings.fair_channel_generations,
+    )
     watcher = RunWatcher(replies=RunReplies(services.uow), clients=clients, signal=services.signal)
     files = SlackFiles(
         api_url=settings.slack_api_url, max_bytes=settings.sandbox_max_input_mb * 2**20

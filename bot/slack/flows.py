@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot.services.access import check_gate, check_task_access
 from bot.services.container import Services
 from bot.services.errors import InvalidInput, NotFound, ServiceError
+from bot.services.fairness import FairPool, Ticket
 from bot.services.runs import ReplyTarget
 from bot.services.views import TaskDetail, TaskView, Workspace
 from bot.slack import blocks
@@ -55,7 +56,7 @@ class SlackFlows:
         services: Services,
         files: SlackFiles,
         workers: ThreadPoolExecutor,
-        generators: ThreadPoolExecutor,
+        generators: FairPool,
         on_run_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.services = services
@@ -76,13 +77,14 @@ class SlackFlows:
         work: Callable[[], object],
         *,
         delivery: tuple[str, str] | None = None,
-        slow: bool = False,
+        ticket: Ticket | None = None,
     ) -> Future[None]:
         """Run ``work`` after the ack, once per delivery (kind, key): Slack's retries of a
         delivery are dropped here, off the ack's path. Any failure is logged and told.
 
-        ``slow`` work (waiting on the model) has its own pool, so a stalled model never delays
-        the quick first replies that run on ``workers``."""
+        Work with a ``ticket`` (waiting on the model) goes to the fair pool, which takes users
+        in turn, so a stalled model or one user's burst never delays the quick first replies
+        that run on ``workers``."""
 
         def guarded() -> None:
             try:
@@ -101,7 +103,17 @@ class SlackFlows:
                 logger.exception("a Slack flow failed")
                 say("Something went wrong on my side; it is logged. Try again in a moment.")
 
-        return (self.generators if slow else self.workers).submit(guarded)
+        if ticket is not None:
+            return self.generators.submit(ticket, guarded)
+        return self.workers.submit(guarded)
+
+    def model_turn(self, origin: Origin, say: Say) -> Ticket:
+        """A place in the model's queue for this user and channel, or ``Busy``; says how many
+        are ahead when some are."""
+        ticket = self.generators.reserve(user=origin.user_id, channel=origin.channel_id)
+        if ticket.ahead:
+            say(f"Queued: {ticket.ahead} ahead of you with the model; yours follows in turn.")
+        return ticket
 
     def gate(self, origin: Origin) -> None:
         check_gate(
@@ -132,24 +144,30 @@ class SlackFlows:
     ) -> None:
         self.gate(origin)
         tasks = self.services.tasks
-        task = tasks.start(
-            description=description,
-            task_type=task_type,
-            requested_by=origin.user_id,
-            source="slack",
-            workspace=Workspace(origin.team_id, origin.enterprise_id),
-            channel_id=origin.channel_id,
-        )
+        ticket = self.model_turn(origin, say)
         try:
-            root = post(client, origin.channel_id, blocks.task_generating(task))
-        except SlackApiError as exc:
-            if exc.response.get("error") not in NOT_IN_CHANNEL:
-                raise
-            tasks.abandon(task.id, reason="Taskbot is not in the channel")
-            say(not_here(direct=direct or origin.channel_id.startswith("D")))
-            return
-        tasks.attach_thread(task.id, channel_id=origin.channel_id, thread_ts=root)
-        self.submit(say, lambda: self._generate_first(client, task, root), slow=True)
+            task = tasks.start(
+                description=description,
+                task_type=task_type,
+                requested_by=origin.user_id,
+                source="slack",
+                workspace=Workspace(origin.team_id, origin.enterprise_id),
+                channel_id=origin.channel_id,
+            )
+            try:
+                root = post(client, origin.channel_id, blocks.task_generating(task))
+            except SlackApiError as exc:
+                if exc.response.get("error") not in NOT_IN_CHANNEL:
+                    raise
+                tasks.abandon(task.id, reason="Taskbot is not in the channel")
+                say(not_here(direct=direct or origin.channel_id.startswith("D")))
+                self.generators.release(ticket)
+                return
+            tasks.attach_thread(task.id, channel_id=origin.channel_id, thread_ts=root)
+        except BaseException:
+            self.generators.release(ticket)
+            raise
+        self.submit(say, lambda: self._generate_first(client, task, root), ticket=ticket)
 
     def _generate_first(self, client: WebClient, task: TaskView, root: str) -> None:
         assert task.channel_id
@@ -243,9 +261,16 @@ class SlackFlows:
         task = self._task_for(origin, task_id)
         if not files:
             raise InvalidInput("Add at least one file to run the task on.")
-        for file in files:
+        for file in self.capped(files, say):
             name, data = self.files.download(client, file)
             self.start_run(client, origin, task=task, data=data, name=name)
+
+    def capped(self, files: Sequence[Mapping[str, Any]], say: Say) -> Sequence[Mapping[str, Any]]:
+        """The files of one message that are run; the user is told which of the rest were not."""
+        cap = self.services.settings.max_files_per_message
+        if len(files) > cap:
+            say(blocks.too_many_files([str(f.get("name") or "file") for f in files[cap:]], cap))
+        return files[:cap]
 
     def start_run(
         self,
@@ -287,7 +312,7 @@ class SlackFlows:
         self.gate(origin)
         files = event.get("files") or []
         if files:
-            for file in files:
+            for file in self.capped(files, say):
                 try:
                     name, data = self.files.download(client, file)
                     self.start_run(client, origin, task=task, data=data, name=name)
@@ -296,19 +321,25 @@ class SlackFlows:
             return
         feedback = _MENTION.sub("", str(event.get("text") or "")).strip()
         if feedback:
-            self.refine(client, origin, task=task, feedback=feedback)
+            self.refine(client, origin, task=task, feedback=feedback, say=say)
 
-    def refine(self, client: WebClient, origin: Origin, *, task: TaskView, feedback: str) -> None:
+    def refine(
+        self, client: WebClient, origin: Origin, *, task: TaskView, feedback: str, say: Say
+    ) -> None:
         assert task.channel_id and task.thread_ts
         channel, thread = task.channel_id, task.thread_ts
-        placeholder = post(client, channel, blocks.refining(feedback), thread)
-        say = _nobody
+        ticket = self.model_turn(origin, say)
+        try:
+            placeholder = post(client, channel, blocks.refining(feedback), thread)
+        except BaseException:
+            self.generators.release(ticket)
+            raise
         self.submit(
-            say,
+            _nobody,
             lambda: self._refine(
                 client, origin, task=task, feedback=feedback, placeholder=placeholder
             ),
-            slow=True,
+            ticket=ticket,
         )
 
     def _refine(

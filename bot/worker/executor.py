@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Collection
 from pathlib import Path
 
 from bot.config import Settings
@@ -77,8 +78,20 @@ class RunExecutor:
 
     def execute(self, run_id: str) -> None:
         job = self.runs.start(run_id, worker=self.worker)
-        if job is None:
-            return
+        if job is not None:
+            self._execute(run_id, job)
+
+    def execute_next(self, among: Collection[str] | None = None) -> str | None:
+        """Claim and execute the next run in fair order (``bot.services.fairness``), among
+        ``among`` when given; its id, or None when there was nothing queued to take."""
+        for run_id in self.runs.fair_queue(among=among):
+            job = self.runs.start(run_id, worker=self.worker)
+            if job is not None:
+                self._execute(run_id, job)
+                return run_id
+        return None
+
+    def _execute(self, run_id: str, job: RunJob) -> None:
         try:
             outcome = self._sandboxed(job)
         except Exception as exc:
