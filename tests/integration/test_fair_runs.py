@@ -18,7 +18,7 @@ SLOW = "import time\n\ndef run(input_path):\n    time.sleep(0.3)\n    return 1\n
 
 
 def test_a_second_users_run_starts_before_the_first_users_backlog_drains(
-    harness: Harness,
+    harness: Harness,  # noqa: F811
 ) -> None:
     task_id = harness.task(SLOW)
     runs = harness.services.runs
@@ -39,7 +39,9 @@ def test_a_second_users_run_starts_before_the_first_users_backlog_drains(
     assert done[single].started_at < done[flood[-1]].started_at  # type: ignore[operator]
 
 
-def test_over_the_queued_runs_limit_is_busy_and_nothing_is_queued(local: Harness) -> None:
+def test_over_the_queued_runs_limit_is_busy_and_nothing_is_queued(
+    local: Harness,  # noqa: F811
+) -> None:
     task_id = local.task(CSV_ROWS)
     runs = local.services.runs
     limited = runs.limits
