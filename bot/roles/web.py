@@ -13,6 +13,7 @@ from bot.composition import Runner, build_services
 from bot.config import Settings
 from bot.prog import hint
 from bot.services.container import Services
+from bot.services.retention import Retention, RetentionPolicy
 from bot.services.runs import RunQueue
 from bot.web import WebApp, health_checks, listen, run_server, uvicorn_server
 
@@ -200,11 +201,19 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
 
 class _Sweeper:
     """Fails generations nobody is working on any more (their process died), at start and
-    every minute: nothing stays ``generating`` past the model's timeout."""
+    every minute: nothing stays ``generating`` past the model's timeout. Removes run data past
+    its retention on the same beat."""
 
     def __init__(self, services: Services, *, every: float = 60.0) -> None:
         self._services = services
         self._every = every
+        settings = services.settings
+        self._retention = Retention(  # what is kept and for how long: bot.services.retention
+            uow=services.uow,
+            policy=RetentionPolicy(
+                settings.retain_output_days, settings.retain_result_days, settings.retain_log_days
+            ),
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="generation-sweep", daemon=True)
         self._thread.start()
@@ -217,6 +226,12 @@ class _Sweeper:
                     logger.warning("%d abandoned generation(s) marked failed", failed)
             except Exception:
                 logger.exception("could not sweep abandoned generations")
+            try:
+                removed = self._retention.apply()
+                if removed.total:
+                    logger.info("retention removed %s", removed)
+            except Exception:
+                logger.exception("could not apply the retention of run data")
             if self._stop.wait(self._every):
                 return
 

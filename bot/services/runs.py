@@ -205,6 +205,8 @@ class RunRecords:
             if recorded:
                 uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
             uow.commit()
+            if recorded:
+                uow.scrub()  # the input was dropped with the outcome: no copy left in the WAL
         if not recorded:
             logger.warning("run %s had already ended; ignoring a second outcome", run_id)
         else:
