@@ -131,6 +131,7 @@ def build_services(
             wall_seconds=settings.sandbox_wall_seconds,
             signal=signal,
             usage=usage,
+            keep_inputs=settings.retain_input_days > 0,
             **clock_now,
         )
 
@@ -164,6 +165,7 @@ def build_services(
         signal=signal,
         usage=usage,
         limits=RunLimits(settings.fair_user_queued_runs, settings.fair_channel_queued_runs),
+        keep_inputs=settings.retain_input_days > 0,
         **clock_now,
     )
     return Services(

@@ -192,6 +192,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Fair shares",
     ),
     Setting(
+        "RETAIN_INPUT_DAYS",
+        "0",
+        "Days a run's input file is kept after the run ends (0: removed when it ends).",
+        "Retention",
+    ),
+    Setting(
         "RETAIN_OUTPUT_DAYS",
         "30",
         "Days the files a run wrote under output/ are kept (0: forever).",
@@ -329,6 +335,7 @@ class Settings:
     fair_user_queued_runs: int = 10
     fair_channel_queued_runs: int = 30
     max_files_per_message: int = 5
+    retain_input_days: float = 0.0
     retain_output_days: float = 30.0
     retain_result_days: float = 30.0
     retain_log_days: float = 7.0
@@ -417,6 +424,7 @@ class Settings:
             fair_user_queued_runs=int(number("FAIR_USER_QUEUED_RUNS", int)),
             fair_channel_queued_runs=int(number("FAIR_CHANNEL_QUEUED_RUNS", int)),
             max_files_per_message=max(1, int(number("MAX_FILES_PER_MESSAGE", int))),
+            retain_input_days=float(number("RETAIN_INPUT_DAYS", float)),
             retain_output_days=float(number("RETAIN_OUTPUT_DAYS", float)),
             retain_result_days=float(number("RETAIN_RESULT_DAYS", float)),
             retain_log_days=float(number("RETAIN_LOG_DAYS", float)),

@@ -122,9 +122,15 @@ class RunRepository:
         }
 
     def record_outcome(
-        self, run_id: str, *, values: dict[str, Any], files: Sequence[tuple[str, int, bytes]]
+        self,
+        run_id: str,
+        *,
+        values: dict[str, Any],
+        files: Sequence[tuple[str, int, bytes]],
+        keep_input: bool = False,
     ) -> bool:
-        """Store a run's outcome unless it already has one; drops its input. True if stored."""
+        """Store a run's outcome unless it already has one; drops its input unless
+        ``keep_input`` (retention removes it later). True if stored."""
         result = self.session.execute(
             update(Run)
             .where(
@@ -140,7 +146,8 @@ class RunRepository:
                 insert(RunFile),
                 [{"run_id": run_id, "name": n, "size": s, "content": c} for n, s, c in files],
             )
-        self.session.execute(delete(RunInput).where(RunInput.run_id == run_id))
+        if not keep_input:
+            self.session.execute(delete(RunInput).where(RunInput.run_id == run_id))
         return True
 
     def latest_for_task(self, task_id: str) -> Run | None:

@@ -211,7 +211,10 @@ class _Sweeper:
         self._retention = Retention(  # what is kept and for how long: bot.services.retention
             uow=services.uow,
             policy=RetentionPolicy(
-                settings.retain_output_days, settings.retain_result_days, settings.retain_log_days
+                input_days=settings.retain_input_days,
+                output_days=settings.retain_output_days,
+                result_days=settings.retain_result_days,
+                log_days=settings.retain_log_days,
             ),
         )
         self._stop = threading.Event()

@@ -1,7 +1,7 @@
 """How long users' data is kept: a periodic job removes what is due, and nothing else.
 
-- a run's input: removed when the run ends (with its outcome); this job removes any input
-  of an ended run still stored (e.g. an outcome recorded by an older version);
+- a run's input: removed when the run ends, with its outcome (``RETAIN_INPUT_DAYS=0``, the
+  default), or that many days after it ended;
 - the files a run wrote under ``output/``: ``RETAIN_OUTPUT_DAYS`` after the run ended;
 - a run's result: ``RETAIN_RESULT_DAYS``;
 - a run's logs (stdout, stderr, traceback): ``RETAIN_LOG_DAYS``.
@@ -34,6 +34,7 @@ def _now() -> datetime:
 class RetentionPolicy:
     """Days each kind of a run's data is kept after the run ended (0: forever)."""
 
+    input_days: float = 0.0
     output_days: float = 30.0
     result_days: float = 30.0
     log_days: float = 7.0
@@ -69,8 +70,13 @@ class Retention:
         ended = Run.status.in_(_ENDED)
         with self._uow() as uow:
             session = uow.session
-            ended_runs = select(Run.id).where(ended)
-            inputs = session.execute(delete(RunInput).where(RunInput.run_id.in_(ended_runs)))
+            # Inputs go when the run ends (0 days), or that many days after.
+            inputs_due = select(Run.id).where(ended)
+            if self.policy.input_days:
+                inputs_due = inputs_due.where(
+                    Run.finished_at < now - timedelta(days=self.policy.input_days)
+                )
+            inputs = session.execute(delete(RunInput).where(RunInput.run_id.in_(inputs_due)))
             outputs = results = logs = 0
             if self.policy.output_days:
                 due = select(Run.id).where(

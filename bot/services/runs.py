@@ -147,8 +147,10 @@ class RunRecords:
         signal: RunSignal,
         clock: Callable[[], datetime] = _now,
         usage: UsageService | None = None,
+        keep_inputs: bool = False,
     ) -> None:
         self._usage = usage
+        self._keep_inputs = keep_inputs  # RETAIN_INPUT_DAYS > 0: retention removes them
         self._uow = uow
         self._packages = tuple(packages)
         self._max_code_bytes = max_code_bytes
@@ -201,11 +203,13 @@ class RunRecords:
         """Record a run's outcome once; False (and nothing changed) when it had already ended."""
         with self._uow() as uow:
             values = stored_values(outcome) | {"finished_at": self._clock()}
-            recorded = uow.runs.record_outcome(run_id, values=values, files=stored_files(outcome))
+            recorded = uow.runs.record_outcome(
+                run_id, values=values, files=stored_files(outcome), keep_input=self._keep_inputs
+            )
             if recorded:
                 uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
             uow.commit()
-            if recorded:
+            if recorded and not self._keep_inputs:
                 uow.scrub()  # the input was dropped with the outcome: no copy left in the WAL
         if not recorded:
             logger.warning("run %s had already ended; ignoring a second outcome", run_id)
@@ -268,6 +272,7 @@ class RunService(RunRecords):
         clock: Callable[[], datetime] = _now,
         usage: UsageService | None = None,
         limits: RunLimits = NO_LIMITS,
+        keep_inputs: bool = False,
     ) -> None:
         super().__init__(
             uow=uow,
@@ -277,6 +282,7 @@ class RunService(RunRecords):
             signal=signal,
             clock=clock,
             usage=usage,
+            keep_inputs=keep_inputs,
         )
         self._tasks = tasks
         self.queue = queue
