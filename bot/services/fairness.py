@@ -46,6 +46,7 @@ class Ticket:
     channel: str
     ahead: int  # jobs that will start before this one, when it was reserved
     _job: Callable[[], None] | None = field(default=None, repr=False)
+    _released: bool = field(default=False, repr=False)
 
 
 class FairPool:
@@ -53,7 +54,8 @@ class FairPool:
     ``per_channel``) jobs waiting or running for one user (channel); 0 is no limit.
 
     ``reserve`` takes the place (or raises ``Busy``), ``submit`` hands it the job, ``release``
-    gives back a place that got no job."""
+    gives back a place that got no job, or whose job is done with the model (the pool releases
+    it anyway when the job ends; a second release is nothing)."""
 
     def __init__(
         self, *, workers: int, per_user: int, per_channel: int, name: str = "taskbot-model"
@@ -100,6 +102,9 @@ class FairPool:
 
     def release(self, ticket: Ticket) -> None:
         with self._cond:
+            if ticket._released:
+                return
+            ticket._released = True
             self._held[ticket.user] -= 1
             self._held_channel[ticket.channel] -= 1
             if not self._held[ticket.user]:

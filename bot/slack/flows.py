@@ -167,15 +167,20 @@ class SlackFlows:
         except BaseException:
             self.generators.release(ticket)
             raise
-        self.submit(say, lambda: self._generate_first(client, task, root), ticket=ticket)
+        self.submit(say, lambda: self._generate_first(client, task, root, ticket), ticket=ticket)
 
-    def _generate_first(self, client: WebClient, task: TaskView, root: str) -> None:
+    def _generate_first(
+        self, client: WebClient, task: TaskView, root: str, ticket: Ticket | None = None
+    ) -> None:
         assert task.channel_id
         try:
             detail = self.services.tasks.generate_first(task.id)
         except ServiceError as exc:
             update(client, task.channel_id, root, blocks.task_failed(task, str(exc)))
             return
+        finally:
+            if ticket is not None:
+                self.generators.release(ticket)  # done with the model: the user may ask again
         self.post_version(client, detail, channel=task.channel_id, thread_ts=root)
         update(client, task.channel_id, root, blocks.task_ready(detail))
 
