@@ -30,6 +30,8 @@ from storage.uow import UnitOfWorkFactory
 class Busy(ServiceError):
     """Over a fair-share limit: nothing was started; the answer says how much is ahead."""
 
+    code = "busy"
+
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
