@@ -8,7 +8,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.private import prepare_sqlite_file, sqlite_path
+from storage.private import BUSY_TIMEOUT_MS, prepare_sqlite_file, sqlite_path
 
 
 def normalise_url(url: str) -> str:
@@ -28,7 +28,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA secure_delete=ON")  # freed content is zeroed (storage.private)
     cursor.close()
 

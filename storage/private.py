@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 PRIVATE_UMASK = 0o077
 SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+BUSY_TIMEOUT_MS = 10000  # storage.db's busy_timeout
+SCRUB_WAIT_MS = 250
 
 
 def restrict_umask() -> None:
@@ -63,7 +65,13 @@ def scrub(engine: Engine) -> None:
         return
     try:
         with engine.connect() as conn:
-            busy = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).first()
+            # Wait only briefly for readers: a busy WAL is truncated by the next scrub (the
+            # retention job scrubs every minute), never by holding up the caller.
+            conn.execute(text(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}"))
+            try:
+                busy = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).first()
+            finally:
+                conn.execute(text(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}"))
         if busy is not None and busy[0]:
             logger.info("the WAL could not be truncated now (a reader); the next scrub will")
     except Exception:

@@ -9,7 +9,7 @@
 0 days keeps that kind forever. The run's record (status, times, sizes, hashes, error type)
 stays, so history and usage add up. Every web process runs this job every minute (see
 ``bot.roles.web``): on one machine that is the one process; on many each deletes the same due
-rows, which is idempotent. After deleting, the SQLite WAL is checkpointed and truncated.
+rows, which is idempotent. Each pass ends by checkpointing and truncating the SQLite WAL.
 """
 
 from __future__ import annotations
@@ -108,8 +108,7 @@ class Retention:
                 )
             removed = Removed(_count(inputs), outputs, results, logs)
             uow.commit()
-            if removed.total:
-                uow.scrub()
+            uow.scrub()  # also catches up on a scrub that found the WAL busy
         return removed
 
 

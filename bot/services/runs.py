@@ -209,12 +209,13 @@ class RunRecords:
             if recorded:
                 uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
             uow.commit()
-            if recorded and not self._keep_inputs:
-                uow.scrub()  # the input was dropped with the outcome: no copy left in the WAL
         if not recorded:
             logger.warning("run %s had already ended; ignoring a second outcome", run_id)
         else:
             self.signal.changed(run_id)
+            if not self._keep_inputs:
+                with self._uow() as uow:
+                    uow.scrub()  # the input went with the outcome: no copy left in the WAL
         return recorded
 
     def wait(self, run_id: str, *, timeout: float, sweep: float = 2.0) -> RunView:

@@ -131,6 +131,7 @@ def test_a_dropped_input_leaves_no_bytes_in_the_data_directory(
     run = services.runs.request(task_id, requested_by="U1", input_data=data)
     done = services.runs.wait(run.id, timeout=30)
     assert done.status == "succeeded" and done.result == str(len(data)).encode()
+    assert services.pool is not None and services.pool.wait_idle(timeout=30)  # its scrub too
     assert _found(b"line 4", data_dir)  # the profile, as documented
     assert _found(marker, data_dir) == []
 
@@ -144,6 +145,7 @@ def test_task_delete_leaves_none_of_its_data_in_the_data_directory(
     data = b"first\n" * 6 + marker.encode() * 50
     run = services.runs.request(task_id, requested_by="U1", input_data=data)
     assert services.runs.wait(run.id, timeout=30).status == "succeeded"
+    assert services.pool is not None and services.pool.wait_idle(timeout=30)
     assert _found(marker.encode(), data_dir)  # the code is kept while the task lives
     services.housekeeping.delete(task_id)
     assert _found(marker.encode(), data_dir) == []
