@@ -411,11 +411,4 @@ def run_modal(*, task: TaskView, private_metadata: str) -> dict[str, Any]:
     }
 
 
-def too_many_files(names: Sequence[str], cap: int) -> str:
-    """The answer to a message with more files than are run (``MAX_FILES_PER_MESSAGE``)."""
-    shown = ", ".join(f"`{_inline(n)[:80]}`" for n in names[:10])
-    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
-    return (
-        f"Only the first {cap} files of a message are run; these were not: {shown}{more}. "
-        "Send them in another message."
-    )
+inline = _inline  # for the edge's other answers (bot.slack.shares)

@@ -21,6 +21,7 @@ from bot.services.views import TaskDetail, TaskView, Workspace
 from bot.slack import blocks
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
 from bot.slack.messages import Origin
+from bot.slack.shares import capped, model_turn
 from bot.slack.usage_blocks import usage_message
 from storage.errors import StorageUnavailable
 from storage.models import TaskType
@@ -68,6 +69,7 @@ class SlackFlows:
         settings = services.settings
         self.allowed_channels = settings.allowed_channels
         self.allowed_users = settings.allowed_users
+        self.max_files = settings.max_files_per_message
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -107,14 +109,6 @@ class SlackFlows:
             return self.generators.submit(ticket, guarded)
         return self.workers.submit(guarded)
 
-    def model_turn(self, origin: Origin, say: Say) -> Ticket:
-        """A place in the model's queue for this user and channel, or ``Busy``; says how many
-        are ahead when some are."""
-        ticket = self.generators.reserve(user=origin.user_id, channel=origin.channel_id)
-        if ticket.ahead:
-            say(f"Queued: {ticket.ahead} ahead of you with the model; yours follows in turn.")
-        return ticket
-
     def gate(self, origin: Origin) -> None:
         check_gate(
             channel_id=origin.channel_id,
@@ -144,7 +138,7 @@ class SlackFlows:
     ) -> None:
         self.gate(origin)
         tasks = self.services.tasks
-        ticket = self.model_turn(origin, say)
+        ticket = model_turn(self.generators, origin, say)
         try:
             task = tasks.start(
                 description=description,
@@ -266,16 +260,9 @@ class SlackFlows:
         task = self._task_for(origin, task_id)
         if not files:
             raise InvalidInput("Add at least one file to run the task on.")
-        for file in self.capped(files, say):
+        for file in capped(files, cap=self.max_files, say=say):
             name, data = self.files.download(client, file)
             self.start_run(client, origin, task=task, data=data, name=name)
-
-    def capped(self, files: Sequence[Mapping[str, Any]], say: Say) -> Sequence[Mapping[str, Any]]:
-        """The files of one message that are run; the user is told which of the rest were not."""
-        cap = self.services.settings.max_files_per_message
-        if len(files) > cap:
-            say(blocks.too_many_files([str(f.get("name") or "file") for f in files[cap:]], cap))
-        return files[:cap]
 
     def start_run(
         self,
@@ -317,7 +304,7 @@ class SlackFlows:
         self.gate(origin)
         files = event.get("files") or []
         if files:
-            for file in self.capped(files, say):
+            for file in capped(files, cap=self.max_files, say=say):
                 try:
                     name, data = self.files.download(client, file)
                     self.start_run(client, origin, task=task, data=data, name=name)
@@ -333,7 +320,7 @@ class SlackFlows:
     ) -> None:
         assert task.channel_id and task.thread_ts
         channel, thread = task.channel_id, task.thread_ts
-        ticket = self.model_turn(origin, say)
+        ticket = model_turn(self.generators, origin, say)
         try:
             placeholder = post(client, channel, blocks.refining(feedback), thread)
         except BaseException:
