@@ -88,8 +88,10 @@ class RunRepository:
         row = self.session.get(RunInput, run_id)
         return None if row is None else row.data
 
-    def drop_input(self, run_id: str) -> None:
-        self.session.execute(delete(RunInput).where(RunInput.run_id == run_id))
+    def drop_input(self, run_id: str) -> bool:
+        """Delete a run's input; whether it had one."""
+        result = self.session.execute(delete(RunInput).where(RunInput.run_id == run_id))
+        return bool(getattr(result, "rowcount", 0))
 
     def files(self, run_id: str) -> list[RunFile]:
         stmt = select(RunFile).where(RunFile.run_id == run_id).order_by(RunFile.id)
@@ -127,10 +129,9 @@ class RunRepository:
         *,
         values: dict[str, Any],
         files: Sequence[tuple[str, int, bytes]],
-        keep_input: bool = False,
     ) -> bool:
-        """Store a run's outcome unless it already has one; drops its input unless
-        ``keep_input`` (retention removes it later). True if stored."""
+        """Store a run's outcome unless it already has one (its input is the caller's: see
+        ``drop_input``). True if stored."""
         result = self.session.execute(
             update(Run)
             .where(
@@ -146,8 +147,6 @@ class RunRepository:
                 insert(RunFile),
                 [{"run_id": run_id, "name": n, "size": s, "content": c} for n, s, c in files],
             )
-        if not keep_input:
-            self.session.execute(delete(RunInput).where(RunInput.run_id == run_id))
         return True
 
     def latest_for_task(self, task_id: str) -> Run | None:

@@ -232,13 +232,13 @@ def fair_order(
     """Queued run ids in the order they should be taken: each user's oldest queued run, the
     user whose last run started longest ago (or never) first, then the rest oldest first.
     ``among`` restricts the choice to those runs (a pool deals out only what it was given)."""
+    if among is not None and not among:
+        return []
     with uow_factory() as uow:
         stmt = select(Run.id, Run.requested_by).where(Run.status == RunStatus.QUEUED.value)
-        if among is not None:
-            if not among:
-                return []
-            stmt = stmt.where(Run.id.in_(list(among)))
         rows = list(uow.session.execute(stmt.order_by(Run.queued_at, Run.id).limit(limit)))
+        if among is not None:  # filtered here: a long IN list costs more than the rows
+            rows = [row for row in rows if row.id in among]
         users = {row.requested_by for row in rows}
         if not users:
             return []

@@ -203,17 +203,18 @@ class RunRecords:
         """Record a run's outcome once; False (and nothing changed) when it had already ended."""
         with self._uow() as uow:
             values = stored_values(outcome) | {"finished_at": self._clock()}
-            recorded = uow.runs.record_outcome(
-                run_id, values=values, files=stored_files(outcome), keep_input=self._keep_inputs
-            )
+            recorded = uow.runs.record_outcome(run_id, values=values, files=stored_files(outcome))
+            dropped = False
             if recorded:
                 uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
+                # The input goes with the outcome, unless retention keeps it for a while.
+                dropped = not self._keep_inputs and uow.runs.drop_input(run_id)
             uow.commit()
         if not recorded:
             logger.warning("run %s had already ended; ignoring a second outcome", run_id)
         else:
             self.signal.changed(run_id)
-            if not self._keep_inputs:
+            if dropped:
                 with self._uow() as uow:
                     uow.scrub()  # the input went with the outcome: no copy left in the WAL
         return recorded
