@@ -51,7 +51,11 @@ def bare_rate(seconds: float = 3.0, threads: int = 2) -> float:
 
 
 def pool_rate(runs: int, database_url: str) -> tuple[float, int]:
-    settings = Settings(database_url=database_url, worker_concurrency=2, log_level="WARNING")
+    # One user queues them all: no fair-share limit, this measures the pool's throughput.
+    settings = Settings(
+        database_url=database_url, worker_concurrency=2, log_level="WARNING",
+        fair_user_queued_runs=0, fair_channel_queued_runs=0,
+    )
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     model = FakeCodeGenerator(answer_json(code=TRIVIAL, name="trivial"))

@@ -17,6 +17,7 @@ from bot.services.codegen import CodeGenerator, OpenAICodeGenerator
 from bot.services.container import Services
 from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
+from bot.services.fairness import RunLimits
 from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
 from bot.services.run_errors import RunErrorSharing
@@ -137,6 +138,7 @@ def build_services(
             wall_seconds=settings.sandbox_wall_seconds,
             signal=signal,
             usage=usage,
+            keep_inputs=settings.retain_input_days > 0,
             **clock_now,
         )
 
@@ -169,6 +171,8 @@ def build_services(
         wall_seconds=settings.sandbox_wall_seconds,
         signal=signal,
         usage=usage,
+        limits=RunLimits(settings.fair_user_queued_runs, settings.fair_channel_queued_runs),
+        keep_inputs=settings.retain_input_days > 0,
         **clock_now,
     )
     return Services(

@@ -175,6 +175,47 @@ class Settings(BaseSettings):
     )
     port: int = _s(3000, "HTTP port of python -m bot serve.", "Server", **_N)
     log_level: str = _s("INFO", "DEBUG, INFO, WARNING or ERROR.", "Server")
+    # --- Fair shares ---
+    fair_user_generations: int = _s(
+        3,
+        "Creates and refines one user may have with the model at once (0: no limit).",
+        "Fair shares",
+        **_N,
+    )
+    fair_channel_generations: int = _s(
+        8,
+        "Creates and refines one channel may have with the model at once (0: no limit).",
+        "Fair shares",
+        **_N,
+    )
+    fair_user_queued_runs: int = _s(
+        10, "Runs one user may have waiting (0: no limit).", "Fair shares", **_N
+    )
+    fair_channel_queued_runs: int = _s(
+        30, "Runs one channel may have waiting (0: no limit).", "Fair shares", **_N
+    )
+    max_files_per_message: int = _s(
+        5,
+        "Files of one Slack message that are run; the rest are refused with an answer.",
+        "Fair shares",
+        ge=1,
+    )
+    # --- Retention ---
+    retain_input_days: float = _s(
+        0.0,
+        "Days a run's input file is kept after the run ends (0: removed when it ends).",
+        "Retention",
+        **_N,
+    )
+    retain_output_days: float = _s(
+        30.0, "Days the files a run wrote under output/ are kept (0: forever).", "Retention", **_N
+    )
+    retain_result_days: float = _s(
+        30.0, "Days a run's result is kept (0: forever).", "Retention", **_N
+    )
+    retain_log_days: float = _s(
+        7.0, "Days a run's stdout, stderr and traceback are kept (0: forever).", "Retention", **_N
+    )
 
     @field_validator("worker_concurrency")
     @classmethod

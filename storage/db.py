@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.sqlite_writes import serialise_writes, writer_factory
+from storage.private import BUSY_TIMEOUT_MS, prepare_sqlite_file, sqlite_path
 
 
 def normalise_url(url: str) -> str:
@@ -28,7 +29,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA secure_delete=ON")  # freed content is zeroed (storage.private)
     cursor.close()
 
 
@@ -36,6 +38,9 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``: SQLite in WAL mode with foreign keys on, or PostgreSQL via psycopg."""
     url = normalise_url(url)
     if is_sqlite(url):
+        path = sqlite_path(url)
+        if path is not None:
+            prepare_sqlite_file(path)  # 0600 before SQLite makes it; -wal/-shm take its mode
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 10, "factory": writer_factory()},

@@ -197,6 +197,7 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_task_queued", "task_id", "queued_at"),
         Index("ix_runs_status", "status"),
+        Index("ix_runs_user_started", "requested_by", "started_at"),  # whose turn (fairness)
         Index("ix_runs_reply_pending", "reply_channel", "notified_status"),
     )
 

@@ -86,8 +86,9 @@ class RunRepository:
         row = self.session.get(RunInput, run_id)
         return None if row is None else row.data
 
-    def drop_input(self, run_id: str) -> None:
-        self._execute(_DROP_INPUT, {"run_id": run_id})
+    def drop_input(self, run_id: str) -> bool:
+        """Delete a run's input; whether it had one."""
+        return bool(self._execute(_DROP_INPUT, {"run_id": run_id}))
 
     def files(self, run_id: str) -> list[RunFile]:
         stmt = select(RunFile).where(RunFile.run_id == run_id).order_by(RunFile.id)
@@ -126,7 +127,8 @@ class RunRepository:
     def record_outcome(
         self, run_id: str, *, values: dict[str, Any], files: Sequence[tuple[str, int, bytes]]
     ) -> bool:
-        """Store a run's outcome unless it already has one; drops its input. True if stored."""
+        """Store a run's outcome unless it already has one (its input is the caller's: see
+        ``drop_input``). True if stored."""
         self.session.flush()
         result = self.session.connection().execute(
             update(_runs).where(_runs.c.id == run_id, _runs.c.status.in_(_UNENDED)).values(**values)
@@ -138,7 +140,6 @@ class RunRepository:
                 insert(RunFile),
                 [{"run_id": run_id, "name": n, "size": s, "content": c} for n, s, c in files],
             )
-        self.drop_input(run_id)
         return True
 
     def latest_for_task(self, task_id: str) -> Run | None:

@@ -8,6 +8,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.errors import StorageUnavailable
+from storage.private import scrub
 from storage.repositories import (
     DeliveryRepository,
     RunRepository,
@@ -62,6 +63,10 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.session.commit()
+
+    def scrub(self) -> None:
+        """After a commit that deleted users' data: leave no copy of it on disk (SQLite's WAL)."""
+        scrub(self.session.get_bind().engine)
 
     def flush(self) -> None:
         self.session.flush()

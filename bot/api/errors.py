@@ -22,6 +22,7 @@ SERVICE_STATUS: dict[str, int] = {
     "generation_failed": 422,
     "already_exists": 409,
     "budget_exceeded": 429,
+    "busy": 429,  # a fair-share limit (bot.services.fairness)
 }
 
 

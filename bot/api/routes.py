@@ -53,7 +53,8 @@ ERROR_TEXT = {
     413: "The body or the input is over its limit.",
     415: "The Content-Type is not one this endpoint accepts.",
     422: "A field is missing, of the wrong type, unknown, too long, or refused by the service.",
-    429: "A daily budget is spent (the message says which, and when it resets); nothing started.",
+    429: "A daily budget is spent (the message says which, and when it resets), or a fair-share "
+    "limit is reached (busy: how many are ahead); nothing started.",
     500: "Unexpected failure on the server (logged).",
     503: "The model server or the database could not be reached.",
 }

@@ -23,6 +23,7 @@ from bot.services.errors import ServiceError
 from bot.services.views import TaskDetail, checks_listing
 from bot.worker.sandbox import SandboxUnavailable
 from storage.errors import StorageUnavailable
+from storage.private import restrict_umask
 
 logger = logging.getLogger("bot")
 
@@ -222,6 +223,7 @@ def _serve(settings: Settings, err: TextIO) -> int:
 def main(
     argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr
 ) -> int:
+    restrict_umask()  # whatever the app writes is its user's only (storage.private)
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()

@@ -13,7 +13,9 @@ from bot.composition import Runner, build_services
 from bot.config import Settings
 from bot.edge_limits import EdgeLimits, RequestLimits
 from bot.prog import hint
+from bot.roles.sweeper import Sweeper
 from bot.services.container import Services
+from bot.services.retention import Retention, RetentionPolicy
 from bot.services.runs import RunQueue
 from bot.web import WebApp, health_checks, listen, run_server, uvicorn_server
 
@@ -183,6 +185,7 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
         err.write(f"error: cannot listen on port {settings.port} (PORT): {exc.strerror}\n")
         return 1
     server = build_server(settings, flow_process=True, slack_state=SlackState(settings, check))
+    sweeper = Sweeper(server.services, abandoned=server.slack is None)
     web = uvicorn_server(server.web)
     logger.info("serving on port %s (Slack at /slack/events, /healthz)", settings.port)
     try:
@@ -190,6 +193,7 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
     except KeyboardInterrupt:
         pass  # uvicorn stopped on Ctrl-C and raised it again: that is the quiet way out
     finally:
+        sweeper.stop()
         sock.close()
         server.close()
     if not web.started and settings.slack_app_token:

@@ -4,6 +4,7 @@ this layer imports nothing from ``bot.worker``."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +30,8 @@ class Executor(Protocol):
     """Claims, executes and records one run in this process."""
 
     def execute(self, run_id: str) -> None: ...
+
+    def execute_next(self, among: Collection[str] | None = None) -> str | None: ...
 
 
 class RunPool(Protocol):

@@ -123,4 +123,5 @@ class TaskHousekeeping:
                 )
             uow.session.execute(delete(Task).where(Task.id == task.id))
             uow.commit()
+            uow.scrub()  # its code, inputs, results and files leave no copy in the WAL
         return task

@@ -12,13 +12,14 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.services.errors import InvalidInput, NotFound, NotReady
 from bot.services.events import RunSignal
+from bot.services.fairness import NO_LIMITS, RunLimits, check_run_limits, fair_order
 from bot.services.inputs import profile
 from bot.services.outcomes import OutputFileView, RunOutcome, stored_files, stored_values
 from bot.services.tasks import TaskService
@@ -146,8 +147,10 @@ class RunRecords:
         signal: RunSignal,
         clock: Callable[[], datetime] = _now,
         usage: UsageService | None = None,
+        keep_inputs: bool = False,
     ) -> None:
         self._usage = usage
+        self._keep_inputs = keep_inputs  # RETAIN_INPUT_DAYS > 0: retention removes them
         self._uow = uow
         self._packages = tuple(packages)
         self._max_code_bytes = max_code_bytes
@@ -167,6 +170,10 @@ class RunRecords:
             return [r.id for r in uow.runs.with_status(RunStatus.QUEUED, limit=limit)]
 
     # --- executing (called by workers) ------------------------------------------------------
+
+    def fair_queue(self, *, among: Collection[str] | None = None) -> list[str]:
+        """Queued run ids in the order a free slot should take them (users in turn)."""
+        return fair_order(self._uow, among=among)
 
     def start(self, run_id: str, *, worker: str) -> RunJob | None:
         """Claim a queued run; None when it is gone or another worker has it."""
@@ -197,13 +204,19 @@ class RunRecords:
         with self._uow() as uow:
             values = stored_values(outcome) | {"finished_at": self._clock()}
             recorded = uow.runs.record_outcome(run_id, values=values, files=stored_files(outcome))
+            dropped = False
             if recorded:
                 uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
+                # The input goes with the outcome, unless retention keeps it for a while.
+                dropped = not self._keep_inputs and uow.runs.drop_input(run_id)
             uow.commit()
         if not recorded:
             logger.warning("run %s had already ended; ignoring a second outcome", run_id)
         else:
             self.signal.changed(run_id)
+            if dropped:
+                with self._uow() as uow:
+                    uow.scrub()  # the input went with the outcome: no copy left in the WAL
         return recorded
 
     def wait(self, run_id: str, *, timeout: float, sweep: float = 2.0) -> RunView:
@@ -260,6 +273,8 @@ class RunService(RunRecords):
         signal: RunSignal,
         clock: Callable[[], datetime] = _now,
         usage: UsageService | None = None,
+        limits: RunLimits = NO_LIMITS,
+        keep_inputs: bool = False,
     ) -> None:
         super().__init__(
             uow=uow,
@@ -269,10 +284,12 @@ class RunService(RunRecords):
             signal=signal,
             clock=clock,
             usage=usage,
+            keep_inputs=keep_inputs,
         )
         self._tasks = tasks
         self.queue = queue
         self.max_input_bytes = max_input_bytes
+        self.limits = limits
 
     # --- requesting -----------------------------------------------------------------------
 
@@ -307,6 +324,7 @@ class RunService(RunRecords):
             )
         if self._usage is not None:
             self._usage.check(team_id=task.team_id, user_id=requested_by, model=False)
+        check_run_limits(self._uow, self.limits, user=requested_by, channel=task.channel_id)
         name = _safe_name(input_name) if input_data is not None else None
         # A file of a kind Taskbot cannot read is refused here, with what to do instead.
         described = profile(name or "input", input_data) if input_data is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,7 +84,11 @@ class TaskReads:
                 f"{target} already holds another version of this task (or an edited copy): "
                 "give another --dir, or --force to replace it."
             )
-        target.mkdir(parents=True, exist_ok=True)
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(target, 0o700)  # the user's code and request: readable by the app's user only
+        for name in ("function.py", "metadata.json"):
+            os.close(os.open(target / name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            os.chmod(target / name, 0o600)
         (target / "function.py").write_text(detail.version.code, encoding="utf-8")
         metadata: dict[str, Any] = {
             "task_id": detail.task.id,

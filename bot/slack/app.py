@@ -17,6 +17,7 @@ from slack_sdk.oauth.installation_store import InstallationStore
 
 from bot.config import Settings
 from bot.services.container import Services
+from bot.services.fairness import FairPool
 from bot.services.replies import RunReplies
 from bot.slack.dispatch import Handlers
 from bot.slack.files import SlackFiles
@@ -65,7 +66,7 @@ class FlowRuntime:
     watcher: RunWatcher
     clients: ClientSource
     workers: TrackedPool
-    generators: TrackedPool
+    generators: FairPool
     sweep: GenerationSweep  # abandoned generations failed, their root messages updated
 
     def dispatch(self, message: Message) -> None:
@@ -114,7 +115,11 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
         default=_client(services, client), installations=installations_of(services)
     )
     workers = TrackedPool(max_workers=16, thread_name_prefix="taskbot-slack")
-    generators = TrackedPool(max_workers=8, thread_name_prefix="taskbot-model")
+    generators = FairPool(
+        workers=8,
+        per_user=settings.fair_user_generations,
+        per_channel=settings.fair_channel_generations,
+    )
     watcher = RunWatcher(
         replies=RunReplies(services.uow),
         clients=clients,

@@ -15,11 +15,13 @@ from slack_sdk.errors import SlackApiError
 from bot.services.access import check_gate, check_task_access
 from bot.services.container import Services
 from bot.services.errors import InvalidInput, NotFound, ServiceError
+from bot.services.fairness import FairPool, Ticket
 from bot.services.runs import ReplyTarget
 from bot.services.views import TaskDetail, TaskView, Workspace
 from bot.slack import blocks
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
 from bot.slack.messages import Origin
+from bot.slack.shares import capped, model_turn
 from bot.slack.usage_blocks import usage_message
 from storage.errors import StorageUnavailable
 from storage.models import TaskType
@@ -55,7 +57,7 @@ class SlackFlows:
         services: Services,
         files: SlackFiles,
         workers: ThreadPoolExecutor,
-        generators: ThreadPoolExecutor,
+        generators: FairPool,
         on_run_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.services = services
@@ -67,6 +69,7 @@ class SlackFlows:
         settings = services.settings
         self.allowed_channels = settings.allowed_channels
         self.allowed_users = settings.allowed_users
+        self.max_files = settings.max_files_per_message
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -76,13 +79,14 @@ class SlackFlows:
         work: Callable[[], object],
         *,
         delivery: tuple[str, str] | None = None,
-        slow: bool = False,
+        ticket: Ticket | None = None,
     ) -> Future[None]:
         """Run ``work`` after the ack, once per delivery (kind, key): Slack's retries of a
         delivery are dropped here, off the ack's path. Any failure is logged and told.
 
-        ``slow`` work (waiting on the model) has its own pool, so a stalled model never delays
-        the quick first replies that run on ``workers``."""
+        Work with a ``ticket`` (waiting on the model) goes to the fair pool, which takes users
+        in turn, so a stalled model or one user's burst never delays the quick first replies
+        that run on ``workers``."""
 
         def guarded() -> None:
             try:
@@ -101,7 +105,9 @@ class SlackFlows:
                 logger.exception("a Slack flow failed")
                 say("Something went wrong on my side; it is logged. Try again in a moment.")
 
-        return (self.generators if slow else self.workers).submit(guarded)
+        if ticket is not None:
+            return self.generators.submit(ticket, guarded)
+        return self.workers.submit(guarded)
 
     def gate(self, origin: Origin) -> None:
         check_gate(
@@ -132,26 +138,34 @@ class SlackFlows:
     ) -> None:
         self.gate(origin)
         tasks = self.services.tasks
-        task = tasks.start(
-            description=description,
-            task_type=task_type,
-            requested_by=origin.user_id,
-            source="slack",
-            workspace=Workspace(origin.team_id, origin.enterprise_id),
-            channel_id=origin.channel_id,
-        )
+        ticket = model_turn(self.generators, origin, say)
         try:
-            root = post(client, origin.channel_id, blocks.task_generating(task))
-        except SlackApiError as exc:
-            if exc.response.get("error") not in NOT_IN_CHANNEL:
-                raise
-            tasks.abandon(task.id, reason="Taskbot is not in the channel")
-            say(not_here(direct=direct or origin.channel_id.startswith("D")))
-            return
-        tasks.attach_thread(task.id, channel_id=origin.channel_id, thread_ts=root)
-        self.submit(say, lambda: self._generate_first(client, task, root), slow=True)
+            task = tasks.start(
+                description=description,
+                task_type=task_type,
+                requested_by=origin.user_id,
+                source="slack",
+                workspace=Workspace(origin.team_id, origin.enterprise_id),
+                channel_id=origin.channel_id,
+            )
+            try:
+                root = post(client, origin.channel_id, blocks.task_generating(task))
+            except SlackApiError as exc:
+                if exc.response.get("error") not in NOT_IN_CHANNEL:
+                    raise
+                tasks.abandon(task.id, reason="Taskbot is not in the channel")
+                say(not_here(direct=direct or origin.channel_id.startswith("D")))
+                self.generators.release(ticket)
+                return
+            tasks.attach_thread(task.id, channel_id=origin.channel_id, thread_ts=root)
+        except BaseException:
+            self.generators.release(ticket)
+            raise
+        self.submit(say, lambda: self._generate_first(client, task, root, ticket), ticket=ticket)
 
-    def _generate_first(self, client: WebClient, task: TaskView, root: str) -> None:
+    def _generate_first(
+        self, client: WebClient, task: TaskView, root: str, ticket: Ticket | None = None
+    ) -> None:
         assert task.channel_id
         try:
             detail = self.services.tasks.generate_first(task.id)
@@ -164,6 +178,9 @@ class SlackFlows:
             self.services.tasks.abandon(task.id, reason=reason)
             update(client, task.channel_id, root, blocks.task_failed(task, reason))
             return
+        finally:
+            if ticket is not None:
+                self.generators.release(ticket)  # done with the model: the user may ask again
         self.post_version(client, detail, channel=task.channel_id, thread_ts=root)
         update(client, task.channel_id, root, blocks.task_ready(detail))
 
@@ -249,7 +266,7 @@ class SlackFlows:
         task = self._task_for(origin, task_id)
         if not files:
             raise InvalidInput("Add at least one file to run the task on.")
-        for file in files:
+        for file in capped(files, cap=self.max_files, say=say):
             name, data = self.files.download(client, file)
             self.start_run(client, origin, task=task, data=data, name=name)
 
@@ -293,7 +310,7 @@ class SlackFlows:
         self.gate(origin)
         files = event.get("files") or []
         if files:
-            for file in files:
+            for file in capped(files, cap=self.max_files, say=say):
                 try:
                     name, data = self.files.download(client, file)
                     self.start_run(client, origin, task=task, data=data, name=name)
@@ -302,19 +319,25 @@ class SlackFlows:
             return
         feedback = _MENTION.sub("", str(event.get("text") or "")).strip()
         if feedback:
-            self.refine(client, origin, task=task, feedback=feedback)
+            self.refine(client, origin, task=task, feedback=feedback, say=say)
 
-    def refine(self, client: WebClient, origin: Origin, *, task: TaskView, feedback: str) -> None:
+    def refine(
+        self, client: WebClient, origin: Origin, *, task: TaskView, feedback: str, say: Say
+    ) -> None:
         assert task.channel_id and task.thread_ts
         channel, thread = task.channel_id, task.thread_ts
-        placeholder = post(client, channel, blocks.refining(feedback), thread)
-        say = _nobody
+        ticket = model_turn(self.generators, origin, say)
+        try:
+            placeholder = post(client, channel, blocks.refining(feedback), thread)
+        except BaseException:
+            self.generators.release(ticket)
+            raise
         self.submit(
-            say,
+            _nobody,
             lambda: self._refine(
                 client, origin, task=task, feedback=feedback, placeholder=placeholder
             ),
-            slow=True,
+            ticket=ticket,
         )
 
     def _refine(

@@ -154,7 +154,10 @@ def _run_id(raw: bytes | str, *, delivered: bool = False) -> str | None:
 def register_worker_task(app: Celery, runs: RunRecords, executor: Executor) -> None:
     @app.task(name=TASK_NAME, bind=True, max_retries=None)  # type: ignore[untyped-decorator]
     def execute_run(self: Any, run_id: str) -> None:
-        executor.execute(run_id)
+        # A message is a free slot: it takes the next queued run in fair order (users in
+        # turn), which may not be ``run_id``; ``run_id``'s own message then takes another.
+        if executor.execute_next() is not None:
+            return
         view = runs.get(run_id)
         if view.status is RunStatus.RUNNING and view.started_at is not None:
             # Delivered again while another worker holds it: wait for it to end, or fail it

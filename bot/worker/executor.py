@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Collection
 from pathlib import Path
 
 from bot.config import Settings
@@ -74,11 +75,31 @@ class RunExecutor:
         self.runs = runs
         self.sandbox = sandbox
         self.worker = worker or worker_id()
+        self._choosing = threading.Lock()
 
     def execute(self, run_id: str) -> None:
         job = self.runs.start(run_id, worker=self.worker)
-        if job is None:
-            return
+        if job is not None:
+            self._execute(run_id, job)
+
+    def execute_next(self, among: Collection[str] | None = None) -> str | None:
+        """Claim and execute the next run in fair order (``bot.services.fairness``), among
+        ``among`` when given; its id, or None when there was nothing queued to take."""
+        # Choosing and claiming is one step per process: threads that chose together would
+        # all try the same run first, and every failed claim is a write (SQLite serialises).
+        with self._choosing:
+            claimed = None
+            for run_id in self.runs.fair_queue(among=among):
+                job = self.runs.start(run_id, worker=self.worker)
+                if job is not None:
+                    claimed = (run_id, job)
+                    break
+        if claimed is None:
+            return None
+        self._execute(*claimed)
+        return claimed[0]
+
+    def _execute(self, run_id: str, job: RunJob) -> None:
         try:
             outcome = self._sandboxed(job)
         except Exception as exc:

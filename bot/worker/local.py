@@ -41,9 +41,14 @@ class LocalPool:
             max_workers=2 * concurrency, thread_name_prefix="taskbot-run"
         )
         self._pending: set[Future[None]] = set()
+        self._given: set[str] = set()  # run ids handed to this pool and not yet taken
         self._lock = threading.Lock()
 
     def submit(self, run_id: str) -> None:
+        """One more job for the pool; each job takes the next of this pool's queued runs in
+        fair order (users in turn, ``bot.services.fairness``), not necessarily ``run_id``."""
+        with self._lock:
+            self._given.add(run_id)
         future = self._pool.submit(self._execute, run_id)
         with self._lock:
             self._pending.add(future)
@@ -54,10 +59,21 @@ class LocalPool:
             self._pending.discard(future)
 
     def _execute(self, run_id: str) -> None:
-        try:
-            self.executor.execute(run_id)
-        except Exception:
-            logger.exception("run %s failed in the local pool", run_id)
+        """Take this pool's queued runs in fair order until none is left to take (so a job
+        that failed, or one whose run another job took, strands nothing)."""
+        while True:
+            try:
+                with self._lock:
+                    given = set(self._given)
+                taken = self.executor.execute_next(among=given)
+            except Exception:
+                logger.exception("the local pool could not take a run (after %s)", run_id)
+                return
+            with self._lock:
+                if taken is None:  # none of them could be taken: ended, or taken elsewhere
+                    self._given -= given
+                    return
+                self._given.discard(taken)
 
     def recover(self, runs: RunRecords) -> tuple[list[str], list[str]]:
         """After a restart: fail runs a dead process left running, resubmit the queued ones."""

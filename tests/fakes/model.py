@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,6 +16,15 @@ class FakeCodeGenerator:
         self.answers: deque[str | Exception] = deque(answers)
         self.prompts: list[list[ChatMessage]] = []
         self._model = model
+        self._open = threading.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        """Calls from now on wait (as a slow model does) until ``release``."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     @property
     def model_name(self) -> str:
@@ -25,6 +35,8 @@ class FakeCodeGenerator:
 
     def generate(self, messages: Sequence[ChatMessage], *, schema: Mapping[str, Any]) -> ModelReply:
         self.prompts.append(list(messages))
+        if not self._open.wait(60):
+            raise ModelUnavailable("fake model: held for a minute")
         if not self.answers:
             raise ModelUnavailable("fake model: no answer queued")
         answer = self.answers.popleft()

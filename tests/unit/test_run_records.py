@@ -49,6 +49,9 @@ class FakeRuns:
             setattr(run, key, value)
         return True
 
+    def drop_input(self, run_id: str) -> bool:
+        return False  # these runs are generators: no input to drop
+
 
 class FakeUsage:
     def __init__(self) -> None:

@@ -79,6 +79,10 @@ class Slot:
                 stdout=subprocess.DEVNULL,
                 start_new_session=True,
                 cwd="/",
+                # The app runs with umask 077 (storage.private); the mount view the zygote
+                # builds must stay traversable by the slot's uid. Users' data is protected by
+                # the 0700 run directory, owned by that uid, not by this mask.
+                umask=0o022,
             )
         finally:
             theirs.close()

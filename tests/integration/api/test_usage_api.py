@@ -47,3 +47,17 @@ def test_a_spent_budget_answers_429_saying_which_and_until_when(
     assert budgets == [
         {"scope": "user", "unit": "tokens", "limit": 30.0, "spent": 30.0, "exceeded": True}
     ]
+
+
+def test_over_the_queued_runs_limit_answers_429_busy_with_how_many_are_ahead(
+    make_api: MakeApi, sqlite_url: str
+) -> None:
+    api = make_api(sqlite_url, fair_user_queued_runs=2)  # runs recorded, not executed
+    task_id = api.create()["id"]
+    for _ in range(2):
+        run = api.call("POST", f"/api/task/{task_id}/run", json={"input_text": "a\n"})
+        assert run.status == 202
+    reply = api.call("POST", f"/api/task/{task_id}/run", json={"input_text": "a\n"})
+    assert reply.status == 429 and reply.error_code() == "busy"
+    assert "2 runs waiting (at most 2), 2 ahead of you" in reply.json["error"]["message"]
+    assert len(api.services.runs.queued_ids()) == 2  # the refused one was not queued
