@@ -8,8 +8,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.sqlite_writes import serialise_writes, writer_factory
 from storage.private import BUSY_TIMEOUT_MS, prepare_sqlite_file, sqlite_path
+from storage.sqlite_writes import serialise_writes, writer_factory
 
 
 def normalise_url(url: str) -> str:

@@ -15,7 +15,6 @@ from bot.edge_limits import EdgeLimits, RequestLimits
 from bot.prog import hint
 from bot.roles.sweeper import Sweeper
 from bot.services.container import Services
-from bot.services.retention import Retention, RetentionPolicy
 from bot.services.runs import RunQueue
 from bot.web import WebApp, health_checks, listen, run_server, uvicorn_server
 
