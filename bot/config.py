@@ -160,6 +160,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("PORT", "3000", "HTTP port of python -m bot serve.", "Server"),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", "Server"),
+    # --- issue 18: triggers (schedules, MCP) ---
+    Setting(
+        "MCP_ENABLED",
+        "0",
+        "1 serves an MCP server at /mcp (bearer auth with API_TOKEN; needs the mcp package).",
+        "Triggers",
+    ),
+    Setting(
+        "SCHEDULE_CHECK_SECONDS",
+        "20",
+        "How often each process looks for a due schedule (0: never, this process runs none).",
+        "Triggers",
+    ),
 )
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -274,6 +287,9 @@ class Settings:
     budget_workspace_daily_tokens: int = 0
     budget_workspace_daily_usd: float = 0.0
     budget_workspace_daily_cpu_seconds: float = 0.0
+    # --- issue 18: triggers ---
+    mcp_enabled: bool = False
+    schedule_check_seconds: float = 20.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -353,6 +369,9 @@ class Settings:
             api_token=raw("API_TOKEN"),
             port=int(number("PORT", int)),
             log_level=(raw("LOG_LEVEL") or "INFO").upper(),
+            # --- issue 18: triggers ---
+            mcp_enabled=raw("MCP_ENABLED").lower() in ("1", "true", "yes"),
+            schedule_check_seconds=float(number("SCHEDULE_CHECK_SECONDS", float)),
         )
 
     def missing_for_slack(self) -> list[str]:
