@@ -25,6 +25,7 @@ from bot.slack.flows import SlackFlows
 from bot.slack.messages import Message, Revoked
 from bot.slack.notifier import ClientSource, RunWatcher
 from bot.slack.outcomes import Uninstalled
+from bot.slack.scheduler import ScheduleTicker
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class FlowRuntime:
     clients: ClientSource
     workers: ThreadPoolExecutor
     generators: ThreadPoolExecutor
+    ticker: ScheduleTicker | None = None  # issue 18
 
     def dispatch(self, message: Message) -> None:
         origin = message.origin
@@ -80,8 +82,12 @@ class FlowRuntime:
 
     def start(self) -> None:
         self.watcher.start()
+        if self.ticker is not None:
+            self.ticker.start()
 
     def close(self) -> None:
+        if self.ticker is not None:
+            self.ticker.stop()
         self.watcher.stop()
         self.workers.shutdown(wait=True, cancel_futures=True)
         self.generators.shutdown(wait=False, cancel_futures=True)
@@ -122,7 +128,8 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
         generators=generators,
         on_run_queued=watcher.poke,
     )
-    return FlowRuntime(flows, Handlers(flows), watcher, clients, workers, generators)
+    ticker = ScheduleTicker(flows, clients, every=settings.schedule_check_seconds)
+    return FlowRuntime(flows, Handlers(flows), watcher, clients, workers, generators, ticker)
 
 
 # auth.test errors that mean the token itself is wrong: they do not go away by waiting.

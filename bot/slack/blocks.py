@@ -409,3 +409,8 @@ def run_modal(*, task: TaskView, private_metadata: str) -> dict[str, Any]:
             },
         ],
     }
+
+
+# For sibling modules (issue 18's trigger flows): the same escaping, by public names.
+escape_mrkdwn = _escape
+escape_inline = _inline
