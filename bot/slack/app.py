@@ -39,6 +39,7 @@ BOT_SCOPES = (
     "im:history",
     "mpim:history",
     "app_mentions:read",
+    "users:read",  # issue 18: a schedule's time zone
 )
 
 
