@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bot.api.handlers import Handlers, Reply
 from bot.api.http import ApiError, Request, status_line
 from bot.api.openapi import OPENAPI_PATH, build_openapi
+from bot.api.pins import PinHandlers
 from bot.services.errors import ServiceError
 from bot.web import json_body
 from storage.errors import StorageUnavailable
@@ -74,6 +75,7 @@ class ApiApp:
     def __init__(self, services: Services) -> None:
         self.services = services
         handlers = Handlers(services)
+        pins = PinHandlers(services)
         self._openapi = build_openapi(
             max_input_bytes=services.runs.max_input_bytes,
         )
@@ -87,6 +89,7 @@ class ApiApp:
             _route("/api/task/{id}/versions", GET=handlers.versions),
             _route("/api/run/{id}", GET=handlers.get_run),
             _route("/api/usage", GET=handlers.usage, query=("days",)),
+            _route("/api/task/{id}/pin", PUT=pins.pin, DELETE=pins.unpin),  # issue 18
         )
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.api.http import JSON_BODY_LIMIT, MAX_VERSION
+from bot.api.openapi_pins import pin_path, pin_schemas
 from bot.api.openapi_usage import usage_path, usage_schemas
 from bot.api.serialize import FILE_INLINE_LIMIT
 from bot.services.tasks import MAX_DESCRIPTION, TASK_TYPES
@@ -319,6 +320,7 @@ def _schemas(max_input_bytes: int) -> dict[str, Any]:
             }
         ),
         **usage_schemas(),
+        **pin_schemas(),  # issue 18
     }
 
 
@@ -423,6 +425,7 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
             }
         },
         "/api/usage": usage_path(_responses(200, "Usage", "The spend.", 422)),
+        "/api/task/{id}/pin": pin_path(_TASK_ID, _responses),  # issue 18
         OPENAPI_PATH: {
             "get": {
                 "operationId": "openapi",
