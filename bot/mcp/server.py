@@ -16,6 +16,7 @@ import binascii
 import contextlib
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -169,10 +170,15 @@ def _who(ctx: Context[Any, Any], verify: Verifier) -> Principal:
     return who
 
 
+# Tool calls (a run_task may wait a minute) get threads of their own: the loop's default
+# executor also serves /healthz and must not fill up with waiting runs.
+_TOOL_THREADS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="taskbot-mcp")
+
+
 async def _call(work: Callable[[], Any]) -> Any:
     """A service call off the event loop; a ServiceError becomes the tool's error text."""
     try:
-        return await asyncio.to_thread(work)
+        return await asyncio.get_running_loop().run_in_executor(_TOOL_THREADS, work)
     except (ServiceError, StorageUnavailable) as exc:
         raise ToolError(str(exc) or "The database is unreachable; try again.") from None
 

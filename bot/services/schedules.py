@@ -170,9 +170,10 @@ class ScheduleService:
 
     # --- ticking (every process, now and then) -----------------------------------------------
 
-    def claim_due(self) -> list[Tick]:
-        """The due ticks this process won; each schedule's ``next_at`` has moved past now."""
-        now = self._clock()
+    def claim_due(self, *, now: datetime | None = None) -> list[Tick]:
+        """The due ticks this process won; each schedule's ``next_at`` has moved past ``now``
+        (the service's clock unless given)."""
+        now = now or self._clock()
         won: list[Tick] = []
         with self._uow() as uow:
             repo = ScheduleRepository(uow.session)

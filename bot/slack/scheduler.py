@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
@@ -53,16 +54,16 @@ class ScheduleTicker:
                 logger.exception("schedules: a tick failed")
             self._stop.wait(self._every)
 
-    def tick(self) -> list[str]:
-        """Count the scheduled runs that ended, then run every tick this process wins; returns
-        the ids of the runs it started."""
+    def tick(self, *, now: datetime | None = None) -> list[str]:
+        """Count the scheduled runs that ended, then run every tick this process wins (as of
+        ``now``, the clock's unless given); returns the ids of the runs it started."""
         for counted in self._schedules.count_ended():
             if counted.paused:
                 self._tell_paused(
                     counted, reason=f"its run `{counted.run_id[:8]}` {counted.status}"
                 )
         started: list[str] = []
-        for tick in self._schedules.claim_due():
+        for tick in self._schedules.claim_due(now=now):
             run_id = self._run(tick)
             if run_id is not None:
                 started.append(run_id)

@@ -18,7 +18,7 @@ from bot.services.runs import RunView
 from bot.services.schedules import ScheduleView
 from bot.services.views import TaskView
 from bot.slack import blocks
-from bot.slack.flows import Say, SlackFlows
+from bot.slack.flows import Say, SlackFlows, update
 from bot.slack.messages import Message, Origin
 from bot.slack.trigger_messages import (
     ListSchedules,
@@ -162,6 +162,8 @@ class TriggerFlows:
             )
         if task.channel_id and task.thread_ts:
             client.chat_postMessage(channel=task.channel_id, thread_ts=task.thread_ts, text=note)
+            detail = self.services.tasks.show(task.id, team_id=m.origin.team_id)
+            update(client, task.channel_id, task.thread_ts, blocks.task_ready(detail))
         say(note)
 
     # --- the Workflow Builder step ------------------------------------------------------------
@@ -173,29 +175,46 @@ class TriggerFlows:
         )
 
     def workflow_step(self, m: WorkflowStep, client: WebClient, say: Say, _: SayBlocks) -> None:
+        """Start the run here (quick); wait for it and complete the step on the slow pool, so
+        waiting workflows never hold up first replies."""
         done = self._workflow_client(client, m.workflow_token)
         try:
-            outputs = self._run_step(m, client)
-        except ServiceError as exc:
-            done.functions_completeError(function_execution_id=m.execution_id, error=str(exc))
+            task, run_id, ts = self._start_step(m, client)
+        except Exception as exc:
+            self._step_failed(done, m.execution_id, exc)
             return
-        except Exception:
-            logger.exception("the workflow step failed")
-            done.functions_completeError(
-                function_execution_id=m.execution_id,
-                error="Taskbot failed on its side; it is logged. Try again in a moment.",
-            )
+
+        def finish() -> None:
+            try:
+                outputs = self._step_outputs(client, task=task, run_id=run_id, ts=ts)
+            except Exception as exc:
+                self._step_failed(done, m.execution_id, exc)
+                return
+            self._complete(done, m.execution_id, outputs)
+
+        self.flows.submit(_log, finish, slow=True)
+
+    def _step_failed(self, done: WebClient, execution_id: str, exc: Exception) -> None:
+        if isinstance(exc, ServiceError):
+            done.functions_completeError(function_execution_id=execution_id, error=str(exc))
             return
+        logger.error("the workflow step failed", exc_info=exc)
+        done.functions_completeError(
+            function_execution_id=execution_id,
+            error="Taskbot failed on its side; it is logged. Try again in a moment.",
+        )
+
+    def _complete(self, done: WebClient, execution_id: str, outputs: dict[str, str]) -> None:
         if outputs["status"] != RunStatus.SUCCEEDED.value:
             done.functions_completeError(
-                function_execution_id=m.execution_id,
+                function_execution_id=execution_id,
                 error=f"The task's run {outputs['status']}: {outputs['result']} "
                 f"({outputs['run_link']})",
             )
             return
-        done.functions_completeSuccess(function_execution_id=m.execution_id, outputs=outputs)
+        done.functions_completeSuccess(function_execution_id=execution_id, outputs=outputs)
 
-    def _run_step(self, m: WorkflowStep, client: WebClient) -> dict[str, str]:
+    def _start_step(self, m: WorkflowStep, client: WebClient) -> tuple[TaskView, str, str]:
         if not m.run_as:
             raise InvalidInput("The step needs a person to run the task as (its Run as input).")
         if not m.task_ref:
@@ -216,6 +235,11 @@ class TriggerFlows:
         run_id, ts = self.flows.start_run(
             client, origin, task=task, data=data, name=name, version=version
         )
+        return task, run_id, ts
+
+    def _step_outputs(
+        self, client: WebClient, *, task: TaskView, run_id: str, ts: str
+    ) -> dict[str, str]:
         runs = self.services.runs
         wall = self.services.settings.sandbox_wall_seconds
         run = runs.wait(run_id, timeout=wall + STEP_WAIT_GRACE)
@@ -268,6 +292,10 @@ class TriggerFlows:
         done.functions_completeSuccess(
             function_execution_id=m.execution_id, outputs={"options": options}
         )
+
+
+def _log(text: str) -> None:
+    logger.warning("workflow step: %s", text)
 
 
 def _local(view: ScheduleView) -> str:

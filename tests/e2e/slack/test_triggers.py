@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from freezegun import freeze_time
 
 from tests.e2e.slack.conftest import Stack, close_stack, make_stack
 from tests.e2e.slack.test_flows import create, wait_run
@@ -24,7 +23,8 @@ _executions = itertools.count(1)
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    # The ticker is driven by the test (tick()), not by its background loop.
+    # The ticker is driven by the test (tick(now=...): the clock advanced by hand, since the
+    # sandbox's own timers must keep real time), not by its background loop.
     built = make_stack(tmp_path, schedule_check_seconds=0)
     built.mock.add_user("U1", tz="Europe/Paris")
     try:
@@ -142,6 +142,8 @@ def test_pinning_changes_the_version_the_step_and_the_schedule_run(stack: Stack)
         c for c in stack.mock.of("chat.postMessage") if "v1 pinned" in text_of(c)
     ]  # the thread says which version is pinned
     assert shown and shown[0].params["thread_ts"] == root_ts
+    root = [c for c in stack.mock.of("chat.update") if c.params["ts"] == root_ts][-1]
+    assert "v2 · ready · :pushpin: v1 pinned" in text_of(root)  # the root message too
 
     pinned = completion(stack, step(stack, task_id, text="two words"))
     assert "v1_chars" in pinned.params["outputs"]["result"]
@@ -166,14 +168,12 @@ def test_pinning_changes_the_version_the_step_and_the_schedule_run(stack: Stack)
     assert "v1 (pinned)" in said
     ticker = stack.server.slack.flows.ticker
     tomorrow = datetime.now(UTC) + timedelta(days=1, hours=1)
-    with freeze_time(tomorrow):
-        (first,) = ticker.tick()
+    (first,) = ticker.tick(now=tomorrow)
     assert stack.services.runs.wait(first, timeout=30).version_number == 1
 
     stack.slack.command(f"unpin {task_id[:8]}")
     ephemeral(stack, "Unpinned by")
-    with freeze_time(tomorrow + timedelta(days=1)):
-        (second,) = ticker.tick()
+    (second,) = ticker.tick(now=tomorrow + timedelta(days=1))
     run = stack.services.runs.wait(second, timeout=30)
     assert run.version_number == 2 and run.input_name == "b.txt"
     assert b"v2_words" in (run.result or b"") and b"3" in (run.result or b"")
@@ -194,11 +194,10 @@ def test_a_schedule_that_fails_three_times_pauses_and_tells_its_owner(stack: Sta
     ticker = stack.server.slack.flows.ticker
     start = datetime.now(UTC)
     for hour in (1, 2, 3):
-        with freeze_time(start + timedelta(hours=hour, minutes=1)):
-            (run_id,) = ticker.tick()
+        (run_id,) = ticker.tick(now=start + timedelta(hours=hour, minutes=1))
         assert stack.services.runs.wait(run_id, timeout=30).final
-    with freeze_time(start + timedelta(hours=4, minutes=1)):
-        assert ticker.tick() == []  # the third failure is counted, the schedule paused
+    # The third failure is counted, the schedule paused: no fourth run.
+    assert ticker.tick(now=start + timedelta(hours=4, minutes=1)) == []
     dm = [c for c in stack.mock.of("chat.postMessage") if c.params.get("channel") == "U1"]
     assert len(dm) == 1 and "is paused" in text_of(dm[0]) and "3 times in a row" in text_of(dm[0])
     stack.slack.command("schedules")
