@@ -80,9 +80,7 @@ def test_a_version_that_never_passes_is_kept_as_a_draft_never_current(services: 
     (summary,) = services.tasks.list()
     assert summary.task.current_version is None and summary.task.state == "failed"
     draft = services.tasks.show(summary.task.id, version=1).version
-    assert (
-        draft.state == "draft" and draft.check_summary == "1 of 1 checks failed: check_counts_lines"
-    )
+    assert draft.state == "draft" and draft.check_summary == "1 of 1 checks failed: check_counts_lines"
     with pytest.raises(Exception, match="no working version"):
         services.tasks.show(summary.task.id)
 
@@ -100,10 +98,7 @@ def test_a_refinement_that_breaks_an_earlier_check_is_repaired(services: Service
     assert "check_counts_lines" in prompt and "replaced_checks" in prompt
     assert "check_counts_lines: AssertionError" in model(services).prompts[2][-1].content
     assert result.version.number == 2 and result.version.code == WORDS_FIXED
-    assert {c["name"] for c in result.version.checks} == {
-        "check_counts_lines",
-        "check_counts_words",
-    }
+    assert {c["name"] for c in result.version.checks} == {"check_counts_lines", "check_counts_words"}
     assert result.version.check_summary == "2 checks passed"
 
 
@@ -129,20 +124,13 @@ def test_a_replaced_check_is_dropped_with_its_reason(services: Services) -> None
     model(services).queue(
         answer_json(
             code=OFF_BY_ONE,
-            checks=[
-                {
-                    "name": "check_counts_plus_one",
-                    "code": "def check_counts_plus_one():\n    open('s', 'w').write('a\\n')\n    assert run('s')['lines'] == 2\n",
-                }
-            ],
+            checks=[{"name": "check_counts_plus_one", "code": "def check_counts_plus_one():\n    open('s', 'w').write('a\\n')\n    assert run('s')['lines'] == 2\n"}],
             replaced_checks=[{"name": "check_counts_lines", "reason": "the user wants one more"}],
         )
     )
     result = services.tasks.refine(task.id, feedback="add one to the count", requested_by="U1")
     assert [c["name"] for c in result.version.checks] == ["check_counts_plus_one"]
-    assert result.version.replaced_checks == (
-        {"name": "check_counts_lines", "reason": "the user wants one more"},
-    )
+    assert result.version.replaced_checks == ({"name": "check_counts_lines", "reason": "the user wants one more"},)
 
 
 def test_checks_run_under_the_sandbox_limits(services: Services) -> None:
