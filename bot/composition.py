@@ -21,7 +21,9 @@ from bot.services.fairness import RunLimits
 from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
 from bot.services.run_errors import RunErrorSharing
+from bot.services.pins import PinService
 from bot.services.runs import RunQueue, RunRecords, RunService
+from bot.services.schedules import ScheduleService
 from bot.services.tasks import TaskService
 from bot.services.usage import Budgets, Prices, UsageService
 from storage import migrate
@@ -197,6 +199,8 @@ def build_services(
         usage=usage,
         signal=signal,
         checks=execute,
+        pins=PinService(uow=uow),  # issue 18
+        schedules=ScheduleService(uow=uow, **clock_now),  # issue 18
         executor=executor,
         pool=pool,
         sandboxes=sandboxes,

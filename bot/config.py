@@ -175,6 +175,18 @@ class Settings(BaseSettings):
     )
     port: int = _s(3000, "HTTP port of python -m bot serve.", "Server", **_N)
     log_level: str = _s("INFO", "DEBUG, INFO, WARNING or ERROR.", "Server")
+    # --- Triggers ---
+    mcp_enabled: bool = _s(
+        False,
+        "1 serves an MCP server at /mcp (bearer auth with API_TOKEN; needs the mcp package).",
+        "Triggers",
+    )
+    schedule_check_seconds: float = _s(
+        20.0,
+        "How often each process looks for a due schedule (0: never, this process runs none).",
+        "Triggers",
+        **_N,
+    )
     # --- Fair shares ---
     fair_user_generations: int = _s(
         3,
@@ -227,7 +239,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: str) -> str:
         return value.upper()
 
-    @field_validator("sandbox_insecure", mode="before")
+    @field_validator("sandbox_insecure", "mcp_enabled", mode="before")
     @classmethod
     def _yes(cls, value: object) -> object:
         # Fail closed: only an explicit yes turns isolation off, anything else leaves it on.

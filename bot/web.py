@@ -89,10 +89,12 @@ class WebApp:
         api: ASGIApp | None = None,
         on_startup: tuple[Hook, ...] = (),
         on_shutdown: tuple[Hook, ...] = (),
+        mcp: ASGIApp | None = None,
     ) -> None:
         self.health = health
         self.slack = slack
         self.api = api
+        self.mcp = mcp  # issue 18: /mcp when MCP_ENABLED
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
 
@@ -107,6 +109,8 @@ class WebApp:
             await self.slack(scope, receive, send)
         elif (path == "/api" or path.startswith("/api/")) and self.api is not None:
             await self.api(scope, receive, send)
+        elif (path == "/mcp" or path.startswith("/mcp/")) and self.mcp is not None:
+            await self.mcp(scope, receive, send)
         elif path == "/healthz":
             report = await asyncio.to_thread(self.health)
             # Slack's state is reported, not counted: the API and /healthz stay up without it.

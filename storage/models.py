@@ -103,6 +103,8 @@ class Task(Base):
     state_detail: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str | None] = mapped_column(String(100))
     current_version: Mapped[int | None] = mapped_column(Integer)
+    # The version scheduled, workflow and MCP runs use instead of the current one (None: current).
+    pinned_version: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -260,3 +262,29 @@ class UsageEvent(Base):
         Index("ix_usage_events_team_at", "team_id", "at"),
         Index("ix_usage_events_team_user_at", "team_id", "user_id", "at"),
     )
+
+
+class Schedule(Base):
+    """A task run on a cron schedule in its owner's time zone. ``next_at`` is the lease: the
+    process whose conditional UPDATE moves it from the tick it read to the next one runs that
+    tick; every other process's UPDATE matches no row."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[str] = mapped_column(String(32), default="")
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(64))
+    cron: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    input_name: Mapped[str | None] = mapped_column(String(255))
+    input_data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # consecutive failed runs
+    last_run_id: Mapped[str | None] = mapped_column(String(36))
+    counted_run_id: Mapped[str | None] = mapped_column(String(36))  # last run whose end counted
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_schedules_due", "paused", "next_at"),)

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from bot.api import routes
+from bot.api import pin_routes, routes
 from bot.api.auth import SharedToken
 from bot.api.bodies import JSON_BODY_LIMIT
 from bot.api.errors import ApiError, JsonResponse, error_response
@@ -34,12 +34,12 @@ DESCRIPTION = (
     "Turn plain-language requests into small Python programs, run them on your files, read "
     'every version. Errors always have the shape `{"error": {"code": "...", "message": "..."}}`.'
 )
-REQUEST_MODELS = (CreateTask, RefineTask, RunJson, RunUpload)
+REQUEST_MODELS = (CreateTask, RefineTask, RunJson, RunUpload, pin_routes.PinTask)
 
 
 def _allowed_methods(app: FastAPI, scope: Scope) -> str:
     methods: list[str] = []
-    for route in (*routes.router.routes, *app.router.routes):  # included routers wrap theirs
+    for route in (*routes.router.routes, *pin_routes.router.routes, *app.router.routes):  # included routers wrap theirs
         if isinstance(route, APIRoute) and route.matches(scope)[0] is not Match.NONE:
             methods += [m for m in sorted(route.methods or ()) if m not in methods]
     return ", ".join(methods)
@@ -96,6 +96,7 @@ class TaskbotApi(FastAPI):
         )
         self.max_input_bytes = max_input_bytes
         self.include_router(routes.router)
+        self.include_router(pin_routes.router)
         self.router.add_api_route(
             OPENAPI_PATH,
             self.openapi_document,

@@ -19,7 +19,7 @@ from bot.config import ConfigError, Settings, current_env, example_env, load_set
 from bot.prog import bot_command, hint
 from bot.progress import Progress, interruptibly, wanted
 from bot.services.container import Services
-from bot.services.errors import ServiceError
+from bot.services.errors import InvalidInput, ServiceError
 from bot.services.views import TaskDetail, checks_listing
 from bot.worker.sandbox import SandboxUnavailable
 from storage.errors import StorageUnavailable
@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", type=Path, help="save the files the run wrote here")
     run.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     task.add_parser("list", help="recent tasks")
+    pin = task.add_parser("pin", help="scheduled, workflow and MCP runs use this version")
+    pin.add_argument("id")
+    pin.add_argument("version", help="the version, e.g. 2 or v2")
+    task.add_parser("unpin", help="unattended runs use the current version again").add_argument(
+        "id"
+    )
     delete = task.add_parser("delete", help="delete a task with its versions and runs")
     delete.add_argument("id")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -158,6 +164,21 @@ def _task_command(args: argparse.Namespace, services: Services, out: TextIO, err
         out.write(f"{path / 'function.py'}\n{path / 'metadata.json'}\n")
     elif args.action == "delete":
         return _delete(args, services, out, err)
+    elif args.action in ("pin", "unpin"):  # issue 18
+        return _pin(args, services, out)
+    return 0
+
+
+def _pin(args: argparse.Namespace, services: Services, out: TextIO) -> int:
+    if args.action == "unpin":
+        task = services.pins.unpin(args.id)
+        out.write(f"{task.id}: unpinned; unattended runs use v{task.current_version}\n")
+        return 0
+    number = str(args.version).lower().removeprefix("v")
+    if not number.isdigit():
+        raise InvalidInput(f"{args.version!r} is not a version: give e.g. 2 or v2.")
+    task = services.pins.pin(args.id, version=int(number))
+    out.write(f"{task.id}: v{task.pinned_version} pinned for scheduled, workflow and MCP runs\n")
     return 0
 
 

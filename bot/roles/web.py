@@ -143,12 +143,18 @@ def build_server(
             report["slack"] = slack_state.value
         return report
 
+    mcp = None
+    if settings.mcp_enabled:  # issue 18: the SDK is imported only then
+        from bot.roles.mcp import mcp_app
+
+        mcp = mcp_app(services)
     app = WebApp(
         health=health,
         slack=None if app_token else slack.handler,  # type: ignore[arg-type]
         api=api_app(services),
-        on_startup=(connect_socket_mode,) if app_token else (),
-        on_shutdown=(close_socket_mode,) if app_token else (),
+        on_startup=((connect_socket_mode,) if app_token else ()) + ((mcp.startup,) if mcp else ()),
+        on_shutdown=((close_socket_mode,) if app_token else ()) + ((mcp.shutdown,) if mcp else ()),
+        mcp=mcp,
     )
     # What any request may cost before it is authenticated (bot/edge_limits.py).
     limits = EdgeLimits.for_input(

@@ -16,7 +16,9 @@ from bot.services.codegen import CodeGenerator
 from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
 from bot.services.housekeeping import TaskHousekeeping
+from bot.services.pins import PinService
 from bot.services.runs import RunRecords, RunService
+from bot.services.schedules import ScheduleService
 from bot.services.tasks import TaskService
 from bot.services.usage import UsageService
 from storage.uow import UnitOfWorkFactory
@@ -59,6 +61,8 @@ class Services:
     usage: UsageService
     signal: RunSignal
     checks: Execute  # runs a version's checks harness in a sandbox (this process's, or not)
+    pins: PinService  # issue 18: the version unattended runs use
+    schedules: ScheduleService  # issue 18
     executor: Executor | None = None
     pool: RunPool | None = None
     sandboxes: Closeable | None = None

@@ -44,6 +44,12 @@ class TaskView:
     current_version: int | None
     created_at: datetime
     updated_at: datetime
+    pinned_version: int | None = None  # what scheduled, workflow and MCP runs use
+
+    @property
+    def trigger_version(self) -> int | None:
+        """The version a run nobody typed uses: the pinned one, else the current one."""
+        return self.pinned_version if self.pinned_version is not None else self.current_version
 
     @classmethod
     def of(cls, task: Task) -> TaskView:
@@ -63,6 +69,7 @@ class TaskView:
             current_version=task.current_version,
             created_at=task.created_at,
             updated_at=task.updated_at,
+            pinned_version=task.pinned_version,
         )
 
 

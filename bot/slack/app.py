@@ -25,6 +25,7 @@ from bot.slack.flows import SlackFlows
 from bot.slack.messages import Message, Revoked
 from bot.slack.notifier import ClientSource, RunWatcher
 from bot.slack.outcomes import Uninstalled
+from bot.slack.scheduler import ScheduleTicker
 from bot.slack.sweep import GenerationSweep
 from bot.slack.tracked import TrackedPool
 
@@ -40,6 +41,7 @@ BOT_SCOPES = (
     "im:history",
     "mpim:history",
     "app_mentions:read",
+    "users:read",  # issue 18: a schedule's time zone
 )
 
 
@@ -68,6 +70,7 @@ class FlowRuntime:
     workers: TrackedPool
     generators: FairPool
     sweep: GenerationSweep  # abandoned generations failed, their root messages updated
+    ticker: ScheduleTicker | None = None  # issue 18
 
     def dispatch(self, message: Message) -> None:
         origin = message.origin
@@ -84,8 +87,12 @@ class FlowRuntime:
     def start(self) -> None:
         self.watcher.start()
         self.sweep.start()
+        if self.ticker is not None:
+            self.ticker.start()
 
     def close(self) -> None:
+        if self.ticker is not None:
+            self.ticker.stop()
         self.sweep.stop()
         self.watcher.stop()
         self.workers.shutdown(wait=True, cancel_futures=True)
@@ -137,7 +144,10 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
         on_run_queued=watcher.poke,
     )
     sweep = GenerationSweep(housekeeping=services.housekeeping, clients=clients)
-    return FlowRuntime(flows, Handlers(flows), watcher, clients, workers, generators, sweep)
+    ticker = ScheduleTicker(flows, clients, every=settings.schedule_check_seconds)
+    return FlowRuntime(
+        flows, Handlers(flows), watcher, clients, workers, generators, sweep, ticker
+    )
 
 
 # auth.test errors that mean the token itself is wrong: they do not go away by waiting.

@@ -114,12 +114,14 @@ def task_ready(detail: TaskDetail) -> Message:
     task, version = detail.task, detail.version
     title = version.metadata.get("title") or task.name or "Task"
     text = f"{_escape(str(title))} (v{version.number}) is ready"
+    # issue 18: unattended runs use the pinned version; the root message says which
+    pinned = f" · :pushpin: v{task.pinned_version} pinned" if task.pinned_version else ""
     return Message(
         text,
         [
             _mrkdwn(
                 f":white_check_mark: *{_escape(str(title))}* `{task.name}` · v{version.number} · "
-                f"ready\n{_escape(str(version.metadata.get('summary', '')))}"
+                f"ready{pinned}\n{_escape(str(version.metadata.get('summary', '')))}"
             ),
             _context(
                 f"id `{task.id}` · {task.task_type} · asked by <@{task.creator}> · "
@@ -418,3 +420,6 @@ def run_modal(*, task: TaskView, private_metadata: str) -> dict[str, Any]:
 
 
 inline = _inline  # for the edge's other answers (bot.slack.shares)
+# For sibling modules (issue 18's trigger flows): the same escaping, by public names.
+escape_mrkdwn = _escape
+escape_inline = _inline

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.slack import trigger_commands as triggers
+
 USAGE = (
     "*Taskbot* turns a plain-language request into a small Python program and runs it on your "
     "files.\n"
@@ -15,7 +17,8 @@ USAGE = (
     "• `/task list`: this channel's recent tasks\n"
     "• `/task show <id> [vN]`: a version's metadata and code\n"
     "• `/task delete <id>`: delete a task you created (asks first)\n"
-    "• `/task usage [days]`: what was spent (tokens, money, sandbox CPU) and the budgets\n"
+    + triggers.USAGE_LINES
+    + "• `/task usage [days]`: what was spent (tokens, money, sandbox CPU) and the budgets\n"
     "• `/task help`: this message\n"
     "In a task's thread: drop files to run it on each, or reply in words to change it "
     '("fix it" works after a failed run). Ids can be shortened to their first 6 characters.'
@@ -60,7 +63,7 @@ class Help:
     problem: str | None = None
 
 
-Command = Create | RunCommand | Show | Delete | ListTasks | Usage | Help
+Command = Create | RunCommand | Show | Delete | ListTasks | Usage | Help | triggers.TriggerCommand
 
 _TYPE = re.compile(r"^--type(?:=|\s+)(\S+)\s*", re.IGNORECASE)
 
@@ -108,6 +111,9 @@ def parse(text: str) -> Command:
         if not match or not 1 <= int(match.group(1) or 1) <= 366:
             return Help("`/task usage` takes a number of days (1 to 366), e.g. `/task usage 7`.")
         return Usage(int(match.group(1) or 1))
+    if verb in triggers.VERBS:
+        trigger = triggers.parse_trigger(verb, rest)
+        return Help(trigger.text) if isinstance(trigger, triggers.Problem) else trigger
     if verb == "help":
         return Help()
     return Help(f"I don't know `{verb}`.")

@@ -26,6 +26,7 @@ from bot.slack.messages import (
     ThreadMessage,
     Usage,
 )
+from bot.slack.trigger_flows import TriggerFlows
 
 SayBlocks = Callable[[blocks.Message], None]
 
@@ -48,6 +49,7 @@ class Handlers:
             Spend: self.spend,
             Usage: self.usage,
         }
+        self._by_type.update(TriggerFlows(flows).handlers())  # issue 18
 
     def handles(self, kind: type[Message]) -> bool:
         return kind in self._by_type

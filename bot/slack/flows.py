@@ -278,7 +278,10 @@ class SlackFlows:
         task: TaskView,
         data: bytes | None,
         name: str | None,
-    ) -> None:
+        version: int | None = None,
+    ) -> tuple[str, str]:
+        """Queue a run (of ``version``, else the current one), post its message in the task's
+        thread; returns the run's id and its message's ts."""
         if not task.channel_id or not task.thread_ts:
             raise NotFound(f"Task `{task.id[:8]}` has no Slack thread to run in.")
         runs = self.services.runs
@@ -287,6 +290,7 @@ class SlackFlows:
             requested_by=origin.user_id,
             input_data=data,
             input_name=name,
+            version=version,
             team_id=origin.team_id,
             submit=False,
             reply=ReplyTarget(
@@ -297,6 +301,7 @@ class SlackFlows:
         runs.attach_reply(run.id, message_ts=ts, shown_status=run.status)
         runs.submit(run.id)
         self.on_run_queued()
+        return run.id, ts
 
     # --- thread replies -----------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ from bot.slack import blocks, commands
 from bot.slack import messages as m
 from bot.slack.delete import DELETE_ACTION
 from bot.slack.messages import Dispatcher, Origin, Reply
+from bot.slack.trigger_commands import Pin, Schedule, Schedules, Unschedule
+from bot.slack.trigger_messages import message_for
+from bot.slack.workflow_step import register_workflow_step
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,8 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
             message = m.DeleteAsk(ref=parsed.ref, **base)
         elif isinstance(parsed, commands.Usage):
             message = m.Spend(days=parsed.days, **base)
+        elif isinstance(parsed, Schedule | Schedules | Unschedule | Pin):
+            message = message_for(parsed, **base)  # issue 18
         else:
             message = m.ListTasks(**base)
         dispatcher.dispatch(message)
@@ -184,6 +189,8 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
             text=commands.USAGE, origin=origin, reply=reply, delivery=delivery_key(body)
         )
         dispatcher.dispatch(message)
+
+    register_workflow_step(app, dispatcher)  # issue 18
 
     tokens = app.default_tokens_revoked_event_listener() if revocations else None
     uninstalled = app.default_app_uninstalled_event_listener() if revocations else None

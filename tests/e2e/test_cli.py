@@ -214,3 +214,20 @@ def test_show_prints_the_cost_and_usage_the_spend_and_budgets(
     assert "150 tokens, $0.000045" in usage.stdout and "1 model request" in usage.stdout
     assert f"{task_id[:8]} count_lines" in usage.stdout
     assert "user      model tokens  150 tokens of 150 tokens  SPENT" in usage.stdout
+
+
+def test_pin_then_unpin_from_the_terminal(
+    tmp_path: Path, env: dict[str, str], openai_server: FakeOpenAIServer
+) -> None:
+    openai_server.reply_code(COUNT_LINES)
+    task_id = bot(tmp_path, env, "task", "create", "count lines").stdout.splitlines()[0]
+    openai_server.reply_code(V2, change_summary="Skips empty lines.")
+    assert bot(tmp_path, env, "task", "refine", task_id[:8], "skip empty").returncode == 0
+    pinned = bot(tmp_path, env, "task", "pin", task_id[:8], "v1")
+    assert pinned.returncode == 0, pinned.stderr
+    assert pinned.stdout == f"{task_id}: v1 pinned for scheduled, workflow and MCP runs\n"
+    wrong = bot(tmp_path, env, "task", "pin", task_id[:8], "v9")
+    assert wrong.returncode != 0 and "has no version 9" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    unpinned = bot(tmp_path, env, "task", "unpin", task_id[:8])
+    assert unpinned.stdout == f"{task_id}: unpinned; unattended runs use v2\n"

@@ -70,6 +70,12 @@ class MockSlackAPI:
         self.limiter: real.TierLimiter | None = None
         self.vanishing: list[str] = []  # posts whose text contains one of these vanish at once
         self.hooks: list[tuple[str, Callable[[], None]]] = []  # run after a matching post
+        # users.info answers (id -> user object); conversations.replies threads; function
+        # executions (Workflow Builder steps) Slack started and how each was completed.
+        self.users: dict[str, dict[str, Any]] = {}
+        self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.executions: dict[str, str] = {}  # function_execution_id -> its workflow token
+        self.completions: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         self._ts = itertools.count(1)
         self._files = itertools.count(1)
         self._lock = threading.RLock()  # hooks may call back into the mock
@@ -156,6 +162,19 @@ class MockSlackAPI:
         """Right after a message whose text contains ``containing`` is posted, ``do()``: say,
         revoke a token the moment the run message exists."""
         self.hooks.append((containing, do))
+
+    def add_user(self, user_id: str, *, tz: str, team: str = "T1") -> None:
+        """A person users.info describes (with their time zone, as Slack reports it)."""
+        self.users[user_id] = real.user_object(user_id, tz=tz, team=team)
+
+    def thread(self, channel: str, ts: str, messages: list[dict[str, Any]]) -> None:
+        """What conversations.replies answers for the thread ``ts`` (its root first)."""
+        self.threads[(channel, ts)] = messages
+
+    def start_execution(self, execution_id: str, *, token: str, team: str = "T1") -> None:
+        """Slack started a workflow step: its execution id and its short-lived token."""
+        self.executions[execution_id] = token
+        self.tokens[token] = team
 
     def archive(self, channel: str) -> None:
         self.archived.add(channel)
@@ -255,6 +274,16 @@ class MockSlackAPI:
                 return _error("invalid_auth")
             return self._method(method, params, team)
 
+    def _complete(self, method: str, params: dict[str, Any]) -> Answer:
+        problem = _complete_args(method, params)
+        if problem is not None:
+            return _error(problem)
+        execution = str(params["function_execution_id"])
+        if execution not in self.executions:
+            return _error("function_execution_not_found")
+        self.completions[execution].append((method, params))
+        return _ok()
+
     def _method(self, method: str, params: dict[str, Any], team: str) -> Answer:
         channel = str(params.get("channel") or params.get("channel_id") or "")
         if method.startswith(("chat.", "files.completeUpload")) and channel in self.archived:
@@ -296,6 +325,18 @@ class MockSlackAPI:
             if len(files) > real.COMPLETE_UPLOAD_MAX_FILES:
                 return _error("internal_error")
             return _ok(files=[{"id": f["id"], "title": f.get("title")} for f in files])
+        if method == "users.info":
+            user = self.users.get(str(params.get("user")))
+            return _ok(user=user) if user is not None else _error("user_not_found")
+        if method == "conversations.replies":
+            if not params.get("ts"):
+                return _error("invalid_arguments")
+            thread = self.threads.get((channel, str(params.get("ts"))))
+            if thread is None:
+                return _error("thread_not_found")
+            return _ok(messages=thread, has_more=False, response_metadata={"next_cursor": ""})
+        if method in ("functions.completeSuccess", "functions.completeError"):
+            return self._complete(method, params)
         if method == "files.info":
             described = self.file_objects.get(str(params.get("file")))
             if described is None:
@@ -304,6 +345,18 @@ class MockSlackAPI:
                 )
             return _ok(file=described)
         return _ok()
+
+
+def _complete_args(method: str, params: dict[str, Any]) -> str | None:
+    """The argument check of functions.completeSuccess / completeError: the execution id, and
+    ``outputs`` (an object) or ``error`` (a non-empty string)."""
+    if not params.get("function_execution_id"):
+        return "invalid_arguments"
+    if method == "functions.completeSuccess" and not isinstance(params.get("outputs"), dict):
+        return "invalid_arguments"
+    if method == "functions.completeError" and not str(params.get("error") or "").strip():
+        return "invalid_arguments"
+    return None
 
 
 def _ok(**fields: Any) -> Answer:

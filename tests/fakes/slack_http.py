@@ -126,7 +126,7 @@ def _handler(mock: MockSlackAPI) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b"ok", "text/plain")
                 return
             method = path[len("/api/") :] if path.startswith("/api/") else path.strip("/")
-            for key in ("blocks", "view", "files"):
+            for key in ("blocks", "view", "files", "outputs"):
                 if isinstance(params.get(key), str):
                     with contextlib.suppress(ValueError):
                         params[key] = json.loads(params[key])

@@ -146,3 +146,18 @@ def check_file_info_stub(file_id: str) -> dict[str, Any]:
     """A file Slack did not describe in the event (Slack Connect, some large shares): the app
     must call files.info for it."""
     return {"id": file_id, "file_access": "check_file_info", "created": int(time.time())}
+
+
+def user_object(user_id: str, *, tz: str, team: str) -> dict[str, Any]:
+    """A users.info ``user`` as Slack sends it (the fields Taskbot reads, and their neighbours)."""
+    return {
+        "id": user_id,
+        "team_id": team,
+        "name": user_id.lower(),
+        "deleted": False,
+        "real_name": f"Person {user_id}",
+        "tz": tz,
+        "tz_label": tz,
+        "tz_offset": 0,
+        "is_bot": False,
+    }

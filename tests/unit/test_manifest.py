@@ -22,6 +22,8 @@ METHOD_SCOPES: dict[str, str | None] = {
     "views_open": None,
     "files_info": "files:read",
     "files_upload_v2": "files:write",
+    "users_info": "users:read",  # the schedule owner's time zone
+    "conversations_replies": "channels:history",  # the newest file in a task's thread
 }
 EVENT_SCOPES: dict[str, str | None] = {
     "app_mention": "app_mentions:read",
@@ -31,6 +33,7 @@ EVENT_SCOPES: dict[str, str | None] = {
     "message.mpim": "mpim:history",
     "app_uninstalled": None,
     "tokens_revoked": None,
+    "function_executed": None,  # the Workflow Builder step
 }
 OTHER_SCOPES = {
     "commands",  # /task
@@ -71,7 +74,7 @@ def test_every_conversation_a_task_can_live_in_is_heard() -> None:
 
 def test_the_manifest_has_the_shape_slack_accepts() -> None:
     m = manifest()
-    assert set(m) <= {"display_information", "features", "oauth_config", "settings"}
+    assert set(m) <= {"display_information", "features", "oauth_config", "settings", "functions"}
     assert 1 <= len(m["display_information"]["name"]) <= 35
     assert len(m["display_information"]["description"]) <= 140
     features = m["features"]
@@ -102,6 +105,48 @@ def test_the_manifest_has_the_shape_slack_accepts() -> None:
         isinstance(settings[k], bool)
         for k in ("org_deploy_enabled", "socket_mode_enabled", "token_rotation_enabled")
     )
+    assert settings["function_runtime"] in ("remote", "slack")
+
+
+PARAMETER_TYPES = {
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "object",
+    "array",
+    "slack#/types/user_id",
+    "slack#/types/channel_id",
+    "slack#/types/file_id",
+    "slack#/types/rich_text",
+    "slack#/types/timestamp",
+    "slack#/types/options_select",
+}
+
+
+def test_the_workflow_step_is_declared_as_the_code_listens_for_it() -> None:
+    from bot.slack.workflow_step import OPTIONS, STEP
+
+    functions = manifest()["functions"]
+    assert set(functions) == {STEP, OPTIONS}
+    assert manifest()["settings"]["function_runtime"] == "remote"
+    for callback_id, function in functions.items():
+        assert re.fullmatch(r"[a-z0-9_]{1,100}", callback_id)
+        assert set(function) <= {"title", "description", "input_parameters", "output_parameters"}
+        assert 1 <= len(function["title"]) <= 255 and len(function["description"]) <= 4000
+        for side in ("input_parameters", "output_parameters"):
+            params = function[side]
+            assert set(params) <= {"properties", "required"}
+            assert set(params.get("required", ())) <= set(params["properties"])
+            for param in params["properties"].values():
+                assert param["type"] in PARAMETER_TYPES and param.get("title")
+                options = param.get("dynamic_options")
+                if options is not None:  # points at one of this app's functions
+                    assert options["function"].removeprefix("#/functions/") in functions
+                    assert options["selection_type"] in ("single", "multi", "key-value")
+    step = functions[STEP]
+    assert set(step["input_parameters"]["properties"]) == {"run_as", "task", "file", "text"}
+    assert set(step["output_parameters"]["properties"]) == {"status", "result", "run_link"}
 
 
 def test_procfile_roles() -> None:

@@ -16,6 +16,8 @@ ENDPOINTS = [
     ("GET", "/api/task/0123456789ab/versions"),
     ("GET", "/api/run/0123456789ab"),
     ("GET", "/api/tasks"),
+    ("PUT", "/api/task/0123456789ab/pin"),
+    ("DELETE", "/api/task/0123456789ab/pin"),
 ]
 
 
@@ -68,6 +70,7 @@ def test_openapi_is_public_while_the_api_is_on(api: Api) -> None:
         "/api/run/{id}",
         "/api/tasks",
         "/api/usage",
+        "/api/task/{id}/pin",
         "/api/openapi.json",
     }
     post = api.call("POST", "/api/openapi.json", json={})
