@@ -39,7 +39,11 @@ REQUEST_MODELS = (CreateTask, RefineTask, RunJson, RunUpload, pin_routes.PinTask
 
 def _allowed_methods(app: FastAPI, scope: Scope) -> str:
     methods: list[str] = []
-    for route in (*routes.router.routes, *pin_routes.router.routes, *app.router.routes):  # included routers wrap theirs
+    for route in (
+        *routes.router.routes,
+        *pin_routes.router.routes,
+        *app.router.routes,
+    ):  # included routers wrap theirs
         if isinstance(route, APIRoute) and route.matches(scope)[0] is not Match.NONE:
             methods += [m for m in sorted(route.methods or ()) if m not in methods]
     return ", ".join(methods)

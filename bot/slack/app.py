@@ -145,9 +145,7 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     )
     sweep = GenerationSweep(housekeeping=services.housekeeping, clients=clients)
     ticker = ScheduleTicker(flows, clients, every=settings.schedule_check_seconds)
-    return FlowRuntime(
-        flows, Handlers(flows), watcher, clients, workers, generators, sweep, ticker
-    )
+    return FlowRuntime(flows, Handlers(flows), watcher, clients, workers, generators, sweep, ticker)
 
 
 # auth.test errors that mean the token itself is wrong: they do not go away by waiting.

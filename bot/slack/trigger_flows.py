@@ -20,6 +20,7 @@ from bot.services.views import TaskView
 from bot.slack import blocks
 from bot.slack.flows import Say, SlackFlows, update
 from bot.slack.messages import Message, Origin
+from bot.slack.tracked import TrackedPool
 from bot.slack.trigger_messages import (
     ListSchedules,
     PinVersion,
@@ -60,6 +61,9 @@ def result_text(run: RunView) -> str:
 class TriggerFlows:
     def __init__(self, flows: SlackFlows) -> None:
         self.flows = flows
+        # Steps waiting on their run: a pool of their own, so they hold up neither first
+        # replies (flows.workers) nor the model's turns (flows.generators).
+        self._step_waits = TrackedPool(max_workers=8, thread_name_prefix="taskbot-step")
         self.services = flows.services
 
     def handlers(self) -> dict[type[Message], Handler]:
@@ -192,7 +196,7 @@ class TriggerFlows:
                 return
             self._complete(done, m.execution_id, outputs)
 
-        self.flows.submit(_log, finish, slow=True)
+        self._step_waits.submit(finish)  # finish reports its own failures to the step
 
     def _step_failed(self, done: WebClient, execution_id: str, exc: Exception) -> None:
         if isinstance(exc, ServiceError):
