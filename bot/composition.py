@@ -19,8 +19,11 @@ from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
 from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
+from bot.services.audit import AuditService
+from bot.services.personal import CachedMembers, Members, NoMembers, PersonalAccess
 from bot.services.runs import RunQueue, RunRecords, RunService
 from bot.services.tasks import TaskService
+from bot.services.tokens import TokenService
 from bot.services.usage import Budgets, Prices, UsageService
 from storage import migrate
 from storage.db import is_sqlite, make_engine, make_session_factory
@@ -87,6 +90,7 @@ def build_services(
     worker: bool = False,
     queue: RunQueue | None = None,
     execute: Execute | None = None,
+    members: Members | None = None,
 ) -> Services:
     """Wire everything, once: nothing is assigned after construction. ``runner``: "local"
     starts the sandbox and an in-process pool, "celery" sends runs to Celery workers (and
@@ -164,6 +168,9 @@ def build_services(
         usage=usage,
         **clock_now,
     )
+    tokens, audit, personal = _token_services(
+        settings, engine=engine, uow=uow, tasks=tasks, members=members
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -186,10 +193,55 @@ def build_services(
         usage=usage,
         signal=signal,
         checks=execute,
+        tokens=tokens,
+        audit=audit,
+        personal=personal,
         executor=executor,
         pool=pool,
         sandboxes=sandboxes,
         relay=relay,
+    )
+
+
+def _token_services(
+    settings: Settings,
+    *,
+    engine: Engine,
+    uow: UnitOfWorkFactory,
+    tasks: TaskService,
+    members: Members | None,
+) -> tuple[TokenService, AuditService, PersonalAccess]:
+    """Personal tokens, their audit, and who may see what with one (issue 19)."""
+    if members is None:
+        multi = bool(settings.slack_client_id and settings.slack_client_secret)
+        if settings.slack_bot_token or multi:
+            from bot.slack.members import slack_members
+
+            installations = None
+            if multi:
+                from slack_sdk.oauth.installation_store.sqlalchemy import (
+                    SQLAlchemyInstallationStore,
+                )
+
+                installations = SQLAlchemyInstallationStore(
+                    client_id=settings.slack_client_id, engine=engine
+                )
+            members = slack_members(
+                bot_token=settings.slack_bot_token,
+                api_url=settings.slack_api_url,
+                installations=installations,
+            )
+        else:
+            members = NoMembers()
+    return (
+        TokenService(uow=uow, admins=settings.admin_users, default_days=settings.token_days),
+        AuditService(uow=uow, retention_days=settings.audit_retention_days),
+        PersonalAccess(
+            tasks=tasks,
+            members=CachedMembers(members, ttl=settings.members_cache_seconds),
+            allowed_channels=settings.allowed_channels,
+            allowed_users=settings.allowed_users,
+        ),
     )
 
 

@@ -158,6 +158,28 @@ SETTINGS: tuple[Setting, ...] = (
         "Bearer token for the HTTP API under /api/ (the API is off without it).",
         "Server",
     ),
+    # --- personal tokens and audit (issue 19) ---
+    Setting(
+        "ADMIN_USERS",
+        "",
+        "Comma-separated Slack user ids who may list and revoke any token of their workspace "
+        "and read its audit.",
+        "Tokens",
+    ),
+    Setting("TOKEN_DAYS", "90", "Days a personal token lasts unless --days says.", "Tokens"),
+    Setting(
+        "AUDIT_RETENTION_DAYS",
+        "90",
+        "Days the audit of token requests is kept (0: forever).",
+        "Tokens",
+    ),
+    Setting(
+        "MEMBERS_CACHE_SECONDS",
+        "60",
+        "Seconds Slack's answer to who is in a channel is reused for personal tokens.",
+        "Tokens",
+    ),
+    # --- end personal tokens and audit ---
     Setting("PORT", "3000", "HTTP port of python -m bot serve.", "Server"),
     Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", "Server"),
 )
@@ -274,6 +296,11 @@ class Settings:
     budget_workspace_daily_tokens: int = 0
     budget_workspace_daily_usd: float = 0.0
     budget_workspace_daily_cpu_seconds: float = 0.0
+    # personal tokens and audit (issue 19)
+    admin_users: tuple[str, ...] = ()
+    token_days: int = 90
+    audit_retention_days: int = 90
+    members_cache_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -353,6 +380,11 @@ class Settings:
             api_token=raw("API_TOKEN"),
             port=int(number("PORT", int)),
             log_level=(raw("LOG_LEVEL") or "INFO").upper(),
+            # personal tokens and audit (issue 19)
+            admin_users=_csv(raw("ADMIN_USERS")),
+            token_days=max(1, min(366, int(number("TOKEN_DAYS", int)))),
+            audit_retention_days=int(number("AUDIT_RETENTION_DAYS", int)),
+            members_cache_seconds=float(number("MEMBERS_CACHE_SECONDS", float)),
         )
 
     def missing_for_slack(self) -> list[str]:

@@ -14,9 +14,12 @@ from bot.services.checks import Execute
 from bot.services.codegen import CodeGenerator
 from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
+from bot.services.audit import AuditService
 from bot.services.housekeeping import TaskHousekeeping
+from bot.services.personal import PersonalAccess
 from bot.services.runs import RunRecords, RunService
 from bot.services.tasks import TaskService
+from bot.services.tokens import TokenService
 from bot.services.usage import UsageService
 from storage.uow import UnitOfWorkFactory
 
@@ -56,6 +59,9 @@ class Services:
     usage: UsageService
     signal: RunSignal
     checks: Execute  # runs a version's checks harness in a sandbox (this process's, or not)
+    tokens: TokenService  # personal tokens (issue 19)
+    audit: AuditService
+    personal: PersonalAccess
     executor: Executor | None = None
     pool: RunPool | None = None
     sandboxes: Closeable | None = None
