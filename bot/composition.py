@@ -13,13 +13,13 @@ from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.prog import hint
+from bot.services.audit import AuditService
 from bot.services.codegen import CodeGenerator, OpenAICodeGenerator
 from bot.services.container import Services
 from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
 from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
-from bot.services.audit import AuditService
 from bot.services.personal import CachedMembers, Members, NoMembers, PersonalAccess
 from bot.services.runs import RunQueue, RunRecords, RunService
 from bot.services.tasks import TaskService
@@ -234,7 +234,12 @@ def _token_services(
         else:
             members = NoMembers()
     return (
-        TokenService(uow=uow, admins=settings.admin_users, default_days=settings.token_days),
+        TokenService(
+            uow=uow,
+            admins=settings.admin_users,
+            default_days=settings.token_days,
+            operator_token=settings.api_token,
+        ),
         AuditService(uow=uow, retention_days=settings.audit_retention_days),
         PersonalAccess(
             tasks=tasks,

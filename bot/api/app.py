@@ -1,23 +1,25 @@
 """The seed's HTTP API as a plain WSGI application over the services.
 
 ``WebApp`` hands it every path under ``/api`` unchanged. Order of decisions for a request:
-API off (no ``API_TOKEN``) -> 404 for everything; ``GET /api/openapi.json`` is public; every
-other path needs ``Authorization: Bearer <API_TOKEN>`` (401), then routing (404, 405), then the
+API off (no ``API_TOKEN`` and no Slack) -> 404 for everything; ``GET /api/openapi.json`` is
+public; every other path needs ``Authorization: Bearer <API_TOKEN or a personal token>`` (401;
+``bot.api.auth``), each such request audited, then routing (404, 405), then the
 handler. Every error, including unexpected ones, leaves in the one error shape.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.api.auth import api_is_on, audit, authenticate
 from bot.api.handlers import Handlers, Reply
 from bot.api.http import ApiError, Request, status_line
 from bot.api.openapi import OPENAPI_PATH, build_openapi
+from bot.api.openapi_tokens import with_token_security
 from bot.services.errors import ServiceError
 from bot.web import json_body
 from storage.errors import StorageUnavailable
@@ -53,6 +55,7 @@ SERVICE_STATUS: dict[str, int] = {
     "generation_failed": 422,
     "already_exists": 409,
     "budget_exceeded": 429,
+    "unauthorized": 401,
 }
 
 _COMMON_HEADERS = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
@@ -74,8 +77,8 @@ class ApiApp:
     def __init__(self, services: Services) -> None:
         self.services = services
         handlers = Handlers(services)
-        self._openapi = build_openapi(
-            max_input_bytes=services.runs.max_input_bytes,
+        self._openapi = with_token_security(
+            build_openapi(max_input_bytes=services.runs.max_input_bytes)
         )
         # Literal paths come first so ``/api/task/create`` never reads as a task id.
         self.routes: tuple[Route, ...] = (
@@ -87,39 +90,40 @@ class ApiApp:
             _route("/api/task/{id}/versions", GET=handlers.versions),
             _route("/api/run/{id}", GET=handlers.get_run),
             _route("/api/usage", GET=handlers.usage, query=("days",)),
+            _route("/api/audit", GET=handlers.audit, query=("before", "limit")),
         )
-
-    @property
-    def token(self) -> str:
-        return self.services.settings.api_token
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request.of(environ)
         try:
             status, body = self._dispatch(request)
+            self._audit(request, status, "ok")
             return self._reply(start_response, status, body)
         except ApiError as exc:
+            self._audit(request, exc.status, exc.code)
             return self._error(start_response, exc.status, exc.code, exc.message, exc.headers)
         except ServiceError as exc:
             status = SERVICE_STATUS.get(exc.code, 422)
+            self._audit(request, status, exc.code)
             return self._error(start_response, status, exc.code, str(exc))
         except StorageUnavailable as exc:
             logger.warning("API %s %s: database unreachable", request.method, request.path)
             return self._error(start_response, 503, "database_unavailable", str(exc))
         except Exception:
             logger.exception("API %s %s failed", request.method, request.path)
+            self._audit(request, 500, "internal_error")
             return self._error(
                 start_response, 500, "internal_error", "Something went wrong on our side."
             )
 
     def _dispatch(self, request: Request) -> Reply:
-        if not self.token:
+        if not api_is_on(self.services):
             raise ApiError(404, "not_found", "The API is off (no API_TOKEN is configured).")
         if request.path == OPENAPI_PATH:
             if request.method != "GET":
                 raise _method_not_allowed(("GET",))
             return 200, self._openapi
-        self._authenticate(request)
+        request.principal = authenticate(self.services, request)
         for route in self.routes:
             match = route.pattern.match(request.path)
             if match is None:
@@ -128,26 +132,19 @@ class ApiApp:
             if handler is None:
                 raise _method_not_allowed(tuple(route.methods))
             request.check_query(route.query)
+            request.target = match.groupdict().get("id")
             return handler(request, match.groupdict())
         raise ApiError(404, "not_found", f"No route {request.path[:200]}.")
 
-    def _authenticate(self, request: Request) -> None:
-        scheme, _, credentials = request.header("Authorization").strip().partition(" ")
-        challenge = (("www-authenticate", 'Bearer realm="taskbot"'),)
-        if scheme.lower() != "bearer" or not credentials.strip():
-            raise ApiError(
-                401,
-                "unauthorized",
-                "Send `Authorization: Bearer <API_TOKEN>`.",
-                headers=challenge,
-            )
-        given = credentials.strip().encode("latin-1", "replace")
-        if not hmac.compare_digest(given, self.token.encode("utf-8")):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "The bearer token is not valid.",
-                headers=(("www-authenticate", 'Bearer realm="taskbot", error="invalid_token"'),),
+    def _audit(self, request: Request, status: int, outcome: str) -> None:
+        if request.principal is not None:
+            audit(
+                self.services,
+                request.principal,
+                request,
+                status=status,
+                outcome=outcome,
+                target=request.target,
             )
 
     @staticmethod

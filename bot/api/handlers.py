@@ -25,13 +25,15 @@ from bot.api.http import (
     parse_multipart,
     validate,
 )
+from bot.api.serialize_tokens import serialize_audit
 from bot.services.container import Services
 from bot.services.errors import NotFound
+from bot.services.principal import Principal, Scope
 from bot.services.tasks import MAX_DESCRIPTION, TASK_TYPES
+from bot.services.views import Workspace
 
 REQUESTED_BY = "api"
 SOURCE = "api"
-TEAM_ID = ""  # the local workspace, as the terminal uses
 MAX_LIST = 100
 MAX_USAGE_DAYS = 366
 DEFAULT_LIST = 20
@@ -67,6 +69,19 @@ def _version_query(request: Request) -> int | None:
     return request.query_int("version", minimum=1, maximum=MAX_VERSION)
 
 
+def _who(request: Request, scope: Scope) -> Principal:
+    """The request's principal, refused (403, naming the scope) unless its token has ``scope``."""
+    principal = request.principal
+    if principal is None:  # the app authenticates before any handler runs
+        raise ApiError(401, "unauthorized", "Send `Authorization: Bearer <token>`.")
+    principal.require(scope)
+    return principal
+
+
+def _requested_by(principal: Principal) -> str:
+    return REQUESTED_BY if principal.is_operator else principal.user_id
+
+
 @dataclass
 class Handlers:
     services: Services
@@ -74,69 +89,106 @@ class Handlers:
     # --- tasks -------------------------------------------------------------------------------
 
     def create(self, request: Request, params: Mapping[str, str]) -> Reply:
+        who = _who(request, Scope.WRITE)
+        self.services.personal.check_person(who)
         body = validate(json_body(request), CREATE_FIELDS)
         detail = self.services.tasks.create(
             description=body["desired_action"],
             task_type=body.get("task_type", "passthrough"),
-            requested_by=REQUESTED_BY,
+            requested_by=_requested_by(who),
             source=SOURCE,
+            workspace=Workspace(who.team_id, who.enterprise_id),
         )
         return 201, serialize.task_detail(detail)
 
     def refine(self, request: Request, params: Mapping[str, str]) -> Reply:
+        who = _who(request, Scope.WRITE)
+        task = self.services.personal.task(who, params["id"])
         body = validate(json_body(request), REFINE_FIELDS)
         result = self.services.tasks.refine(
-            params["id"], feedback=body["feedback"], requested_by=REQUESTED_BY, team_id=TEAM_ID
+            task.id, feedback=body["feedback"], requested_by=_requested_by(who), team_id=who.team_id
         )
         return 201, serialize.refinement(result)
 
     def show(self, request: Request, params: Mapping[str, str]) -> Reply:
+        who = _who(request, Scope.READ)
+        task = self.services.personal.task(who, params["id"])
         detail = self.services.tasks.show(
-            params["id"], version=_version_query(request), team_id=TEAM_ID
+            task.id, version=_version_query(request), team_id=who.team_id
         )
         return 200, serialize.task_detail(detail)
 
     def delete(self, request: Request, params: Mapping[str, str]) -> Reply:
-        task = self.services.housekeeping.delete(params["id"], team_id=TEAM_ID)
+        who = _who(request, Scope.WRITE)
+        visible = self.services.personal.task(who, params["id"])
+        task = self.services.housekeeping.delete(
+            visible.id,
+            team_id=who.team_id,
+            requested_by=None if who.is_operator else who.user_id,
+        )
         return 200, {"task_id": task.id, "deleted": True}
 
     def versions(self, request: Request, params: Mapping[str, str]) -> Reply:
-        task = self.services.tasks.get(params["id"], team_id=TEAM_ID)
-        views = self.services.tasks.versions(task.id, team_id=TEAM_ID)
+        who = _who(request, Scope.READ)
+        task = self.services.personal.task(who, params["id"])
+        views = self.services.tasks.versions(task.id, team_id=who.team_id)
         return 200, serialize.versions(task.id, views)
 
     def list(self, request: Request, params: Mapping[str, str]) -> Reply:
+        who = _who(request, Scope.READ)
         limit = request.query_int("limit", minimum=1, maximum=MAX_LIST) or DEFAULT_LIST
-        return 200, serialize.task_list(self.services.tasks.list(team_id=TEAM_ID, limit=limit))
+        return 200, serialize.task_list(self.services.personal.list(who, limit=limit))
 
     # --- runs --------------------------------------------------------------------------------
 
     def run(self, request: Request, params: Mapping[str, str]) -> Reply:
+        who = _who(request, Scope.RUN)
+        task = self.services.personal.task(who, params["id"])
         data, name, version = self._run_input(request)
         query_version = _version_query(request)
         if version is not None and query_version is not None and version != query_version:
             raise invalid("`version` is given twice with different values (query and body).")
         view = self.services.runs.request(
-            params["id"],
-            requested_by=REQUESTED_BY,
+            task.id,
+            requested_by=_requested_by(who),
             input_data=data,
             input_name=name,
             version=version if version is not None else query_version,
-            team_id=TEAM_ID,
+            team_id=who.team_id,
         )
         return 202, serialize.run_accepted(view)
 
     def usage(self, request: Request, params: Mapping[str, str]) -> Reply:
         """What was spent by the API's workspace, by user and task, and today's budgets."""
+        who = _who(request, Scope.READ)
+        self.services.personal.check_person(who)
         days = request.query_int("days", minimum=1, maximum=MAX_USAGE_DAYS) or 1
-        report = self.services.usage.report(team_id=TEAM_ID, user_id=REQUESTED_BY, days=days)
+        report = self.services.usage.report(
+            team_id=who.team_id, user_id=_requested_by(who), days=days
+        )
+        if not who.is_operator:  # tasks the person may not see are not named
+            report = self.services.personal.redact_usage(who, report)
         return 200, serialize.usage(report)
 
+    def audit(self, request: Request, params: Mapping[str, str]) -> Reply:
+        """Requests made with tokens, newest first (admins: their workspace; operator: all)."""
+        who = _who(request, Scope.READ)
+        before = request.query_int("before", minimum=1, maximum=2**62)
+        limit = request.query_int("limit", minimum=1, maximum=MAX_LIST) or DEFAULT_LIST
+        page = self.services.audit.page(who, before=before, limit=limit)
+        return 200, serialize_audit(page)
+
     def get_run(self, request: Request, params: Mapping[str, str]) -> Reply:
+        who = _who(request, Scope.READ)
         run_id = params["id"]
         if not _RUN_ID.match(run_id):
             raise NotFound(f"No run {run_id[:40]!r}.")
-        return 200, serialize.run(self.services.runs.get(run_id.lower()))
+        run = self.services.runs.get(run_id.lower())
+        try:
+            self.services.personal.task(who, run.task_id)
+        except NotFound:
+            raise NotFound(f"No run {run_id.lower()}.") from None
+        return 200, serialize.run(run)
 
     def _run_input(self, request: Request) -> tuple[bytes | None, str | None, int | None]:
         """(input bytes, input name, version) from a multipart upload or a JSON body."""

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs
 if TYPE_CHECKING:
     from wsgiref.types import WSGIEnvironment
 
+    from bot.services.principal import Principal
+
 JSON_BODY_LIMIT = 64 * 1024
 """Largest JSON body accepted by endpoints that carry no input file."""
 
@@ -68,6 +70,8 @@ class Request:
     method: str
     path: str
     query: dict[str, list[str]] = field(default_factory=dict)
+    principal: Principal | None = None  # whom the bearer token acts as, once authenticated
+    target: str | None = None  # the id the route named, for the audit
 
     @classmethod
     def of(cls, environ: WSGIEnvironment) -> Request:

@@ -200,7 +200,8 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
 
 class _Sweeper:
     """Fails generations nobody is working on any more (their process died), at start and
-    every minute: nothing stays ``generating`` past the model's timeout."""
+    every minute: nothing stays ``generating`` past the model's timeout. Deletes audit entries
+    past their retention on the same beat."""
 
     def __init__(self, services: Services, *, every: float = 60.0) -> None:
         self._services = services
@@ -217,6 +218,12 @@ class _Sweeper:
                     logger.warning("%d abandoned generation(s) marked failed", failed)
             except Exception:
                 logger.exception("could not sweep abandoned generations")
+            try:
+                purged = self._services.audit.purge()  # AUDIT_RETENTION_DAYS
+                if purged:
+                    logger.info("%d audit entries past their retention deleted", purged)
+            except Exception:
+                logger.exception("could not delete old audit entries")
             if self._stop.wait(self._every):
                 return
 

@@ -10,11 +10,11 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from bot.config import Settings
+from bot.services.audit import AuditService
 from bot.services.checks import Execute
 from bot.services.codegen import CodeGenerator
 from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
-from bot.services.audit import AuditService
 from bot.services.housekeeping import TaskHousekeeping
 from bot.services.personal import PersonalAccess
 from bot.services.runs import RunRecords, RunService

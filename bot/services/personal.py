@@ -12,11 +12,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from typing import Protocol
 
-from bot.services.errors import AmbiguousId, NotAllowed, NotFound
+from bot.services.errors import AmbiguousId, NotAllowed, NotFound, ServiceError
 from bot.services.principal import Principal
 from bot.services.tasks import TaskService
+from bot.services.usage import UsageReport
 from bot.services.views import TaskSummary, TaskView
 
 logger = logging.getLogger(__name__)
@@ -129,6 +131,17 @@ class PersonalAccess:
             return self._tasks.list(team_id=principal.team_id, limit=limit)
         recent = self._tasks.list(team_id=principal.team_id, limit=SCAN)
         return [s for s in recent if self.can_see(principal, s.task)][:limit]
+
+    def redact_usage(self, principal: Principal, report: UsageReport) -> UsageReport:
+        """The workspace's spend with the tasks this person may not see left unnamed."""
+        lines = []
+        for line in report.by_task:
+            try:
+                visible = bool(line.key) and self.can_see(principal, self._tasks.get(line.key))
+            except ServiceError:
+                visible = False
+            lines.append(line if visible else replace(line, key="", label=""))
+        return replace(report, by_task=tuple(lines))
 
     def _among_visible(self, principal: Principal, ref: str) -> TaskView:
         prefix = ref.strip().lower()

@@ -37,8 +37,9 @@ def parse_scopes(text: str | Iterable[str]) -> frozenset[Scope]:
         try:
             scopes.add(Scope(word))
         except ValueError:
+            shown = f"`{word[:20]}`" if word.isalnum() else "given"
             raise InvalidInput(
-                f"Unknown scope {word[:20]!r}: use {', '.join(s.value for s in Scope)}."
+                f"Unknown scope {shown}: use {', '.join(s.value for s in Scope)}."
             ) from None
     if not scopes:
         raise InvalidInput(f"Give at least one scope: {', '.join(s.value for s in Scope)}.")

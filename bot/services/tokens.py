@@ -11,6 +11,7 @@ request (a JWT would need that read anyway to be revocable) and there is no sign
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import uuid
@@ -19,7 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.services.errors import InvalidInput, NotAllowed, NotFound, Unauthorized
-from bot.services.principal import Principal, PrincipalKind, Scope, parse_scopes, scopes_text
+from bot.services.principal import (
+    Principal,
+    PrincipalKind,
+    Scope,
+    operator,
+    parse_scopes,
+    scopes_text,
+)
 from storage.models import ApiToken
 from storage.token_repos import TokenRepository
 from storage.uow import UnitOfWorkFactory
@@ -29,6 +37,16 @@ MAX_DAYS = 366
 MAX_TOKENS_PER_USER = 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 _TOKEN = re.compile(r"^tbp_[A-Za-z0-9_-]{43}$")
+
+
+class TokenRefused(Unauthorized):
+    """A token that exists but no longer works (revoked or expired); ``principal`` is whom it
+    acted as, so the refusal can be audited under that person."""
+
+    def __init__(self, message: str, *, principal: Principal, reason: str) -> None:
+        super().__init__(message)
+        self.principal = principal
+        self.reason = reason
 
 
 def _now() -> datetime:
@@ -82,9 +100,11 @@ class TokenService:
         uow: UnitOfWorkFactory,
         admins: Collection[str] = (),
         default_days: int = 90,
+        operator_token: str = "",
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._uow = uow
+        self._operator_token = operator_token
         self._admins = frozenset(admins)
         self.default_days = default_days
         self._clock = clock
@@ -163,15 +183,21 @@ class TokenService:
                 ]
                 row = found[0] if len(found) == 1 else None
             if row is None:
-                raise NotFound(f"No live token {ref[:40]!r} of yours (see `/task tokens`).")
+                shown = f"`{ref}`" if _NAME.match(ref) else "by that name"
+                raise NotFound(f"No live token {shown} of yours (see `/task tokens`).")
             row.revoked_at, row.revoked_by = now, user_id
             uow.commit()
             return TokenView.of(row)
 
     def authenticate(self, token: str) -> Principal:
-        """The principal a personal token acts as, checked now: unknown, expired and revoked
-        tokens are refused alike (``Unauthorized``), saying only which of these applies."""
+        """Whom a bearer token acts as, checked now (revocation and expiry take effect on the
+        next request): the operator's ``API_TOKEN``, or a person's token. Unknown, expired and
+        revoked tokens raise ``Unauthorized`` (revoked and expired: ``TokenRefused``)."""
         token = token.strip()
+        operator_token = self._operator_token.encode("utf-8")
+        given = token.encode("utf-8", "replace")
+        if operator_token and hmac.compare_digest(given, operator_token):
+            return operator()
         if not _TOKEN.match(token):
             raise Unauthorized("The bearer token is not valid.")
         now = self._clock()
@@ -180,13 +206,7 @@ class TokenService:
             row = repo.by_hash(digest(token))
             if row is None:
                 raise Unauthorized("The bearer token is not valid.")
-            if row.revoked_at is not None:
-                raise Unauthorized(f"The token `{row.name}` was revoked.")
-            if row.expires_at <= now:
-                raise Unauthorized(f"The token `{row.name}` expired: issue a new one.")
-            repo.touch(row.id, now)
-            uow.commit()
-            return Principal(
+            principal = Principal(
                 kind=PrincipalKind.PERSON,
                 team_id=row.team_id,
                 enterprise_id=row.enterprise_id,
@@ -196,6 +216,19 @@ class TokenService:
                 scopes=parse_scopes(row.scopes),
                 admin=self.is_admin(row.user_id),
             )
+            if row.revoked_at is not None:
+                raise TokenRefused(
+                    f"The token `{row.name}` was revoked.", principal=principal, reason="revoked"
+                )
+            if row.expires_at <= now:
+                raise TokenRefused(
+                    f"The token `{row.name}` expired: issue a new one with `/task token`.",
+                    principal=principal,
+                    reason="expired",
+                )
+            repo.touch(row.id, now)
+            uow.commit()
+            return principal
 
 
 def raise_not_admin() -> None:

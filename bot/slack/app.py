@@ -38,6 +38,10 @@ BOT_SCOPES = (
     "im:history",
     "mpim:history",
     "app_mentions:read",
+    "channels:read",  # conversations.members: who may use a task with a personal token
+    "groups:read",
+    "im:read",
+    "mpim:read",
 )
 
 

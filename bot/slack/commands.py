@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.slack.token_commands import TOKEN_USAGE, VERBS, TokenCommand, parse_token_command
+
 USAGE = (
     "*Taskbot* turns a plain-language request into a small Python program and runs it on your "
     "files.\n"
@@ -16,6 +18,7 @@ USAGE = (
     "• `/task show <id> [vN]`: a version's metadata and code\n"
     "• `/task delete <id>`: delete a task you created (asks first)\n"
     "• `/task usage [days]`: what was spent (tokens, money, sandbox CPU) and the budgets\n"
+    f"{TOKEN_USAGE}\n"
     "• `/task help`: this message\n"
     "In a task's thread: drop files to run it on each, or reply in words to change it "
     '("fix it" works after a failed run). Ids can be shortened to their first 6 characters.'
@@ -60,7 +63,7 @@ class Help:
     problem: str | None = None
 
 
-Command = Create | RunCommand | Show | Delete | ListTasks | Usage | Help
+Command = Create | RunCommand | Show | Delete | ListTasks | Usage | Help | TokenCommand
 
 _TYPE = re.compile(r"^--type(?:=|\s+)(\S+)\s*", re.IGNORECASE)
 
@@ -108,6 +111,8 @@ def parse(text: str) -> Command:
         if not match or not 1 <= int(match.group(1) or 1) <= 366:
             return Help("`/task usage` takes a number of days (1 to 366), e.g. `/task usage 7`.")
         return Usage(int(match.group(1) or 1))
+    if verb in VERBS:
+        return parse_token_command(verb, rest)
     if verb == "help":
         return Help()
     return Help(f"I don't know `{verb}`.")

@@ -13,6 +13,7 @@ from bot.slack import blocks, commands
 from bot.slack import messages as m
 from bot.slack.delete import DELETE_ACTION
 from bot.slack.messages import Dispatcher, Origin, Reply
+from bot.slack.token_commands import TokenCommand, to_message
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
             text = f"{parsed.problem}\n\n{commands.USAGE}" if parsed.problem else commands.USAGE
             await ack(response_type="ephemeral", text=text)
             return
+        if isinstance(parsed, TokenCommand) and parsed.problem:
+            await ack(response_type="ephemeral", text=parsed.problem)
+            return
         await ack()
         origin = _origin(context, channel_id=command.get("channel_id", ""))
         reply = Reply(response_url=command.get("response_url"))
@@ -89,6 +93,8 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
             message = m.DeleteAsk(ref=parsed.ref, **base)
         elif isinstance(parsed, commands.Usage):
             message = m.Spend(days=parsed.days, **base)
+        elif isinstance(parsed, TokenCommand):
+            message = to_message(parsed, base)
         else:
             message = m.ListTasks(**base)
         dispatcher.dispatch(message)

@@ -22,6 +22,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "views_open": None,
     "files_info": "files:read",
     "files_upload_v2": "files:write",
+    "conversations_members": "channels:read",  # and the three below for other channel kinds
 }
 EVENT_SCOPES: dict[str, str | None] = {
     "app_mention": "app_mentions:read",
@@ -35,6 +36,9 @@ EVENT_SCOPES: dict[str, str | None] = {
 OTHER_SCOPES = {
     "commands",  # /task
     "files:read",  # downloading url_private_download with the bot token
+    "groups:read",  # conversations.members of private channels, DMs, group DMs
+    "im:read",
+    "mpim:read",
 }
 _CALL = re.compile(r"\.((?:chat|files|views|conversations|users|reactions|pins)_\w+)\(")
 
