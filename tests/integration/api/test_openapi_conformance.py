@@ -23,6 +23,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from bot.api.openapi import build_openapi
+from bot.api.openapi_tokens import with_token_security
 from bot.services.codegen import ChatMessage, ModelReply
 from tests.fakes.openai_server import COUNT_LINES, answer_json
 from tests.integration.api.conftest import TOKEN, Api, MakeApi
@@ -31,7 +32,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "20"))
 OPERATIONS = sorted(
     f"{method.upper()} {path}"
-    for path, methods in build_openapi(max_input_bytes=1)["paths"].items()
+    for path, methods in with_token_security(build_openapi(max_input_bytes=1))["paths"].items()
     for method in methods
 )
 VARIANTS = ["positive", "real-ids", "negative"]
