@@ -21,6 +21,7 @@ from storage.models import ApiToken, RunStatus
 from tests.e2e.slack.conftest import Stack, close_stack, make_stack
 from tests.e2e.slack.test_delete import answer
 from tests.e2e.slack.test_flows import CSV_ROWS, create
+from tests.fakes.openai_server import answer_json
 from tests.fakes.slack_api import text_of
 
 SECRET = re.compile(r"tbp_[A-Za-z0-9_-]{43}")
@@ -210,3 +211,26 @@ def test_the_terminal_acts_with_a_token_against_the_server(
     err = io.StringIO()
     assert cli.main(["task", "--server", stack.http.url, "list"], out=out, err=err) == 1
     assert "not valid" in err.getvalue() and "401" in err.getvalue()
+
+
+def test_budgets_and_write_scope_apply_to_the_token_owner(tmp_path: Path) -> None:
+    built = make_stack(tmp_path, budget_user_daily_tokens=30)
+    try:
+        create(built, CSV_ROWS)  # U1 spends 30 tokens in Slack: their day's budget
+        writer = issue(built, user="U1", name="w", options="--scopes read,write")
+        body = {"desired_action": "count the words"}
+        status, refused = call(built, "POST", "/api/task/create", writer, body)
+        assert status == 429 and refused["error"]["code"] == "budget_exceeded"
+        reader = issue(built, user="U2", name="r", options="--scopes read")
+        status, refused = call(built, "POST", "/api/task/create", reader, body)
+        assert status == 403 and "`write` scope" in refused["error"]["message"]
+        built.model.queue(answer_json(code=CSV_ROWS))
+        other = issue(built, user="U2", name="w2", options="--scopes write,read")
+        status, made = call(built, "POST", "/api/task/create", other, body)
+        assert status == 201, made
+        status, listed = call(built, "GET", "/api/tasks", other)
+        assert [t["id"] for t in listed["tasks"]] == [made["id"]]  # theirs; not U1's in C1
+        assert built.services.tasks.get(made["id"]).creator == "U2"
+        assert built.services.tasks.get(made["id"]).team_id == "T1"
+    finally:
+        close_stack(built)
