@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from bot.api.openapi import build_openapi
 from bot.api.openapi_tokens import with_token_security
 from bot.services.codegen import ChatMessage, ModelReply
+from bot.services.principal import ALL_SCOPES
 from tests.fakes.openai_server import COUNT_LINES, answer_json
 from tests.integration.api.conftest import TOKEN, Api, MakeApi
 
@@ -35,7 +36,8 @@ OPERATIONS = sorted(
     for path, methods in with_token_security(build_openapi(max_input_bytes=1))["paths"].items()
     for method in methods
 )
-VARIANTS = ["positive", "real-ids", "negative"]
+# "personal": valid data sent with a personal token (all scopes, an admin's) instead of API_TOKEN
+VARIANTS = ["positive", "real-ids", "negative", "personal"]
 
 
 class AlwaysAnswers:
@@ -67,7 +69,7 @@ def _real_ids(api: Api, path: str) -> dict[str, Any] | None:
 def test_operation_conforms_to_the_served_schema(
     make_api: MakeApi, sqlite_url: str, label: str, variant: str
 ) -> None:
-    api = make_api(sqlite_url, runner="local", generator=AlwaysAnswers())
+    api = make_api(sqlite_url, runner="local", generator=AlwaysAnswers(), admin_users=("U1",))
     schema = schemathesis.openapi.from_url(f"{api.url}/api/openapi.json")
     operation = schema.find_operation_by_label(label)
     assert operation is not None, label
@@ -76,7 +78,13 @@ def test_operation_conforms_to_the_served_schema(
         pytest.skip("no id in this path")
     mode = GenerationMode.NEGATIVE if variant == "negative" else GenerationMode.POSITIVE
     needs_input = variant == "real-ids" and operation.path.endswith("/run")
-    strategy = operation.as_strategy(mode, path_parameters=path_parameters, headers=AUTH)
+    headers = AUTH
+    if variant == "personal":
+        issued = api.services.tokens.issue(
+            team_id="", enterprise_id=None, user_id="U1", scopes=ALL_SCOPES
+        )
+        headers = {"Authorization": f"Bearer {issued.secret}"}
+    strategy = operation.as_strategy(mode, path_parameters=path_parameters, headers=headers)
 
     @given(case=strategy)
     @settings(
