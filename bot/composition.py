@@ -214,25 +214,11 @@ def _token_services(
     """Personal tokens, their audit, and who may see what with one (issue 19)."""
     if members is None:
         multi = bool(settings.slack_client_id and settings.slack_client_secret)
-        if settings.slack_bot_token or multi:
-            from bot.slack.members import slack_members
-
-            installations = None
-            if multi:
-                from slack_sdk.oauth.installation_store.sqlalchemy import (
-                    SQLAlchemyInstallationStore,
-                )
-
-                installations = SQLAlchemyInstallationStore(
-                    client_id=settings.slack_client_id, engine=engine
-                )
-            members = slack_members(
-                bot_token=settings.slack_bot_token,
-                api_url=settings.slack_api_url,
-                installations=installations,
-            )
-        else:
-            members = NoMembers()
+        members = (
+            _SlackMembersOnFirstUse(settings, engine)
+            if settings.slack_bot_token or multi
+            else NoMembers()
+        )
     return (
         TokenService(
             uow=uow,
@@ -248,6 +234,40 @@ def _token_services(
             allowed_users=settings.allowed_users,
         ),
     )
+
+
+class _SlackMembersOnFirstUse:
+    """Slack's channel members, its client built when a personal token first needs it: the
+    worker and the terminal, which never do, do not load the Slack edge."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._inner: Members | None = None
+
+    def members(
+        self, *, team_id: str, enterprise_id: str | None, channel_id: str
+    ) -> frozenset[str] | None:
+        if self._inner is None:
+            from bot.slack.members import slack_members
+
+            settings, installations = self._settings, None
+            if settings.slack_client_id and settings.slack_client_secret:
+                from slack_sdk.oauth.installation_store.sqlalchemy import (
+                    SQLAlchemyInstallationStore,
+                )
+
+                installations = SQLAlchemyInstallationStore(
+                    client_id=settings.slack_client_id, engine=self._engine
+                )
+            self._inner = slack_members(
+                bot_token=settings.slack_bot_token,
+                api_url=settings.slack_api_url,
+                installations=installations,
+            )
+        return self._inner.members(
+            team_id=team_id, enterprise_id=enterprise_id, channel_id=channel_id
+        )
 
 
 def _relay(settings: Settings, signal: RunSignal, *, publish: bool) -> RedisRelay | None:

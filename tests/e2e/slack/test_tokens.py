@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from bot.roles import cli
 from storage.models import ApiToken, RunStatus
-from tests.e2e.slack.conftest import Stack, close_stack, make_stack
+from tests.e2e.slack.conftest import Stack, close_stack, install, make_stack, oauth_stack
 from tests.e2e.slack.test_delete import answer
 from tests.e2e.slack.test_flows import CSV_ROWS, create
 from tests.fakes.openai_server import answer_json
@@ -37,9 +37,11 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         close_stack(built)
 
 
-def issue(stack: Stack, *, user: str, name: str, options: str = "") -> str:
+def issue(stack: Stack, *, user: str, name: str, options: str = "", team: str = "T1") -> str:
     """``/task token <name> [options]`` as ``user``; the secret from the ephemeral answer."""
-    status, _ = stack.slack.command(f"token {name} {options}", user=user, response_name=name)
+    status, _ = stack.slack.command(
+        f"token {name} {options}", user=user, team=team, response_name=name
+    )
     assert status == 200
     reply = answer(stack, name)
     assert reply.params.get("response_type") == "ephemeral"
@@ -232,5 +234,24 @@ def test_budgets_and_write_scope_apply_to_the_token_owner(tmp_path: Path) -> Non
         assert [t["id"] for t in listed["tasks"]] == [made["id"]]  # theirs; not U1's in C1
         assert built.services.tasks.get(made["id"]).creator == "U2"
         assert built.services.tasks.get(made["id"]).team_id == "T1"
+    finally:
+        close_stack(built)
+
+
+def test_with_many_workspaces_members_are_asked_with_that_workspace_s_token(
+    tmp_path: Path,
+) -> None:
+    built = oauth_stack(tmp_path)
+    try:
+        install(built, team="T2", token="xoxb-two")
+        built.model.queue(answer_json(code=CSV_ROWS, name="rows"))
+        built.slack.command("create list the rows", team="T2", channel="C7", user="U5")
+        assert "ready" in text_of(built.mock.wait_for("chat.update")[-1])
+        built.mock.channel_members["C7"] = ["U5", "U6"]
+        token = issue(built, user="U6", name="t2", team="T2")
+        status, listed = call(built, "GET", "/api/tasks", token)
+        assert status == 200 and len(listed["tasks"]) == 1
+        asked = built.mock.of("conversations.members")
+        assert asked and all(c.token == "xoxb-two" for c in asked)
     finally:
         close_stack(built)
