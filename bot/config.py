@@ -1,391 +1,259 @@
-"""Settings, built once from the environment (after ``load_dotenv``).
+"""Settings, declared once: one pydantic-settings model whose fields carry default, description
+and group.
 
-Every setting is declared once in ``SETTINGS``: its variable, its default and one line on what
-it does. ``.example.env`` is written from that table (``python -m bot config --example``) and a
-test keeps the two in step.
+``Settings.from_env`` reads them from an environment (``os.environ`` after ``load_dotenv`` by
+default); ``.example.env`` is written from the fields (``python -m bot config --example``) and
+a test keeps the two in step. A value that cannot be used raises ``ConfigError`` naming the
+variable, what it must be and what it got.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: str
-    doc: str
-    group: str
+from bot.prices import DEFAULT_PRICES, Prices, parse_prices, price_of
 
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting("SLACK_BOT_TOKEN", "", "Bot token (xoxb-...) for a single workspace.", "Slack"),
-    Setting(
-        "SLACK_SIGNING_SECRET", "", "Signing secret that checks requests to /slack/events.", "Slack"
-    ),
-    Setting(
-        "SLACK_APP_TOKEN",
-        "",
-        "App-level token (xapp-...): when set, Slack traffic uses Socket Mode.",
-        "Slack",
-    ),
-    Setting(
-        "SLACK_API_URL",
-        "https://slack.com/api/",
-        "Base of every Web API call; the bot token goes only here and to Slack's file host.",
-        "Slack",
-    ),
-    Setting(
-        "SLACK_CLIENT_ID",
-        "",
-        "OAuth client id: with the secret, enables multi-workspace install.",
-        "Slack",
-    ),
-    Setting("SLACK_CLIENT_SECRET", "", "OAuth client secret.", "Slack"),
-    Setting(
-        "ALLOWED_CHANNELS",
-        "",
-        "Comma-separated channel ids allowed to use the app (empty: all).",
-        "Slack",
-    ),
-    Setting(
-        "ALLOWED_USERS",
-        "",
-        "Comma-separated user ids allowed to use the app (empty: all).",
-        "Slack",
-    ),
-    Setting("OPENAI_API_KEY", "", "API key for the model server.", "Model"),
-    Setting(
-        "OPENAI_BASE_URL", "https://api.openai.com/v1", "Any OpenAI-compatible server.", "Model"
-    ),
-    Setting("OPENAI_MODEL", "gpt-4o-mini", "Model that writes the code.", "Model"),
-    Setting("OPENAI_TIMEOUT", "60", "Seconds before one model request is abandoned.", "Model"),
-    Setting(
-        "OPENAI_MAX_RETRIES",
-        "2",
-        "Retries the SDK makes on 429, 5xx and connection errors.",
-        "Model",
-    ),
-    Setting(
-        "OPENAI_RESPONSE_FORMAT",
-        "json_schema",
-        "Response format tried first (json_schema or json_object); on a server that rejects "
-        "it, Taskbot falls back to JSON mode, then plain text, by itself.",
-        "Model",
-    ),
-    Setting("CODE_MAX_BYTES", "65536", "Largest generated module accepted, in bytes.", "Model"),
-    Setting(
-        "MODEL_PRICES",
-        "",
-        "USD per million tokens, input/output, for models the built-in table lacks or prices "
-        "differently: name=in/out;name=in/out (e.g. llama3.1:8b=0/0). Others: unknown.",
-        "Model",
-    ),
-    Setting(
-        "BUDGET_USER_DAILY_TOKENS",
-        "0",
-        "Model tokens one user may spend per UTC day (0: no limit).",
-        "Budgets",
-    ),
-    Setting("BUDGET_USER_DAILY_USD", "0", "Money estimate one user may spend per day.", "Budgets"),
-    Setting(
-        "BUDGET_USER_DAILY_CPU_SECONDS",
-        "0",
-        "Sandbox CPU-seconds (runs and checks) one user may use per day.",
-        "Budgets",
-    ),
-    Setting(
-        "BUDGET_WORKSPACE_DAILY_TOKENS",
-        "0",
-        "Model tokens one workspace may spend per day.",
-        "Budgets",
-    ),
-    Setting(
-        "BUDGET_WORKSPACE_DAILY_USD",
-        "0",
-        "Money estimate one workspace may spend per day.",
-        "Budgets",
-    ),
-    Setting(
-        "BUDGET_WORKSPACE_DAILY_CPU_SECONDS",
-        "0",
-        "Sandbox CPU-seconds one workspace may use per day.",
-        "Budgets",
-    ),
-    Setting(
-        "DATABASE_URL",
-        "sqlite:///taskbot.db",
-        "SQLAlchemy URL: an SQLite file by default, postgresql://... in production.",
-        "Storage",
-    ),
-    Setting("TASK_QUEUE", "local", "local (in-process worker pool) or celery.", "Worker"),
-    Setting(
-        "CELERY_BROKER_URL", "redis://127.0.0.1:6379/0", "Broker for TASK_QUEUE=celery.", "Worker"
-    ),
-    Setting("WORKER_CONCURRENCY", "2", "Sandbox slots per worker process.", "Worker"),
-    Setting("SANDBOX_WALL_SECONDS", "30", "Wall-clock limit of one run.", "Sandbox"),
-    Setting("SANDBOX_CPU_SECONDS", "20", "CPU-time limit of one run.", "Sandbox"),
-    Setting("SANDBOX_MEMORY_MB", "512", "Memory limit of one run, in MiB.", "Sandbox"),
-    Setting("SANDBOX_MAX_PROCESSES", "32", "Processes one run may have at once.", "Sandbox"),
-    Setting("SANDBOX_MAX_FILE_MB", "50", "Largest file a run may write, in MiB.", "Sandbox"),
-    Setting("SANDBOX_MAX_OPEN_FILES", "256", "Open files one run may hold.", "Sandbox"),
-    Setting(
-        "SANDBOX_MAX_OUTPUT_KB",
-        "1024",
-        "Result, stdout and stderr kept per run, each, in KiB.",
-        "Sandbox",
-    ),
-    Setting("SANDBOX_MAX_INPUT_MB", "20", "Largest input file, in MiB.", "Sandbox"),
-    Setting(
-        "SANDBOX_PACKAGES",
-        "numpy,pandas,matplotlib,PIL,openpyxl,pyarrow,pypdf,docx",
-        "Packages generated code may import besides the standard library.",
-        "Sandbox",
-    ),
-    Setting(
-        "SANDBOX_INSECURE",
-        "0",
-        "1 runs code even where the host cannot isolate it. Never in production.",
-        "Sandbox",
-    ),
-    Setting(
-        "API_TOKEN",
-        "",
-        "Bearer token for the HTTP API under /api/ (the API is off without it).",
-        "Server",
-    ),
-    # --- personal tokens and audit (issue 19) ---
-    Setting(
-        "ADMIN_USERS",
-        "",
-        "Comma-separated Slack user ids who may list and revoke any token of their workspace "
-        "and read its audit.",
-        "Tokens",
-    ),
-    Setting("TOKEN_DAYS", "90", "Days a personal token lasts unless --days says.", "Tokens"),
-    Setting(
-        "AUDIT_RETENTION_DAYS",
-        "90",
-        "Days the audit of token requests is kept (0: forever).",
-        "Tokens",
-    ),
-    Setting(
-        "MEMBERS_CACHE_SECONDS",
-        "60",
-        "Seconds Slack's answer to who is in a channel is reused for personal tokens.",
-        "Tokens",
-    ),
-    # --- end personal tokens and audit ---
-    Setting("PORT", "3000", "HTTP port of python -m bot serve.", "Server"),
-    Setting("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.", "Server"),
-)
-
-_DEFAULTS = {s.name: s.default for s in SETTINGS}
-
-# USD per million tokens (input, output) of common models, as their makers list them; a dated
-# snapshot ("gpt-4o-mini-2024-07-18") is priced as its model. MODEL_PRICES adds or overrides.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "gpt-5": (1.25, 10.00),
-    "gpt-5-mini": (0.25, 2.00),
-    "gpt-5-nano": (0.05, 0.40),
-    "o3": (2.00, 8.00),
-    "o3-mini": (1.10, 4.40),
-    "o4-mini": (1.10, 4.40),
-    "gpt-3.5-turbo": (0.50, 1.50),
-}
+__all__ = [
+    "DEFAULT_PRICES",
+    "SETTINGS",
+    "ConfigError",
+    "Setting",
+    "Settings",
+    "current_env",
+    "example_env",
+    "load_settings",
+    "price_of",
+    "redact_value",
+]
 
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used."""
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
-def parse_prices(value: str) -> tuple[tuple[str, float, float], ...]:
-    """``name=in/out;name=in/out`` (USD per million tokens); model names may hold ``:`` ``/``."""
-    prices: list[tuple[str, float, float]] = []
-    for entry in (e.strip() for e in value.split(";")):
-        if not entry:
-            continue
-        name, sep, price = entry.rpartition("=")
-        parts = price.split("/")
-        try:
-            if not sep or not name.strip() or len(parts) != 2:
-                raise ValueError(entry)
-            low, high = float(parts[0]), float(parts[1])
-            if low < 0 or high < 0:
-                raise ValueError(entry)
-        except ValueError:
-            raise ConfigError(
-                f"MODEL_PRICES: {entry!r} is not name=input/output (USD per million tokens, "
-                "e.g. gpt-4o-mini=0.15/0.60)"
-            ) from None
-        prices.append((name.strip(), low, high))
-    return tuple(prices)
+def _prices(value: object) -> object:
+    return parse_prices(value) if isinstance(value, str) else value
 
 
-def price_of(
-    model: str, extra: tuple[tuple[str, float, float], ...] = ()
-) -> tuple[float, float] | None:
-    """USD per million (input, output) tokens of ``model``, or None when it is unknown."""
-    table = {**DEFAULT_PRICES, **{name: (low, high) for name, low, high in extra}}
-    if model in table:
-        return table[model]
-    undated = re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model)
-    return table.get(undated)
+Csv = Annotated[tuple[str, ...], BeforeValidator(_csv)]
 
 
-@dataclass(frozen=True)
-class Settings:
-    slack_bot_token: str = ""
-    slack_signing_secret: str = ""
-    slack_app_token: str = ""
-    slack_api_url: str = _DEFAULTS["SLACK_API_URL"]
-    slack_client_id: str = ""
-    slack_client_secret: str = ""
-    allowed_channels: tuple[str, ...] = ()
-    allowed_users: tuple[str, ...] = ()
-    openai_api_key: str = ""
-    openai_base_url: str = _DEFAULTS["OPENAI_BASE_URL"]
-    openai_model: str = _DEFAULTS["OPENAI_MODEL"]
-    openai_timeout: float = 60.0
-    openai_max_retries: int = 2
-    openai_response_format: str = "json_schema"
-    code_max_bytes: int = 65536
-    database_url: str = _DEFAULTS["DATABASE_URL"]
-    task_queue: str = "local"
-    celery_broker_url: str = _DEFAULTS["CELERY_BROKER_URL"]
-    worker_concurrency: int = 2
-    sandbox_wall_seconds: float = 30.0
-    sandbox_cpu_seconds: int = 20
-    sandbox_memory_mb: int = 512
-    sandbox_max_processes: int = 32
-    sandbox_max_file_mb: int = 50
-    sandbox_max_open_files: int = 256
-    sandbox_max_output_kb: int = 1024
-    sandbox_max_input_mb: int = 20
-    sandbox_packages: tuple[str, ...] = (
-        "numpy",
-        "pandas",
-        "matplotlib",
-        "PIL",
-        "openpyxl",
-        "pyarrow",
-        "pypdf",
-        "docx",
+def _s(default: Any, doc: str, group: str, **limits: Any) -> Any:
+    """One setting: its default, the line ``.example.env`` shows, its group there."""
+    return Field(default, description=doc, json_schema_extra={"group": group}, **limits)
+
+
+_N = {"ge": 0}  # numbers are never negative
+_BASE_PACKAGES = ("numpy", "pandas", "matplotlib", "PIL", "openpyxl", "pyarrow", "pypdf", "docx")
+
+
+class Settings(BaseSettings):
+    """Every setting; the variable is the field's name in capitals."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    # --- Slack ---
+    slack_bot_token: str = _s("", "Bot token (xoxb-...) for a single workspace.", "Slack")
+    slack_signing_secret: str = _s(
+        "", "Signing secret that checks requests to /slack/events.", "Slack"
     )
-    sandbox_insecure: bool = False
-    api_token: str = ""
-    port: int = 3000
-    log_level: str = "INFO"
-    model_prices: tuple[tuple[str, float, float], ...] = ()
-    budget_user_daily_tokens: int = 0
-    budget_user_daily_usd: float = 0.0
-    budget_user_daily_cpu_seconds: float = 0.0
-    budget_workspace_daily_tokens: int = 0
-    budget_workspace_daily_usd: float = 0.0
-    budget_workspace_daily_cpu_seconds: float = 0.0
-    # personal tokens and audit (issue 19)
-    admin_users: tuple[str, ...] = ()
-    token_days: int = 90
-    audit_retention_days: int = 90
-    members_cache_seconds: float = 60.0
+    slack_app_token: str = _s(
+        "", "App-level token (xapp-...): when set, Slack traffic uses Socket Mode.", "Slack"
+    )
+    slack_api_url: str = _s(
+        "https://slack.com/api/",
+        "Base of every Web API call; the bot token goes only here and to Slack's file host.",
+        "Slack",
+    )
+    slack_client_id: str = _s(
+        "", "OAuth client id: with the secret, enables multi-workspace install.", "Slack"
+    )
+    slack_client_secret: str = _s("", "OAuth client secret.", "Slack")
+    allowed_channels: Csv = _s(
+        (), "Comma-separated channel ids allowed to use the app (empty: all).", "Slack"
+    )
+    allowed_users: Csv = _s(
+        (), "Comma-separated user ids allowed to use the app (empty: all).", "Slack"
+    )
+    # --- Model ---
+    openai_api_key: str = _s("", "API key for the model server.", "Model")
+    openai_base_url: str = _s("https://api.openai.com/v1", "Any OpenAI-compatible server.", "Model")
+    openai_model: str = _s("gpt-4o-mini", "Model that writes the code.", "Model")
+    openai_timeout: float = _s(
+        60.0, "Seconds before one model request is abandoned.", "Model", **_N
+    )
+    openai_max_retries: int = _s(
+        2, "Retries the SDK makes on 429, 5xx and connection errors.", "Model", **_N
+    )
+    openai_response_format: Literal["json_schema", "json_object"] = _s(
+        "json_schema",
+        "Response format tried first (json_schema or json_object); on a server that rejects "
+        "it, Taskbot falls back to JSON mode, then plain text, by itself.",
+        "Model",
+    )
+    code_max_bytes: int = _s(65536, "Largest generated module accepted, in bytes.", "Model", **_N)
+    model_prices: Annotated[Prices, BeforeValidator(_prices)] = _s(
+        (),
+        "USD per million tokens, input/output, for models the built-in table lacks or prices "
+        "differently: name=in/out;name=in/out (e.g. llama3.1:8b=0/0). Others: unknown.",
+        "Model",
+    )
+    # --- Budgets ---
+    budget_user_daily_tokens: int = _s(
+        0, "Model tokens one user may spend per UTC day (0: no limit).", "Budgets", **_N
+    )
+    budget_user_daily_usd: float = _s(
+        0.0, "Money estimate one user may spend per day.", "Budgets", **_N
+    )
+    budget_user_daily_cpu_seconds: float = _s(
+        0.0, "Sandbox CPU-seconds (runs and checks) one user may use per day.", "Budgets", **_N
+    )
+    budget_workspace_daily_tokens: int = _s(
+        0, "Model tokens one workspace may spend per day.", "Budgets", **_N
+    )
+    budget_workspace_daily_usd: float = _s(
+        0.0, "Money estimate one workspace may spend per day.", "Budgets", **_N
+    )
+    budget_workspace_daily_cpu_seconds: float = _s(
+        0.0, "Sandbox CPU-seconds one workspace may use per day.", "Budgets", **_N
+    )
+    # --- Storage ---
+    database_url: str = _s(
+        "sqlite:///taskbot.db",
+        "SQLAlchemy URL: an SQLite file by default, postgresql://... in production.",
+        "Storage",
+    )
+    # --- Worker ---
+    task_queue: Literal["local", "celery"] = _s(
+        "local", "local (in-process worker pool) or celery.", "Worker"
+    )
+    celery_broker_url: str = _s(
+        "redis://127.0.0.1:6379/0", "Broker for TASK_QUEUE=celery.", "Worker"
+    )
+    worker_concurrency: int = _s(2, "Sandbox slots per worker process.", "Worker", **_N)
+    # --- Sandbox ---
+    sandbox_wall_seconds: float = _s(30.0, "Wall-clock limit of one run.", "Sandbox", **_N)
+    sandbox_cpu_seconds: int = _s(20, "CPU-time limit of one run.", "Sandbox", **_N)
+    sandbox_memory_mb: int = _s(512, "Memory limit of one run, in MiB.", "Sandbox", **_N)
+    sandbox_max_processes: int = _s(32, "Processes one run may have at once.", "Sandbox", **_N)
+    sandbox_max_file_mb: int = _s(50, "Largest file a run may write, in MiB.", "Sandbox", **_N)
+    sandbox_max_open_files: int = _s(256, "Open files one run may hold.", "Sandbox", **_N)
+    sandbox_max_output_kb: int = _s(
+        1024, "Result, stdout and stderr kept per run, each, in KiB.", "Sandbox", **_N
+    )
+    sandbox_max_input_mb: int = _s(20, "Largest input file, in MiB.", "Sandbox", **_N)
+    sandbox_packages: Csv = _s(
+        _BASE_PACKAGES,
+        "Packages generated code may import besides the standard library.",
+        "Sandbox",
+    )
+    sandbox_insecure: bool = _s(
+        False, "1 runs code even where the host cannot isolate it. Never in production.", "Sandbox"
+    )
+    # --- Server ---
+    api_token: str = _s(
+        "", "Bearer token for the HTTP API under /api/ (the API is off without it).", "Server"
+    )
+    # --- personal tokens and audit (issue 19) ---
+    admin_users: Csv = _s(
+        (),
+        "Comma-separated Slack user ids who may list and revoke any token of their workspace "
+        "and read its audit.",
+        "Tokens",
+    )
+    token_days: int = _s(
+        90, "Days a personal token lasts unless --days says.", "Tokens", ge=1, le=366
+    )
+    audit_retention_days: int = _s(
+        90, "Days the audit of token requests is kept (0: forever).", "Tokens", **_N
+    )
+    members_cache_seconds: float = _s(
+        60.0,
+        "Seconds Slack's answer to who is in a channel is reused for personal tokens.",
+        "Tokens",
+        **_N,
+    )
+    # --- end personal tokens and audit ---
+    port: int = _s(3000, "HTTP port of python -m bot serve.", "Server", **_N)
+    log_level: str = _s("INFO", "DEBUG, INFO, WARNING or ERROR.", "Server")
+
+    @field_validator("worker_concurrency")
+    @classmethod
+    def _at_least_one_slot(cls, value: int) -> int:
+        return max(1, value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("sandbox_insecure", mode="before")
+    @classmethod
+    def _yes(cls, value: object) -> object:
+        # Fail closed: only an explicit yes turns isolation off, anything else leaves it on.
+        if isinstance(value, str):
+            return value.lower() in ("1", "true", "yes")
+        return value
+
+    @model_validator(mode="after")
+    def _money_needs_a_price(self) -> Settings:
+        money = [
+            name
+            for name in ("budget_user_daily_usd", "budget_workspace_daily_usd")
+            if getattr(self, name)
+        ]
+        model = self.openai_model
+        if money and price_of(model, self.model_prices) is None:
+            raise ValueError(
+                f"{money[0].upper()} is set but the price of {model!r} is unknown, so spending "
+                f"could not be capped: add it to MODEL_PRICES (e.g. {model}=0.15/0.60), or "
+                "budget tokens."
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # ``Settings(...)`` is its defaults and what it is given, never a stray variable of the
+        # process (tests build many); the environment is read by ``from_env``, explicitly.
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of ``environ`` (default ``os.environ``): an empty value is the default,
+        but an empty list is a list (``SANDBOX_PACKAGES=``: the standard library only)."""
         env = os.environ if environ is None else environ
-
-        def raw(name: str) -> str:
-            return env.get(name, _DEFAULTS[name]).strip()
-
-        def number(name: str, kind: type[int] | type[float]) -> int | float:
-            value = raw(name) or _DEFAULTS[name]
-            try:
-                parsed = kind(value)
-            except ValueError:
-                raise ConfigError(f"{name} must be a number, got {value!r}") from None
-            if parsed < 0:
-                raise ConfigError(f"{name} must not be negative, got {value!r}")
-            return parsed
-
-        queue = raw("TASK_QUEUE") or "local"
-        if queue not in ("local", "celery"):
-            raise ConfigError(f"TASK_QUEUE must be 'local' or 'celery', got {queue!r}")
-        response_format = raw("OPENAI_RESPONSE_FORMAT") or "json_schema"
-        if response_format not in ("json_schema", "json_object"):
-            raise ConfigError(
-                f"OPENAI_RESPONSE_FORMAT must be 'json_schema' or 'json_object', "
-                f"got {response_format!r}"
-            )
-        prices = parse_prices(raw("MODEL_PRICES"))
-        money = [
-            n for n in ("BUDGET_USER_DAILY_USD", "BUDGET_WORKSPACE_DAILY_USD") if number(n, float)
-        ]
-        model = raw("OPENAI_MODEL") or _DEFAULTS["OPENAI_MODEL"]
-        if money and price_of(model, prices) is None:
-            raise ConfigError(
-                f"{money[0]} is set but the price of {model!r} is unknown, so spending could not "
-                f"be capped: add it to MODEL_PRICES (e.g. {model}=0.15/0.60), or budget tokens."
-            )
-        return cls(
-            model_prices=prices,
-            budget_user_daily_tokens=int(number("BUDGET_USER_DAILY_TOKENS", int)),
-            budget_user_daily_usd=float(number("BUDGET_USER_DAILY_USD", float)),
-            budget_user_daily_cpu_seconds=float(number("BUDGET_USER_DAILY_CPU_SECONDS", float)),
-            budget_workspace_daily_tokens=int(number("BUDGET_WORKSPACE_DAILY_TOKENS", int)),
-            budget_workspace_daily_usd=float(number("BUDGET_WORKSPACE_DAILY_USD", float)),
-            budget_workspace_daily_cpu_seconds=float(
-                number("BUDGET_WORKSPACE_DAILY_CPU_SECONDS", float)
-            ),
-            slack_bot_token=raw("SLACK_BOT_TOKEN"),
-            slack_signing_secret=raw("SLACK_SIGNING_SECRET"),
-            slack_app_token=raw("SLACK_APP_TOKEN"),
-            slack_api_url=raw("SLACK_API_URL") or _DEFAULTS["SLACK_API_URL"],
-            slack_client_id=raw("SLACK_CLIENT_ID"),
-            slack_client_secret=raw("SLACK_CLIENT_SECRET"),
-            allowed_channels=_csv(raw("ALLOWED_CHANNELS")),
-            allowed_users=_csv(raw("ALLOWED_USERS")),
-            openai_api_key=raw("OPENAI_API_KEY"),
-            openai_base_url=raw("OPENAI_BASE_URL") or _DEFAULTS["OPENAI_BASE_URL"],
-            openai_model=raw("OPENAI_MODEL") or _DEFAULTS["OPENAI_MODEL"],
-            openai_timeout=float(number("OPENAI_TIMEOUT", float)),
-            openai_max_retries=int(number("OPENAI_MAX_RETRIES", int)),
-            openai_response_format=response_format,
-            code_max_bytes=int(number("CODE_MAX_BYTES", int)),
-            database_url=raw("DATABASE_URL") or _DEFAULTS["DATABASE_URL"],
-            task_queue=queue,
-            celery_broker_url=raw("CELERY_BROKER_URL") or _DEFAULTS["CELERY_BROKER_URL"],
-            worker_concurrency=max(1, int(number("WORKER_CONCURRENCY", int))),
-            sandbox_wall_seconds=float(number("SANDBOX_WALL_SECONDS", float)),
-            sandbox_cpu_seconds=int(number("SANDBOX_CPU_SECONDS", int)),
-            sandbox_memory_mb=int(number("SANDBOX_MEMORY_MB", int)),
-            sandbox_max_processes=int(number("SANDBOX_MAX_PROCESSES", int)),
-            sandbox_max_file_mb=int(number("SANDBOX_MAX_FILE_MB", int)),
-            sandbox_max_open_files=int(number("SANDBOX_MAX_OPEN_FILES", int)),
-            sandbox_max_output_kb=int(number("SANDBOX_MAX_OUTPUT_KB", int)),
-            sandbox_max_input_mb=int(number("SANDBOX_MAX_INPUT_MB", int)),
-            sandbox_packages=_csv(raw("SANDBOX_PACKAGES")),
-            sandbox_insecure=raw("SANDBOX_INSECURE").lower() in ("1", "true", "yes"),
-            api_token=raw("API_TOKEN"),
-            port=int(number("PORT", int)),
-            log_level=(raw("LOG_LEVEL") or "INFO").upper(),
-            # personal tokens and audit (issue 19)
-            admin_users=_csv(raw("ADMIN_USERS")),
-            token_days=max(1, min(366, int(number("TOKEN_DAYS", int)))),
-            audit_retention_days=int(number("AUDIT_RETENTION_DAYS", int)),
-            members_cache_seconds=float(number("MEMBERS_CACHE_SECONDS", float)),
-        )
+        given: dict[str, str] = {}
+        for name, field in cls.model_fields.items():
+            value = env.get(name.upper())
+            if value is not None and (
+                value.strip() or not isinstance(field.default, (str, int, float))
+            ):
+                given[name] = value.strip()
+        try:
+            return cls.model_validate(given)
+        except ValidationError as exc:
+            raise ConfigError("; ".join(_explain(e) for e in exc.errors())) from None
 
     def missing_for_slack(self) -> list[str]:
         """Settings that must be set before Slack can be served, each with how to get it."""
@@ -402,6 +270,59 @@ class Settings:
                 "(or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for multi-workspace install)"
             )
         return missing
+
+
+def _explain(error: ErrorDetails) -> str:
+    """One validation error as a sentence naming the variable, what it must be, what it got."""
+    name = str(error["loc"][0]).upper() if error["loc"] else ""
+    got = error.get("input")
+    ctx = error.get("ctx", {})
+    kind = error["type"]
+    if kind in ("int_parsing", "float_parsing", "int_from_float", "finite_number"):
+        return f"{name} must be a number, got {got!r}"
+    if kind == "greater_than_equal":
+        return f"{name} must not be negative, got {got!r}"
+    if kind == "literal_error":
+        return f"{name} must be {ctx.get('expected')}, got {got!r}"
+    if kind == "value_error":
+        reason = str(ctx.get("error", error["msg"]))
+        return f"{name}: {reason}" if name else reason
+    return f"{name}: {error['msg']}, got {got!r}" if name else error["msg"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One variable as ``.example.env`` shows it."""
+
+    name: str
+    default: str
+    doc: str
+    group: str
+
+
+def _as_env(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple):
+        return ",".join(str(part) for part in value)
+    return str(value)
+
+
+def _group(extra: object) -> str:
+    return str(extra.get("group", "")) if isinstance(extra, dict) else ""
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(
+        name.upper(),
+        _as_env(field.default),
+        field.description or "",
+        _group(field.json_schema_extra),
+    )
+    for name, field in Settings.model_fields.items()
+)
 
 
 def example_env() -> str:
@@ -456,7 +377,7 @@ def load_settings(env_file: Path | None = None) -> Settings:
     load_dotenv(env_file, override=False)
     settings = Settings.from_env()
     base = Path.cwd() if from_environment else env_file.resolve().parent
-    return replace(settings, database_url=anchor_sqlite(settings.database_url, base))
+    return settings.model_copy(update={"database_url": anchor_sqlite(settings.database_url, base)})
 
 
 _SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD")

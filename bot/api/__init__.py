@@ -1,7 +1,7 @@
-"""The seed's HTTP API under ``/api``: a plain WSGI application over the service layer."""
+"""The seed's HTTP API under ``/api``: FastAPI over the service layer."""
 
 from __future__ import annotations
 
-from bot.api.app import ApiApp, make_api_app
+from bot.api.app import ApiMount, make_api_app
 
-__all__ = ["ApiApp", "make_api_app"]
+__all__ = ["ApiMount", "make_api_app"]

@@ -1,180 +1,199 @@
-"""The seed's HTTP API as a plain WSGI application over the services.
+"""The seed's HTTP API under ``/api``: a FastAPI application over the service layer.
 
-``WebApp`` hands it every path under ``/api`` unchanged. Order of decisions for a request:
-API off (no ``API_TOKEN`` and no Slack) -> 404 for everything; ``GET /api/openapi.json`` is
-public; every other path needs ``Authorization: Bearer <API_TOKEN or a personal token>`` (401;
-``bot.api.auth``), each such request audited, then routing (404, 405), then the
-handler. Every error, including unexpected ones, leaves in the one error shape.
+Order of decisions for a request: API off (no ``API_TOKEN``, no Slack) -> 404 for everything;
+``GET /api/openapi.json`` is public; routing (404, 405); then every other endpoint's bearer
+token (401, ``bot.api.auth``), its query, body and the handler. Every error, unexpected ones
+included, leaves in the one error shape (``bot.api.errors``).
 """
 
 from __future__ import annotations
 
-import logging
-import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import json
 from typing import TYPE_CHECKING, Any
 
-from bot.api.auth import api_is_on, audit, authenticate
-from bot.api.handlers import Handlers, Reply
-from bot.api.http import ApiError, Request, status_line
-from bot.api.openapi import OPENAPI_PATH, build_openapi
-from bot.api.openapi_tokens import with_token_security
-from bot.services.errors import ServiceError
-from bot.web import json_body
-from storage.errors import StorageUnavailable
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.routing import Match
+
+from bot.api import audit, routes
+from bot.api.bodies import JSON_BODY_LIMIT
+from bot.api.errors import ApiError, JsonResponse, error_response
+from bot.api.guard import ErrorShapeRoute
+from bot.api.models import CreateTask, RefineTask, RunJson, RunUpload
+from bot.api.openapi_tokens import add_token_security
 
 if TYPE_CHECKING:
-    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
-
     from bot.services.container import Services
+    from bot.web import Receive, Scope, Send
 
-logger = logging.getLogger(__name__)
-
-
-def json_response(
-    start_response: StartResponse, status: str, body: Any, headers: Iterable[tuple[str, str]] = ()
-) -> list[bytes]:
-    data = json_body(body)
-    start_response(
-        status,
-        [("content-type", "application/json"), ("content-length", str(len(data))), *headers],
-    )
-    return [data]
+OPENAPI_PATH = "/api/openapi.json"
+DESCRIPTION = (
+    "Turn plain-language requests into small Python programs, run them on your files, read "
+    'every version. Errors always have the shape `{"error": {"code": "...", "message": "..."}}`.'
+)
+REQUEST_MODELS = (CreateTask, RefineTask, RunJson, RunUpload)
 
 
-Handler = Callable[[Request, Mapping[str, str]], Reply]
-
-SERVICE_STATUS: dict[str, int] = {
-    "not_found": 404,
-    "ambiguous_id": 409,
-    "invalid_input": 422,
-    "not_ready": 409,
-    "not_allowed": 403,
-    "model_unavailable": 503,
-    "generation_failed": 422,
-    "already_exists": 409,
-    "budget_exceeded": 429,
-    "unauthorized": 401,
-}
-
-_COMMON_HEADERS = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
+def _allowed_methods(app: FastAPI, scope: Scope) -> str:
+    methods: list[str] = []
+    for route in (*routes.router.routes, *app.router.routes):  # included routers wrap theirs
+        if isinstance(route, APIRoute) and route.matches(scope)[0] is not Match.NONE:
+            methods += [m for m in sorted(route.methods or ()) if m not in methods]
+    return ", ".join(methods)
 
 
-@dataclass(frozen=True)
-class Route:
-    pattern: re.Pattern[str]
-    methods: Mapping[str, Handler]
-    query: tuple[str, ...]
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """404 and 405 from routing, in the one error shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        methods = _allowed_methods(request.app, request.scope)
+        return error_response(
+            ApiError(
+                405,
+                "method_not_allowed",
+                f"This endpoint accepts {methods}.",
+                headers={"allow": methods},
+            )
+        )
+    if exc.status_code == 404:
+        return error_response(ApiError(404, "not_found", f"No route {request.url.path[:200]}."))
+    return error_response(ApiError(exc.status_code, "bad_request", str(exc.detail)))
 
 
-def _route(path: str, *, query: tuple[str, ...] = (), **methods: Handler) -> Route:
-    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-    return Route(re.compile(f"^{regex}$"), methods, query)
+def _no_null_query(operation: dict[str, Any]) -> None:
+    """An optional query parameter is absent or a value, never ``null`` (there is no way to
+    send one): ``anyOf [X, null]`` is documented as X."""
+    for parameter in operation.get("parameters", ()):
+        schema = parameter.get("schema", {})
+        options = schema.get("anyOf")
+        if options and {"type": "null"} in options and len(options) == 2:
+            [kept] = [o for o in options if o != {"type": "null"}]
+            parameter["schema"] = {**{k: v for k, v in schema.items() if k != "anyOf"}, **kept}
 
 
-class ApiApp:
+class TaskbotApi(FastAPI):
+    """The API app; the OpenAPI document is FastAPI's, generated from the models, plus the
+    request bodies the endpoints read themselves (so the limits apply before parsing)."""
+
+    def __init__(self, services: Services | None, *, max_input_bytes: int) -> None:
+        super().__init__(
+            title="Taskbot API",
+            version="1",
+            description=DESCRIPTION,
+            openapi_url=None,
+            docs_url=None,
+            redoc_url=None,
+            redirect_slashes=False,
+            default_response_class=JsonResponse,
+            exception_handlers={HTTPException: _routing_error},
+        )
+        self.state.services = services
+        self.max_input_bytes = max_input_bytes
+        self.include_router(routes.router)
+        self.include_router(audit.router(routes.errors, routes.known_query))
+        self.router.add_api_route(
+            OPENAPI_PATH,
+            self.openapi_document,
+            methods=["GET"],
+            operation_id="openapi",
+            summary="This document (no token needed while the API is on).",
+            response_model=dict[str, Any],
+            responses=routes.errors(),
+            route_class_override=ErrorShapeRoute,
+        )
+        self._document: dict[str, Any] | None = None
+
+    def openapi_document(self) -> dict[str, Any]:
+        return self.openapi()
+
+    def openapi(self) -> dict[str, Any]:
+        if self._document is None:
+            self._document = self._build_document()
+        return self._document
+
+    def _build_document(self) -> dict[str, Any]:
+        doc = get_openapi(
+            title=self.title,
+            version=self.version,
+            openapi_version="3.1.0",
+            description=self.description,
+            routes=self.routes,
+        )
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for model in REQUEST_MODELS:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
+        limit = self.max_input_bytes
+        schemas["RunJson"]["properties"]["input_text"]["anyOf"][0]["maxLength"] = limit
+        schemas["RunUpload"]["properties"]["file"]["description"] = (
+            f"The input file, at most {limit} bytes."
+        )
+        doc["paths"]["/api/task/{id}/run"]["post"]["requestBody"] = {
+            "required": False,
+            "description": "A multipart upload with a `file` part, or JSON. Size limits: the "
+            f"input file or text at most {limit} bytes; other JSON bodies {JSON_BODY_LIMIT} "
+            "bytes. `version` may be given in the query or the body; both with different values "
+            "is 422.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/RunJson"}},
+                "multipart/form-data": {
+                    "schema": {"$ref": "#/components/schemas/RunUpload"},
+                    "encoding": {"file": {"contentType": "application/octet-stream"}},
+                },
+            },
+        }
+        for methods in doc["paths"].values():
+            for operation in methods.values():
+                _no_null_query(operation)
+        forbidden = {
+            "description": routes.ERROR_TEXT[403],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        }
+        add_token_security(doc, forbidden=forbidden)
+        if "#/components/schemas/HTTPValidationError" not in json.dumps(doc["paths"]):
+            schemas.pop("HTTPValidationError", None)  # FastAPI's own 422 shape: not ours
+            schemas.pop("ValidationError", None)
+        return doc
+
+
+def api_document(*, max_input_bytes: int) -> dict[str, Any]:
+    """The OpenAPI document, without services (for tests and tools)."""
+    return TaskbotApi(None, max_input_bytes=max_input_bytes).openapi()
+
+
+class ApiMount:
+    """What ``bot.web.WebApp`` serves under ``/api``: 404 for everything while the API is off
+    (no ``API_TOKEN``, and no Slack to issue personal tokens), else the FastAPI app, each
+    request made with a token audited."""
+
     def __init__(self, services: Services) -> None:
-        self.services = services
-        handlers = Handlers(services)
-        self._openapi = with_token_security(
-            build_openapi(max_input_bytes=services.runs.max_input_bytes)
-        )
-        # Literal paths come first so ``/api/task/create`` never reads as a task id.
-        self.routes: tuple[Route, ...] = (
-            _route("/api/task/create", POST=handlers.create),
-            _route("/api/tasks", GET=handlers.list, query=("limit",)),
-            _route("/api/task/{id}", GET=handlers.show, DELETE=handlers.delete, query=("version",)),
-            _route("/api/task/{id}/refine", POST=handlers.refine),
-            _route("/api/task/{id}/run", POST=handlers.run, query=("version",)),
-            _route("/api/task/{id}/versions", GET=handlers.versions),
-            _route("/api/run/{id}", GET=handlers.get_run),
-            _route("/api/usage", GET=handlers.usage, query=("days",)),
-            _route("/api/audit", GET=handlers.audit, query=("before", "limit")),
-        )
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request.of(environ)
-        try:
-            status, body = self._dispatch(request)
-            self._audit(request, status, "ok")
-            return self._reply(start_response, status, body)
-        except ApiError as exc:
-            self._audit(request, exc.status, exc.code)
-            return self._error(start_response, exc.status, exc.code, exc.message, exc.headers)
-        except ServiceError as exc:
-            status = SERVICE_STATUS.get(exc.code, 422)
-            self._audit(request, status, exc.code)
-            return self._error(start_response, status, exc.code, str(exc))
-        except StorageUnavailable as exc:
-            logger.warning("API %s %s: database unreachable", request.method, request.path)
-            return self._error(start_response, 503, "database_unavailable", str(exc))
-        except Exception:
-            logger.exception("API %s %s failed", request.method, request.path)
-            self._audit(request, 500, "internal_error")
-            return self._error(
-                start_response, 500, "internal_error", "Something went wrong on our side."
+        self._on = api_is_on(services)
+        self._app = (
+            audit.AuditRecorder(
+                TaskbotApi(services, max_input_bytes=services.runs.max_input_bytes), services
             )
-
-    def _dispatch(self, request: Request) -> Reply:
-        if not api_is_on(self.services):
-            raise ApiError(404, "not_found", "The API is off (no API_TOKEN is configured).")
-        if request.path == OPENAPI_PATH:
-            if request.method != "GET":
-                raise _method_not_allowed(("GET",))
-            return 200, self._openapi
-        request.principal = authenticate(self.services, request)
-        for route in self.routes:
-            match = route.pattern.match(request.path)
-            if match is None:
-                continue
-            handler = route.methods.get(request.method)
-            if handler is None:
-                raise _method_not_allowed(tuple(route.methods))
-            request.check_query(route.query)
-            request.target = match.groupdict().get("id")
-            return handler(request, match.groupdict())
-        raise ApiError(404, "not_found", f"No route {request.path[:200]}.")
-
-    def _audit(self, request: Request, status: int, outcome: str) -> None:
-        if request.principal is not None:
-            audit(
-                self.services,
-                request.principal,
-                request,
-                status=status,
-                outcome=outcome,
-                target=request.target,
-            )
-
-    @staticmethod
-    def _reply(start_response: StartResponse, status: int, body: Any) -> list[bytes]:
-        return json_response(start_response, status_line(status), body, _COMMON_HEADERS)
-
-    @staticmethod
-    def _error(
-        start_response: StartResponse,
-        status: int,
-        code: str,
-        message: str,
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> list[bytes]:
-        body = {"error": {"code": code, "message": message}}
-        return json_response(
-            start_response, status_line(status), body, (*_COMMON_HEADERS, *headers)
+            if self._on
+            else None
         )
 
-
-def _method_not_allowed(allowed: Iterable[str]) -> ApiError:
-    methods = ", ".join(allowed)
-    return ApiError(
-        405,
-        "method_not_allowed",
-        f"This endpoint accepts {methods}.",
-        headers=(("allow", methods),),
-    )
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            off = ApiError(404, "not_found", "The API is off (no API_TOKEN is configured).")
+            await error_response(off)(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
 
 
-def make_api_app(services: Services) -> WSGIApplication:
-    """The API as a WSGI application; mount it with ``WebApp(api=...)``."""
-    return ApiApp(services)
+def api_is_on(services: Services) -> bool:
+    """With ``API_TOKEN`` (the operator's door) or Slack (where personal tokens are issued)."""
+    s = services.settings
+    return bool(s.api_token or s.slack_bot_token or (s.slack_client_id and s.slack_client_secret))
+
+
+def make_api_app(services: Services) -> ApiMount:
+    """The API as an ASGI application; mount it with ``WebApp(api=...)``."""
+    return ApiMount(services)

@@ -1,65 +1,91 @@
-"""Who an API request acts as, and its audit entry: the seam where personal tokens enter the
-API (``Authorization: Bearer <API_TOKEN | personal token>``)."""
+"""Who is calling: one dependency turns the bearer token into a ``Principal``, or answers 401.
+
+The token is the operator's ``API_TOKEN`` (every scope, the local workspace) or a personal one
+from ``/task token`` (its Slack user, in their workspace, with its scopes):
+``TokenService.authenticate`` tells which, checking revocation and expiry on every request.
+The same dependency refuses (403, naming it) a token without the scope its operation needs
+(``SCOPE_OF``, by operation id; the OpenAPI document says the same), and leaves the principal
+on the request for the audit (``bot.api.audit``).
+"""
 
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING, Annotated
 
-from bot.api.http import ApiError, Request
-from bot.services.container import Services
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from bot.api.errors import ApiError
 from bot.services.errors import Unauthorized
-from bot.services.principal import Principal
+from bot.services.principal import Principal, Scope
 from bot.services.tokens import TokenRefused
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from bot.services.container import Services
 
-CHALLENGE = (("www-authenticate", 'Bearer realm="taskbot"'),)
-INVALID = (("www-authenticate", 'Bearer realm="taskbot", error="invalid_token"'),)
+SCOPE_OF: dict[str, Scope] = {
+    "createTask": Scope.WRITE,
+    "refineTask": Scope.WRITE,
+    "deleteTask": Scope.WRITE,
+    "runTask": Scope.RUN,
+    "getTask": Scope.READ,
+    "listVersions": Scope.READ,
+    "listTasks": Scope.READ,
+    "getRun": Scope.READ,
+    "getUsage": Scope.READ,
+    "getAudit": Scope.READ,
+}
+"""The scope each operation needs (every operation but the OpenAPI document is here)."""
+
+PRINCIPAL_KEY = "taskbot_principal"  # in the ASGI scope's "state", read by the audit
+REFUSED_KEY = "taskbot_refused"  # a revoked or expired token's owner and why
+
+bearer = HTTPBearer(auto_error=False, scheme_name="bearerAuth")
 
 
-def api_is_on(services: Services) -> bool:
-    """With ``API_TOKEN`` (the operator's door) or Slack (where personal tokens are issued)."""
-    s = services.settings
-    return bool(s.api_token or s.slack_bot_token or (s.slack_client_id and s.slack_client_secret))
+def _challenge(error: str | None = None) -> dict[str, str]:
+    value = 'Bearer realm="taskbot"' + (f', error="{error}"' if error else "")
+    return {"www-authenticate": value}
 
 
-def authenticate(services: Services, request: Request) -> Principal:
-    """The principal of ``Authorization: Bearer ...``, or 401. A revoked or expired token's
-    refusal is audited under its owner before it is answered."""
-    scheme, _, credentials = request.header("Authorization").strip().partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
+def authenticate(credentials: HTTPAuthorizationCredentials | None, services: Services) -> Principal:
+    """The principal of the bearer token, or 401 (a revoked or expired token says which)."""
+    if credentials is None or not credentials.credentials.strip():
         raise ApiError(
             401,
             "unauthorized",
-            "Send `Authorization: Bearer <token>` (a personal token from `/task token`).",
-            headers=CHALLENGE,
+            "Send `Authorization: Bearer <token>` (a personal token from `/task token`, or "
+            "API_TOKEN).",
+            headers=_challenge(),
         )
     try:
-        return services.tokens.authenticate(credentials.strip())
-    except TokenRefused as exc:
-        audit(services, exc.principal, request, status=401, outcome=exc.reason)
-        raise ApiError(401, "unauthorized", str(exc), headers=INVALID) from None
+        return services.tokens.authenticate(credentials.credentials.strip())
+    except TokenRefused:
+        raise
     except Unauthorized as exc:
-        raise ApiError(401, "unauthorized", str(exc), headers=INVALID) from None
+        raise ApiError(401, "unauthorized", str(exc), headers=_challenge("invalid_token")) from None
 
 
-def audit(
-    services: Services,
-    principal: Principal,
+def require_principal(
     request: Request,
-    *,
-    status: int,
-    outcome: str,
-    target: str | None = None,
-) -> None:
-    """Record one request made with a token; a failure to record is logged, never answered."""
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The dependency every endpoint but the OpenAPI document has: 401 without a valid token,
+    403 without the operation's scope."""
+    services: Services = request.app.state.services
     try:
-        services.audit.record(
-            principal,
-            action=f"{request.method} {request.path[:200]}",
-            target=target,
-            status=status,
-            outcome=outcome,
-        )
-    except Exception:
-        logger.exception("could not audit %s %s", request.method, request.path[:200])
+        principal = authenticate(credentials, services)
+    except TokenRefused as exc:
+        request.state.taskbot_refused = (exc.principal, exc.reason)
+        raise ApiError(401, "unauthorized", str(exc), headers=_challenge("invalid_token")) from None
+    request.state.taskbot_principal = principal
+    route = request.scope.get("route")
+    scope = SCOPE_OF.get(route.operation_id or "") if isinstance(route, APIRoute) else None
+    if scope is not None:
+        principal.require(scope)
+    services.personal.check_person(principal)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(require_principal)]

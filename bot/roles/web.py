@@ -39,14 +39,10 @@ class Server:
 
 
 def api_app(services: Services) -> Any:
-    """The seed's HTTP API (WSGI) under ASGI, its calls on a thread pool of their own."""
-    try:
-        from bot.api import make_api_app
-    except ImportError:
-        return None
-    from a2wsgi import WSGIMiddleware
+    """The seed's HTTP API (FastAPI, ASGI), mounted natively under /api."""
+    from bot.api import make_api_app
 
-    return WSGIMiddleware(make_api_app(services), workers=16)  # type: ignore[arg-type]
+    return make_api_app(services)
 
 
 class SlackState:

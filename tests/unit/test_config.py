@@ -87,3 +87,50 @@ def test_redaction_hides_secrets_and_url_passwords_only() -> None:
     assert redact_value("OPENAI_BASE_URL", "https://api.openai.com/v1") == (
         "https://api.openai.com/v1"
     )
+
+
+def test_every_setting_is_declared_once_with_its_doc_and_group() -> None:
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names)) == len(Settings.model_fields)
+    assert all(s.doc and s.group for s in SETTINGS), [s.name for s in SETTINGS if not s.group]
+    assert "# --- Sandbox ---\n# Wall-clock limit of one run.\nSANDBOX_WALL_SECONDS=30\n" in (
+        example_env()
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"MODEL_PRICES": "llama=free"}, "MODEL_PRICES: 'llama=free' is not name=input/output"),
+        ({"WORKER_CONCURRENCY": "2.5"}, "WORKER_CONCURRENCY must be a number, got '2.5'"),
+        (
+            {"BUDGET_USER_DAILY_USD": "1", "OPENAI_MODEL": "llama3.1:8b"},
+            "BUDGET_USER_DAILY_USD is set but the price of 'llama3.1:8b' is unknown",
+        ),
+    ],
+)
+def test_bad_values_say_what_they_must_be(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert needle in str(caught.value)
+    assert "pydantic" not in str(caught.value) and "errors.pydantic.dev" not in str(caught.value)
+
+
+def test_values_are_read_as_before() -> None:
+    s = Settings.from_env(
+        {
+            "PORT": "  ",  # blank: the default
+            "SANDBOX_PACKAGES": "",  # an empty list is a list: the standard library only
+            "ALLOWED_USERS": " U1, ,U2 ",
+            "WORKER_CONCURRENCY": "0",
+            "LOG_LEVEL": "debug",
+            "SANDBOX_INSECURE": "maybe",  # only an explicit yes turns isolation off
+            "MODEL_PRICES": "llama3.1:8b=0/0",
+            "BUDGET_USER_DAILY_USD": "1",
+            "OPENAI_MODEL": "llama3.1:8b",
+        }
+    )
+    assert (s.port, s.sandbox_packages, s.allowed_users) == (3000, (), ("U1", "U2"))
+    assert (s.worker_concurrency, s.log_level, s.sandbox_insecure) == (1, "DEBUG", False)
+    assert s.model_prices == (("llama3.1:8b", 0.0, 0.0),)
+    assert Settings.from_env({"SANDBOX_INSECURE": "1"}).sandbox_insecure is True

@@ -178,7 +178,7 @@ def test_unexpected_errors_are_500_in_the_error_shape(
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(api.services.tasks, "list", boom)
-    with caplog.at_level(logging.ERROR, logger="bot.api.app"):
+    with caplog.at_level(logging.ERROR, logger="bot.api.guard"):
         reply = api.call("GET", "/api/tasks")
     assert reply.status == 500 and reply.error_code() == "internal_error"
     assert "fire" not in reply.json["error"]["message"]

@@ -22,8 +22,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from bot.api.openapi import build_openapi
-from bot.api.openapi_tokens import with_token_security
+from bot.api.app import api_document
 from bot.services.codegen import ChatMessage, ModelReply
 from bot.services.principal import ALL_SCOPES
 from tests.fakes.openai_server import COUNT_LINES, answer_json
@@ -33,7 +32,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "20"))
 OPERATIONS = sorted(
     f"{method.upper()} {path}"
-    for path, methods in with_token_security(build_openapi(max_input_bytes=1))["paths"].items()
+    for path, methods in api_document(max_input_bytes=1)["paths"].items()
     for method in methods
 )
 # "personal": valid data sent with a personal token (all scopes, an admin's) instead of API_TOKEN

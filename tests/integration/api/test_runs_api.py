@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
-import io
 import json
 
 import pytest
@@ -189,30 +189,47 @@ def test_oversized_inputs_are_413(api: Api) -> None:
     assert api.services.runs.queued_ids() == []
 
 
-def test_declared_length_over_the_limit_is_refused_before_reading(api: Api) -> None:
-    """Over HTTP a client may send the body anyway; this calls the WSGI app directly
-    with a body stream that must never be read."""
+def _collect(sent: list[dict[str, object]]):  # type: ignore[no-untyped-def]
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
 
-    class Untouchable(io.RawIOBase):
-        def read(self, size: int = -1) -> bytes:
-            raise AssertionError("the body was read")
+    return send
+
+
+def test_declared_length_over_the_limit_is_refused_before_reading(api: Api) -> None:
+    """Over HTTP a client may send the body anyway; this calls the ASGI app directly with a
+    body that must never be asked for."""
+
+    async def untouchable() -> dict[str, object]:
+        raise AssertionError("the body was read")
 
     task_id = api.create()["id"]
     app = make_api_app(api.services)
-    seen: list[str] = []
     for content_type in ("multipart/form-data; boundary=x", "application/json"):
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": f"/api/task/{task_id}/run",
-            "QUERY_STRING": "",
-            "CONTENT_TYPE": content_type,
-            "CONTENT_LENGTH": str(10 * LIMIT),
-            "HTTP_AUTHORIZATION": f"Bearer {api.token}",
-            "wsgi.input": Untouchable(),
+        sent: list[dict[str, object]] = []
+        send = _collect(sent)
+
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": f"/api/task/{task_id}/run",
+            "raw_path": f"/api/task/{task_id}/run".encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(10 * LIMIT).encode()),
+                (b"authorization", f"Bearer {api.token}".encode()),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
         }
-        body = b"".join(app(environ, lambda status, headers, *_: seen.append(status)))  # type: ignore[arg-type]
+        asyncio.run(app(scope, untouchable, send))  # type: ignore[arg-type]
+        assert sent[0]["status"] == 413
+        body = b"".join(m.get("body", b"") for m in sent[1:])  # type: ignore[misc]
         assert json.loads(body)["error"]["code"] == "too_large"
-    assert seen == ["413 Request Entity Too Large"] * 2
 
 
 def test_chunked_upload_without_length(api: Api) -> None:
