@@ -100,8 +100,9 @@ def router(errors: Any, known_query: Any) -> APIRouter:
 
 
 class AuditRecorder:
-    """ASGI middleware: once a request made with a token is answered, its entry is written
-    (on a thread: the database is blocking). A failure to write is logged, never answered."""
+    """ASGI middleware: a request made with a token has its entry written as it is answered,
+    before the answer's last byte (on a thread: the database is blocking), so whoever got the
+    answer finds it in the audit. A failure to write is logged, never answered."""
 
     def __init__(self, app: Any, services: Services) -> None:
         self._app = app
@@ -112,25 +113,34 @@ class AuditRecorder:
             await self._app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        seen: dict[str, Any] = {"status": 500, "body": b""}
+        seen: dict[str, Any] = {"status": 500, "body": b"", "recorded": False}
+
+        async def record() -> None:
+            who, outcome = _who(state, seen)
+            seen["recorded"] = True
+            if who is None:
+                return
+            action = f"{scope.get('method', '')} {str(scope.get('path', ''))[:200]}"
+            target = (scope.get("path_params") or {}).get("id")
+            await asyncio.to_thread(
+                self._record, who, action, int(seen["status"]), outcome or "ok", target
+            )
 
         async def watch(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 seen["status"] = int(message["status"])
-            elif message["type"] == "http.response.body" and seen["status"] >= 400:
-                seen["body"] = (seen["body"] + message.get("body", b""))[:_ERROR_PEEK]
+            elif message["type"] == "http.response.body":
+                if seen["status"] >= 400:
+                    seen["body"] = (seen["body"] + message.get("body", b""))[:_ERROR_PEEK]
+                if not message.get("more_body") and not seen["recorded"]:
+                    await record()  # before the answer's last byte: the caller sees it audited
             await send(message)
 
         try:
             await self._app(scope, receive, watch)
         finally:
-            who, outcome = _who(state, seen)
-            if who is not None:
-                action = f"{scope.get('method', '')} {str(scope.get('path', ''))[:200]}"
-                target = (scope.get("path_params") or {}).get("id")
-                await asyncio.to_thread(
-                    self._record, who, action, int(seen["status"]), outcome or "ok", target
-                )
+            if not seen["recorded"]:
+                await record()
 
     def _record(
         self, who: Principal, action: str, status: int, outcome: str, target: str | None

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bot.api import serialize
+from bot.api.run_models import RunOut
 from bot.roles.cli_run import run_task
 from bot.services.runs import OutputFileView, RunView
 from bot.slack import blocks
@@ -104,7 +104,7 @@ def test_every_reader_copes_with_any_stored_json(
     stored: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     view = _view(result=stored)
-    body = _strict_json(serialize.run(view))
+    body = _strict_json(RunOut.of(view).model_dump(mode="json"))
     assert body["result_encoding"] in ("json", "text")
     if stored == NON_FINITE:
         assert body["result"] == {"mean": None, "max": None, "min": None, "big": None}

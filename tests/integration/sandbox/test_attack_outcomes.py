@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.api import serialize
+from bot.api.run_models import RunOut
 from bot.composition import Services, build_services
 from bot.config import Settings
 from bot.services.runs import RunOutcome, RunRecords, RunView
@@ -118,7 +118,9 @@ def test_every_outcome_reaches_a_final_state_and_every_reader(services: Services
         view = _final(services, run_id)
         assert view.status in ("succeeded", "failed", "killed"), (name, view.status)
         assert view.error_type != "OutcomeNotStored", name  # stored, not just given up on
-        body = json.dumps(serialize.run(view), allow_nan=False)  # valid JSON, every time
+        body = json.dumps(
+            RunOut.of(view).model_dump(mode="json"), allow_nan=False
+        )  # valid JSON, every time
         assert json.loads(body)["final"] is True
         assert blocks.run_message(view).blocks
         assert "\x00" not in (view.stdout or "") + (view.stderr or "") + (view.error_message or "")
