@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.prog import hint
+from bot.services.audit import AuditService
 from bot.services.codegen import CodeGenerator, OpenAICodeGenerator
 from bot.services.container import Services
 from bot.services.deliveries import DeliveryService
@@ -22,9 +23,11 @@ from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
 from bot.services.pins import PinService
 from bot.services.run_errors import RunErrorSharing
+from bot.services.personal import CachedMembers, Members, NoMembers, PersonalAccess
 from bot.services.runs import RunQueue, RunRecords, RunService
 from bot.services.schedules import ScheduleService
 from bot.services.tasks import TaskService
+from bot.services.tokens import TokenService
 from bot.services.usage import Budgets, Prices, UsageService
 from storage import migrate
 from storage.db import is_sqlite, make_engine, make_session_factory
@@ -91,6 +94,7 @@ def build_services(
     worker: bool = False,
     queue: RunQueue | None = None,
     execute: Execute | None = None,
+    members: Members | None = None,
 ) -> Services:
     """Wire everything, once: nothing is assigned after construction. ``runner``: "local"
     starts the sandbox and an in-process pool, "celery" sends runs to Celery workers (and
@@ -177,6 +181,9 @@ def build_services(
         keep_inputs=settings.retain_input_days > 0,
         **clock_now,
     )
+    tokens, audit, personal = _token_services(
+        settings, engine=engine, uow=uow, tasks=tasks, members=members
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -201,11 +208,81 @@ def build_services(
         checks=execute,
         pins=PinService(uow=uow),  # issue 18
         schedules=ScheduleService(uow=uow, **clock_now),  # issue 18
+        tokens=tokens,
+        audit=audit,
+        personal=personal,
         executor=executor,
         pool=pool,
         sandboxes=sandboxes,
         relay=relay,
     )
+
+
+def _token_services(
+    settings: Settings,
+    *,
+    engine: Engine,
+    uow: UnitOfWorkFactory,
+    tasks: TaskService,
+    members: Members | None,
+) -> tuple[TokenService, AuditService, PersonalAccess]:
+    """Personal tokens, their audit, and who may see what with one (issue 19)."""
+    if members is None:
+        multi = bool(settings.slack_client_id and settings.slack_client_secret)
+        members = (
+            _SlackMembersOnFirstUse(settings, engine)
+            if settings.slack_bot_token or multi
+            else NoMembers()
+        )
+    return (
+        TokenService(
+            uow=uow,
+            admins=settings.admin_users,
+            default_days=settings.token_days,
+            operator_token=settings.api_token,
+        ),
+        AuditService(uow=uow, retention_days=settings.audit_retention_days),
+        PersonalAccess(
+            tasks=tasks,
+            members=CachedMembers(members, ttl=settings.members_cache_seconds),
+            allowed_channels=settings.allowed_channels,
+            allowed_users=settings.allowed_users,
+        ),
+    )
+
+
+class _SlackMembersOnFirstUse:
+    """Slack's channel members, its client built when a personal token first needs it: the
+    worker and the terminal, which never do, do not load the Slack edge."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._inner: Members | None = None
+
+    def members(
+        self, *, team_id: str, enterprise_id: str | None, channel_id: str
+    ) -> frozenset[str] | None:
+        if self._inner is None:
+            from bot.slack.members import slack_members
+
+            settings, installations = self._settings, None
+            if settings.slack_client_id and settings.slack_client_secret:
+                from slack_sdk.oauth.installation_store.sqlalchemy import (
+                    SQLAlchemyInstallationStore,
+                )
+
+                installations = SQLAlchemyInstallationStore(
+                    client_id=settings.slack_client_id, engine=self._engine
+                )
+            self._inner = slack_members(
+                bot_token=settings.slack_bot_token,
+                api_url=settings.slack_api_url,
+                installations=installations,
+            )
+        return self._inner.members(
+            team_id=team_id, enterprise_id=enterprise_id, channel_id=channel_id
+        )
 
 
 def _relay(settings: Settings, signal: RunSignal, *, publish: bool) -> RedisRelay | None:

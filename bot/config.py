@@ -173,6 +173,26 @@ class Settings(BaseSettings):
     api_token: str = _s(
         "", "Bearer token for the HTTP API under /api/ (the API is off without it).", "Server"
     )
+    # --- personal tokens and audit (issue 19) ---
+    admin_users: Csv = _s(
+        (),
+        "Comma-separated Slack user ids who may list and revoke any token of their workspace "
+        "and read its audit.",
+        "Tokens",
+    )
+    token_days: int = _s(
+        90, "Days a personal token lasts unless --days says.", "Tokens", ge=1, le=366
+    )
+    audit_retention_days: int = _s(
+        90, "Days the audit of token requests is kept (0: forever).", "Tokens", **_N
+    )
+    members_cache_seconds: float = _s(
+        60.0,
+        "Seconds Slack's answer to who is in a channel is reused for personal tokens.",
+        "Tokens",
+        **_N,
+    )
+    # --- end personal tokens and audit ---
     port: int = _s(3000, "HTTP port of python -m bot serve.", "Server", **_N)
     log_level: str = _s("INFO", "DEBUG, INFO, WARNING or ERROR.", "Server")
     # --- Triggers ---

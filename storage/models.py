@@ -288,3 +288,39 @@ class Schedule(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_schedules_due", "paused", "next_at"),)
+class ApiToken(Base):
+    """A personal token: who it acts as, what it may do, until when. Only the SHA-256 of its
+    secret is kept; the secret itself is shown once, to its owner."""
+
+    __tablename__ = "api_tokens"
+
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(64))  # comma-separated: read,run,write
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_api_tokens_team_user", "team_id", "user_id"),)
+
+
+class AuditEntry(Base):
+    """One request made with a token: who, which token, what, when, and how it ended."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(64))
+    token_id: Mapped[str | None] = mapped_column(String(36))
+    token_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(255))  # e.g. "POST /api/task/{id}/run"
+    target: Mapped[str | None] = mapped_column(String(64))  # the id it named, if any
+    status: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(64))  # ok, or the error code
+
+    __table_args__ = (Index("ix_audit_entries_team_id", "team_id", "id"),)

@@ -1,6 +1,6 @@
 """The seed's HTTP API under ``/api``: a FastAPI application over the service layer.
 
-Order of decisions for a request: API off (no ``API_TOKEN``) -> 404 for everything;
+Order of decisions for a request: API off (no ``API_TOKEN``, no Slack) -> 404 for everything;
 ``GET /api/openapi.json`` is public; routing (404, 405); then every other endpoint's bearer
 token (401, ``bot.api.auth``), its query, body and the handler. Every error, unexpected ones
 included, leaves in the one error shape (``bot.api.errors``).
@@ -18,12 +18,12 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from bot.api import pin_routes, routes
-from bot.api.auth import SharedToken
+from bot.api import audit, pin_routes, routes
 from bot.api.bodies import JSON_BODY_LIMIT
 from bot.api.errors import ApiError, JsonResponse, error_response
 from bot.api.guard import ErrorShapeRoute
 from bot.api.models import CreateTask, RefineTask, RunJson, RunUpload
+from bot.api.openapi_tokens import add_token_security
 
 if TYPE_CHECKING:
     from bot.services.container import Services
@@ -95,12 +95,10 @@ class TaskbotApi(FastAPI):
             exception_handlers={HTTPException: _routing_error},
         )
         self.state.services = services
-        self.state.authenticators = (
-            (SharedToken(services.settings.api_token),) if services is not None else ()
-        )
         self.max_input_bytes = max_input_bytes
         self.include_router(routes.router)
         self.include_router(pin_routes.router)
+        self.include_router(audit.router(routes.errors, routes.known_query))
         self.router.add_api_route(
             OPENAPI_PATH,
             self.openapi_document,
@@ -156,6 +154,11 @@ class TaskbotApi(FastAPI):
         for methods in doc["paths"].values():
             for operation in methods.values():
                 _no_null_query(operation)
+        forbidden = {
+            "description": routes.ERROR_TEXT[403],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        }
+        add_token_security(doc, forbidden=forbidden)
         if "#/components/schemas/HTTPValidationError" not in json.dumps(doc["paths"]):
             schemas.pop("HTTPValidationError", None)  # FastAPI's own 422 shape: not ours
             schemas.pop("ValidationError", None)

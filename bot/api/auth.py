@@ -1,60 +1,47 @@
 """Who is calling: one dependency turns the bearer token into a ``Principal``, or answers 401.
 
-Today there is one token, ``API_TOKEN``, acting as the workspace's ``api`` user with every
-scope. Other kinds of token (personal ones with scopes) are more ``Authenticator``s tried in
-turn; endpoints ask for what they need with ``principal.allows(scope)``.
+The token is the operator's ``API_TOKEN`` (every scope, the local workspace) or a personal one
+from ``/task token`` (its Slack user, in their workspace, with its scopes):
+``TokenService.authenticate`` tells which, checking revocation and expiry on every request.
+The same dependency refuses (403, naming it) a token without the scope its operation needs
+(``SCOPE_OF``, by operation id; the OpenAPI document says the same), and leaves the principal
+on the request for the audit (``bot.api.audit``).
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot.api.errors import ApiError
+from bot.services.errors import Unauthorized
+from bot.services.principal import Principal, Scope
+from bot.services.tokens import TokenRefused
 
+if TYPE_CHECKING:
+    from bot.services.container import Services
 
-class Scope(StrEnum):
-    READ = "read"  # tasks, versions, runs, usage
-    WRITE = "write"  # create, refine, delete
-    RUN = "run"  # run a task
+SCOPE_OF: dict[str, Scope] = {
+    "createTask": Scope.WRITE,
+    "refineTask": Scope.WRITE,
+    "deleteTask": Scope.WRITE,
+    "runTask": Scope.RUN,
+    "getTask": Scope.READ,
+    "listVersions": Scope.READ,
+    "listTasks": Scope.READ,
+    "getRun": Scope.READ,
+    "getUsage": Scope.READ,
+    "getAudit": Scope.READ,
+    "pinVersion": Scope.WRITE,
+    "unpinVersion": Scope.WRITE,
+}
+"""The scope each operation needs (every operation but the OpenAPI document is here)."""
 
-
-@dataclass(frozen=True)
-class Principal:
-    """The caller: the user id their work is recorded under, the workspace, what they may do."""
-
-    user_id: str
-    team_id: str = ""  # the local workspace, as the terminal uses
-    scopes: frozenset[Scope] = frozenset(Scope)
-    token: str = "shared"  # which kind of token proved it: "shared" is API_TOKEN
-
-    def allows(self, scope: Scope) -> bool:
-        return scope in self.scopes
-
-
-class Authenticator(Protocol):
-    def __call__(self, token: str) -> Principal | None:
-        """The principal this token proves, or None when it proves nothing here."""
-
-
-@dataclass(frozen=True)
-class SharedToken:
-    """``API_TOKEN``: whoever holds it acts as the ``api`` user."""
-
-    secret: str
-
-    def __call__(self, token: str) -> Principal | None:
-        given = token.encode("latin-1", "replace")
-        if self.secret and hmac.compare_digest(given, self.secret.encode("utf-8")):
-            return Principal(user_id="api")
-        return None
-
+PRINCIPAL_KEY = "taskbot_principal"  # in the ASGI scope's "state", read by the audit
+REFUSED_KEY = "taskbot_refused"  # a revoked or expired token's owner and why
 
 bearer = HTTPBearer(auto_error=False, scheme_name="bearerAuth")
 
@@ -64,30 +51,43 @@ def _challenge(error: str | None = None) -> dict[str, str]:
     return {"www-authenticate": value}
 
 
-def authenticate(
-    credentials: HTTPAuthorizationCredentials | None, authenticators: Sequence[Authenticator]
-) -> Principal:
+def authenticate(credentials: HTTPAuthorizationCredentials | None, services: Services) -> Principal:
+    """The principal of the bearer token, or 401 (a revoked or expired token says which)."""
     if credentials is None or not credentials.credentials.strip():
         raise ApiError(
-            401, "unauthorized", "Send `Authorization: Bearer <API_TOKEN>`.", headers=_challenge()
+            401,
+            "unauthorized",
+            "Send `Authorization: Bearer <token>` (a personal token from `/task token`, or "
+            "API_TOKEN).",
+            headers=_challenge(),
         )
-    token = credentials.credentials.strip()
-    for check in authenticators:
-        principal = check(token)
-        if principal is not None:
-            return principal
-    raise ApiError(
-        401, "unauthorized", "The bearer token is not valid.", headers=_challenge("invalid_token")
-    )
+    try:
+        return services.tokens.authenticate(credentials.credentials.strip())
+    except TokenRefused:
+        raise
+    except Unauthorized as exc:
+        raise ApiError(401, "unauthorized", str(exc), headers=_challenge("invalid_token")) from None
 
 
 def require_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The dependency every endpoint but the OpenAPI document has (401 otherwise)."""
-    authenticators: Sequence[Authenticator] = request.app.state.authenticators
-    return authenticate(credentials, authenticators)
+    """The dependency every endpoint but the OpenAPI document has: 401 without a valid token,
+    403 without the operation's scope."""
+    services: Services = request.app.state.services
+    try:
+        principal = authenticate(credentials, services)
+    except TokenRefused as exc:
+        request.state.taskbot_refused = (exc.principal, exc.reason)
+        raise ApiError(401, "unauthorized", str(exc), headers=_challenge("invalid_token")) from None
+    request.state.taskbot_principal = principal
+    route = request.scope.get("route")
+    scope = SCOPE_OF.get(route.operation_id or "") if isinstance(route, APIRoute) else None
+    if scope is not None:
+        principal.require(scope)
+    services.personal.check_person(principal)
+    return principal
 
 
 Caller = Annotated[Principal, Depends(require_principal)]

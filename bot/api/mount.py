@@ -2,7 +2,7 @@
 
 FastAPI, its models and their validators cost the web process about 20 MiB; a deployment that
 never calls the API (most serve only Slack) never pays it. While the API is off (no
-``API_TOKEN``) every path answers 404 and nothing is imported.
+``API_TOKEN`` and no Slack to issue personal tokens) every path answers 404 and nothing is imported.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ OFF = {"error": {"code": "not_found", "message": "The API is off (no API_TOKEN i
 class ApiMount:
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._on = bool(services.settings.api_token)
+        self._on = api_is_on(services)
         self._lock = threading.Lock()
         self._built: list[ASGIApp] = []  # the FastAPI app, once built (a cache, not state)
 
@@ -31,10 +31,11 @@ class ApiMount:
         with self._lock:
             if not self._built:
                 from bot.api.app import TaskbotApi
+                from bot.api.audit import AuditRecorder
 
                 services = self._services
                 app = TaskbotApi(services, max_input_bytes=services.runs.max_input_bytes)
-                self._built.append(app)
+                self._built.append(AuditRecorder(app, services))  # requests with a token audited
             return self._built[0]
 
     async def app(self) -> ASGIApp:
@@ -58,6 +59,12 @@ async def _send_off(send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": 404, "headers": headers})
     await send({"type": "http.response.body", "body": data})
+
+
+def api_is_on(services: Services) -> bool:
+    """With ``API_TOKEN`` (the operator's door) or Slack (where personal tokens are issued)."""
+    s = services.settings
+    return bool(s.api_token or s.slack_bot_token or (s.slack_client_id and s.slack_client_secret))
 
 
 def make_api_app(services: Services) -> ApiMount:

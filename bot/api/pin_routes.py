@@ -47,7 +47,8 @@ router = APIRouter(
 )
 def pin(caller: Caller, services: Svc, id: TaskId, body: JsonBody) -> Pin:
     request = parse(PinTask, body)
-    return Pin.of(services.pins.pin(id, version=request.version, team_id=caller.team_id))
+    task = services.personal.task(caller, id)  # 404 for a task this caller may not see
+    return Pin.of(services.pins.pin(task.id, version=request.version, team_id=caller.team_id))
 
 
 @router.delete(
@@ -57,4 +58,5 @@ def pin(caller: Caller, services: Svc, id: TaskId, body: JsonBody) -> Pin:
     responses=errors(409),
 )
 def unpin(caller: Caller, services: Svc, id: TaskId) -> Pin:
-    return Pin.of(services.pins.unpin(id, team_id=caller.team_id))
+    task = services.personal.task(caller, id)
+    return Pin.of(services.pins.unpin(task.id, team_id=caller.team_id))

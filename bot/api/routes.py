@@ -35,6 +35,7 @@ from bot.api.models import (
 from bot.api.run_models import RunAccepted, RunOut, Usage
 from bot.services.container import Services
 from bot.services.errors import NotFound
+from bot.services.views import Workspace
 
 SOURCE = "api"
 MAX_LIST = 100
@@ -192,6 +193,7 @@ def create(caller: Caller, services: Svc, body: JsonBody) -> TaskOut:
         task_type=request.task_type.value,
         requested_by=caller.user_id,
         source=SOURCE,
+        workspace=Workspace(caller.team_id, caller.enterprise_id),
     )
     return TaskOut.of(detail)
 
@@ -202,7 +204,7 @@ def list_tasks(
     services: Svc,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = DEFAULT_LIST,
 ) -> TaskList:
-    summaries = services.tasks.list(team_id=caller.team_id, limit=limit)
+    summaries = services.personal.list(caller, limit=limit)
     return TaskList(tasks=[TaskListItem.of(s) for s in summaries])
 
 
@@ -213,7 +215,8 @@ def list_tasks(
     responses=errors(409),
 )
 def show(caller: Caller, services: Svc, id: TaskId, version: VersionQuery = None) -> TaskOut:
-    return TaskOut.of(services.tasks.show(id, version=version, team_id=caller.team_id))
+    task = services.personal.task(caller, id)
+    return TaskOut.of(services.tasks.show(task.id, version=version, team_id=caller.team_id))
 
 
 @router.delete(
@@ -223,7 +226,12 @@ def show(caller: Caller, services: Svc, id: TaskId, version: VersionQuery = None
     responses=errors(409, 503),
 )
 def delete(caller: Caller, services: Svc, id: TaskId) -> Deleted:
-    task = services.housekeeping.delete(id, team_id=caller.team_id)
+    visible = services.personal.task(caller, id)
+    task = services.housekeeping.delete(
+        visible.id,
+        team_id=caller.team_id,
+        requested_by=None if caller.is_operator else caller.user_id,  # in Slack: its creator
+    )
     return Deleted(task_id=task.id, deleted=True)
 
 
@@ -236,9 +244,10 @@ def delete(caller: Caller, services: Svc, id: TaskId) -> Deleted:
     openapi_extra=json_request("RefineTask"),
 )
 def refine(caller: Caller, services: Svc, id: TaskId, body: JsonBody) -> RefinementOut:
+    task = services.personal.task(caller, id)
     request = parse(RefineTask, body)
     result = services.tasks.refine(
-        id, feedback=request.feedback, requested_by=caller.user_id, team_id=caller.team_id
+        task.id, feedback=request.feedback, requested_by=caller.user_id, team_id=caller.team_id
     )
     return RefinementOut.of_refinement(result)
 
@@ -259,8 +268,9 @@ def run(
 ) -> RunAccepted:
     if given.version is not None and version is not None and given.version != version:
         raise invalid("`version` is given twice with different values (query and body).")
+    task = services.personal.task(caller, id)
     view = services.runs.request(
-        id,
+        task.id,
         requested_by=caller.user_id,
         input_data=given.data,
         input_name=given.name,
@@ -277,7 +287,7 @@ def run(
     responses=errors(409),
 )
 def versions(caller: Caller, services: Svc, id: TaskId) -> VersionList:
-    task = services.tasks.get(id, team_id=caller.team_id)
+    task = services.personal.task(caller, id)
     views = services.tasks.versions(task.id, team_id=caller.team_id)
     return VersionList(task_id=task.id, versions=[VersionOut.of(v) for v in views])
 
@@ -305,9 +315,14 @@ def get_run(
     if not _RUN_ID.match(id):
         raise NotFound(f"No run {id[:40]!r}.")
     run_id = id.lower()
+    run = services.runs.get(run_id)
+    try:
+        services.personal.task(caller, run.task_id)  # a run is seen where its task is
+    except NotFound:
+        raise NotFound(f"No run {run_id}.") from None
     if wait > 0:  # woken by the run's event; the database is read again every few seconds
         return RunOut.of(services.runs.wait(run_id, timeout=wait, sweep=WAIT_SWEEP_SECONDS))
-    return RunOut.of(services.runs.get(run_id))
+    return RunOut.of(run)
 
 
 @router.get(
@@ -324,4 +339,6 @@ def usage(
     ] = 1,
 ) -> Usage:
     report = services.usage.report(team_id=caller.team_id, user_id=caller.user_id, days=days)
+    if not caller.is_operator:  # tasks the person may not see are not named
+        report = services.personal.redact_usage(caller, report)
     return Usage.of(report)

@@ -18,6 +18,7 @@ from bot.composition import SchemaOutOfDate, build_services
 from bot.config import ConfigError, Settings, current_env, example_env, load_settings
 from bot.prog import bot_command, hint
 from bot.progress import Progress, interruptibly, wanted
+from bot.roles import cli_remote
 from bot.services.container import Services
 from bot.services.errors import InvalidInput, ServiceError
 from bot.services.views import TaskDetail, checks_listing
@@ -49,9 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the settings in use, or the example .env")
     config.add_argument("--example", action="store_true", help="print .example.env")
 
-    task = sub.add_parser("task", help="work with tasks from the terminal").add_subparsers(
-        dest="action", required=True
+    task_parser = sub.add_parser("task", help="work with tasks from the terminal")
+    task_parser.add_argument(
+        "--token", help="a personal token (or TASKBOT_TOKEN): act as its owner on --server"
     )
+    task_parser.add_argument("--server", help="the server's URL for --token (or TASKBOT_URL)")
+    task = task_parser.add_subparsers(dest="action", required=True)
     create = task.add_parser("create", help="generate a new task; prints its id and code")
     create.add_argument("description")
     create.add_argument(
@@ -286,6 +290,8 @@ def main(
             from bot.roles.worker import run_worker
 
             return run_worker(settings)
+        if command == "task" and cli_remote.wanted(args):
+            return cli_remote.run_remote(args, out, err)
         runs_here = command == "task" and args.action == "run"
         services = build_services(
             settings,

@@ -1,5 +1,6 @@
 """The web role's minutely chores, at start and then every minute, each on its own so one
-failing stops no other: run data past its retention is removed (bot.services.retention), and,
+failing stops no other: run data past its retention is removed (bot.services.retention), so are audit entries
+past theirs, and,
 where no Slack flow runtime sweeps them itself (bot.slack.sweep), generations nobody is working
 on any more are failed, so nothing stays ``generating`` past the model's timeout."""
 
@@ -47,6 +48,12 @@ class Sweeper:
                 logger.info("retention removed %s", removed)
         except Exception:
             logger.exception("could not apply the retention of run data")
+        try:
+            purged = self._services.audit.purge()  # AUDIT_RETENTION_DAYS
+            if purged:
+                logger.info("%d audit entries past their retention deleted", purged)
+        except Exception:
+            logger.exception("could not delete old audit entries")
 
     def _loop(self) -> None:
         while True:

@@ -11,15 +11,18 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from bot.config import Settings
+from bot.services.audit import AuditService
 from bot.services.checks import Execute
 from bot.services.codegen import CodeGenerator
 from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
 from bot.services.housekeeping import TaskHousekeeping
 from bot.services.pins import PinService
+from bot.services.personal import PersonalAccess
 from bot.services.runs import RunRecords, RunService
 from bot.services.schedules import ScheduleService
 from bot.services.tasks import TaskService
+from bot.services.tokens import TokenService
 from bot.services.usage import UsageService
 from storage.uow import UnitOfWorkFactory
 
@@ -63,6 +66,9 @@ class Services:
     checks: Execute  # runs a version's checks harness in a sandbox (this process's, or not)
     pins: PinService  # issue 18: the version unattended runs use
     schedules: ScheduleService  # issue 18
+    tokens: TokenService  # personal tokens (issue 19)
+    audit: AuditService
+    personal: PersonalAccess
     executor: Executor | None = None
     pool: RunPool | None = None
     sandboxes: Closeable | None = None

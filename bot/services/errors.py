@@ -68,3 +68,9 @@ class BudgetExceeded(ServiceError):
     """A workspace's or user's budget for the day is spent; nothing was started."""
 
     code = "budget_exceeded"
+
+
+class Unauthorized(ServiceError):
+    """No valid credentials: an unknown, expired or revoked token."""
+
+    code = "unauthorized"

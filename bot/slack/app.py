@@ -42,6 +42,10 @@ BOT_SCOPES = (
     "mpim:history",
     "app_mentions:read",
     "users:read",  # issue 18: a schedule's time zone
+    "channels:read",  # conversations.members: who may use a task with a personal token
+    "groups:read",
+    "im:read",
+    "mpim:read",
 )
 
 

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from bot.slack import trigger_commands as triggers
+from bot.slack.token_commands import TOKEN_USAGE, VERBS, TokenCommand, parse_token_command
 
 USAGE = (
     "*Taskbot* turns a plain-language request into a small Python program and runs it on your "
@@ -19,6 +20,7 @@ USAGE = (
     "• `/task delete <id>`: delete a task you created (asks first)\n"
     + triggers.USAGE_LINES
     + "• `/task usage [days]`: what was spent (tokens, money, sandbox CPU) and the budgets\n"
+    f"{TOKEN_USAGE}\n"
     "• `/task help`: this message\n"
     "In a task's thread: drop files to run it on each, or reply in words to change it "
     '("fix it" works after a failed run). Ids can be shortened to their first 6 characters.'
@@ -63,7 +65,17 @@ class Help:
     problem: str | None = None
 
 
-Command = Create | RunCommand | Show | Delete | ListTasks | Usage | Help | triggers.TriggerCommand
+Command = (
+    Create
+    | RunCommand
+    | Show
+    | Delete
+    | ListTasks
+    | Usage
+    | Help
+    | triggers.TriggerCommand
+    | TokenCommand
+)
 
 _TYPE = re.compile(r"^--type(?:=|\s+)(\S+)\s*", re.IGNORECASE)
 
@@ -114,6 +126,8 @@ def parse(text: str) -> Command:
     if verb in triggers.VERBS:
         trigger = triggers.parse_trigger(verb, rest)
         return Help(trigger.text) if isinstance(trigger, triggers.Problem) else trigger
+    if verb in VERBS:
+        return parse_token_command(verb, rest)
     if verb == "help":
         return Help()
     return Help(f"I don't know `{verb}`.")

@@ -9,7 +9,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot.slack import blocks, delete
+from bot.slack import blocks, delete, token_flows
 from bot.slack.flows import Say, SlackFlows
 from bot.slack.messages import (
     CreateTask,
@@ -26,6 +26,7 @@ from bot.slack.messages import (
     ThreadMessage,
     Usage,
 )
+from bot.slack.token_commands import IssueToken, ListTokens, RevokeToken, ShowAudit
 from bot.slack.trigger_flows import TriggerFlows
 
 SayBlocks = Callable[[blocks.Message], None]
@@ -48,6 +49,10 @@ class Handlers:
             DeleteTask: self.delete,
             Spend: self.spend,
             Usage: self.usage,
+            IssueToken: lambda m, c, say, show: token_flows.issue(self.flows, m, show),
+            ListTokens: lambda m, c, say, show: token_flows.list_tokens(self.flows, m, show),
+            RevokeToken: lambda m, c, say, show: token_flows.revoke(self.flows, m, say),
+            ShowAudit: lambda m, c, say, show: token_flows.audit(self.flows, m, show),
         }
         self._by_type.update(TriggerFlows(flows).handlers())  # issue 18
 

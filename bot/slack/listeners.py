@@ -13,6 +13,7 @@ from bot.slack import blocks, commands
 from bot.slack import messages as m
 from bot.slack.delete import DELETE_ACTION
 from bot.slack.messages import Dispatcher, Origin, Reply
+from bot.slack.token_commands import TokenCommand, to_message
 from bot.slack.trigger_commands import Pin, Schedule, Schedules, Unschedule
 from bot.slack.trigger_messages import message_for
 from bot.slack.workflow_step import register_workflow_step
@@ -73,6 +74,9 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
             text = f"{parsed.problem}\n\n{commands.USAGE}" if parsed.problem else commands.USAGE
             await ack(response_type="ephemeral", text=text)
             return
+        if isinstance(parsed, TokenCommand) and parsed.problem:
+            await ack(response_type="ephemeral", text=parsed.problem)
+            return
         await ack()
         origin = _origin(context, channel_id=command.get("channel_id", ""))
         reply = Reply(response_url=command.get("response_url"))
@@ -94,6 +98,8 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
             message = m.Spend(days=parsed.days, **base)
         elif isinstance(parsed, Schedule | Schedules | Unschedule | Pin):
             message = message_for(parsed, **base)  # issue 18
+        elif isinstance(parsed, TokenCommand):
+            message = to_message(parsed, base)
         else:
             message = m.ListTasks(**base)
         dispatcher.dispatch(message)

@@ -66,6 +66,8 @@ class MockSlackAPI:
         self.oauth_answer: dict[str, Any] | None = None
         self.messages: set[tuple[str, str]] = set()  # (channel, ts) of messages that exist
         self.archived: set[str] = set()
+        # channel -> member user ids, for conversations.members (unknown: channel_not_found)
+        self.channel_members: dict[str, list[str]] = {}
         self.revoked: set[str] = set()
         self.limiter: real.TierLimiter | None = None
         self.vanishing: list[str] = []  # posts whose text contains one of these vanish at once
@@ -337,6 +339,8 @@ class MockSlackAPI:
             return _ok(messages=thread, has_more=False, response_metadata={"next_cursor": ""})
         if method in ("functions.completeSuccess", "functions.completeError"):
             return self._complete(method, params)
+        if method == "conversations.members":
+            return self._members(channel, params)
         if method == "files.info":
             described = self.file_objects.get(str(params.get("file")))
             if described is None:
@@ -345,6 +349,21 @@ class MockSlackAPI:
                 )
             return _ok(file=described)
         return _ok()
+
+    def _members(self, channel: str, params: dict[str, Any]) -> Answer:
+        """Pages of ``limit`` (Slack: at most 1000) with ``response_metadata.next_cursor``."""
+        if channel not in self.channel_members:
+            return _error("channel_not_found")
+        members = self.channel_members[channel]
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        cursor = str(params.get("cursor") or "")
+        start = int(cursor.removeprefix("dXNlcjo")) if cursor else 0
+        if cursor and not cursor.startswith("dXNlcjo"):
+            return _error("invalid_cursor")
+        page = members[start : start + limit]
+        more = start + limit < len(members)
+        next_cursor = f"dXNlcjo{start + limit}" if more else ""
+        return _ok(members=page, response_metadata={"next_cursor": next_cursor})
 
 
 def _complete_args(method: str, params: dict[str, Any]) -> str | None:

@@ -62,6 +62,7 @@ METHOD_TIERS: dict[str, int] = {
     "files.getUploadURLExternal": 4,
     "files.completeUploadExternal": 4,
     "conversations.info": 3,
+    "conversations.members": 4,
 }
 PER_CHANNEL_PER_MINUTE = {"chat.postMessage": 60}
 # files.completeUploadExternal fails with internal_error above this many files in one call

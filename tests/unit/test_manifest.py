@@ -24,6 +24,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "files_upload_v2": "files:write",
     "users_info": "users:read",  # the schedule owner's time zone
     "conversations_replies": "channels:history",  # the newest file in a task's thread
+    "conversations_members": "channels:read",  # and the three below for other channel kinds
 }
 EVENT_SCOPES: dict[str, str | None] = {
     "app_mention": "app_mentions:read",
@@ -38,6 +39,9 @@ EVENT_SCOPES: dict[str, str | None] = {
 OTHER_SCOPES = {
     "commands",  # /task
     "files:read",  # downloading url_private_download with the bot token
+    "groups:read",  # conversations.members of private channels, DMs, group DMs
+    "im:read",
+    "mpim:read",
 }
 _CALL = re.compile(r"\.((?:chat|files|views|conversations|users|reactions|pins)_\w+)\(")
 

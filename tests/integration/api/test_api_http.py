@@ -58,10 +58,14 @@ def test_openapi_is_public_while_the_api_is_on(api: Api) -> None:
     assert reply.status == 200
     doc = reply.json
     assert doc["openapi"].startswith("3.1")
-    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http",
-        "scheme": "bearer",
-    }
+    scheme = doc["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "personal token" in scheme["description"]
+    run = doc["paths"]["/api/task/{id}/run"]["post"]
+    assert run["security"] == [{"bearerAuth": ["run"]}] and "403" in run["responses"]
+    assert doc["paths"]["/api/tasks"]["get"]["security"] == [{"bearerAuth": ["read"]}]
+    assert doc["paths"]["/api/task/create"]["post"]["security"] == [{"bearerAuth": ["write"]}]
+    assert set(doc["x-scopes"]) == {"read", "run", "write"}
     assert set(doc["paths"]) == {path for _, path in ENDPOINTS[:1]} | {
         "/api/task/{id}",
         "/api/task/{id}/refine",
@@ -71,6 +75,7 @@ def test_openapi_is_public_while_the_api_is_on(api: Api) -> None:
         "/api/tasks",
         "/api/usage",
         "/api/task/{id}/pin",
+        "/api/audit",
         "/api/openapi.json",
     }
     post = api.call("POST", "/api/openapi.json", json={})

@@ -24,6 +24,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from bot.api.app import api_document
 from bot.services.codegen import ChatMessage, ModelReply
+from bot.services.principal import ALL_SCOPES
 from tests.fakes.openai_server import COUNT_LINES, answer_json
 from tests.integration.api.conftest import TOKEN, Api, MakeApi
 
@@ -34,7 +35,8 @@ OPERATIONS = sorted(
     for path, methods in api_document(max_input_bytes=1)["paths"].items()
     for method in methods
 )
-VARIANTS = ["positive", "real-ids", "negative"]
+# "personal": valid data sent with a personal token (all scopes, an admin's) instead of API_TOKEN
+VARIANTS = ["positive", "real-ids", "negative", "personal"]
 
 
 class AlwaysAnswers:
@@ -66,7 +68,7 @@ def _real_ids(api: Api, path: str) -> dict[str, Any] | None:
 def test_operation_conforms_to_the_served_schema(
     make_api: MakeApi, sqlite_url: str, label: str, variant: str
 ) -> None:
-    api = make_api(sqlite_url, runner="local", generator=AlwaysAnswers())
+    api = make_api(sqlite_url, runner="local", generator=AlwaysAnswers(), admin_users=("U1",))
     schema = schemathesis.openapi.from_url(f"{api.url}/api/openapi.json")
     operation = schema.find_operation_by_label(label)
     assert operation is not None, label
@@ -75,7 +77,13 @@ def test_operation_conforms_to_the_served_schema(
         pytest.skip("no id in this path")
     mode = GenerationMode.NEGATIVE if variant == "negative" else GenerationMode.POSITIVE
     needs_input = variant == "real-ids" and operation.path.endswith("/run")
-    strategy = operation.as_strategy(mode, path_parameters=path_parameters, headers=AUTH)
+    headers = AUTH
+    if variant == "personal":
+        issued = api.services.tokens.issue(
+            team_id="", enterprise_id=None, user_id="U1", scopes=ALL_SCOPES
+        )
+        headers = {"Authorization": f"Bearer {issued.secret}"}
+    strategy = operation.as_strategy(mode, path_parameters=path_parameters, headers=headers)
 
     @given(case=strategy)
     @settings(
