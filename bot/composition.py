@@ -21,9 +21,9 @@ from bot.services.events import RunSignal
 from bot.services.fairness import RunLimits
 from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
+from bot.services.personal import CachedMembers, Members, NoMembers, PersonalAccess
 from bot.services.pins import PinService
 from bot.services.run_errors import RunErrorSharing
-from bot.services.personal import CachedMembers, Members, NoMembers, PersonalAccess
 from bot.services.runs import RunQueue, RunRecords, RunService
 from bot.services.schedules import ScheduleService
 from bot.services.tasks import TaskService

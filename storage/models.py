@@ -288,17 +288,22 @@ class Schedule(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_schedules_due", "paused", "next_at"),)
+
+
 class ApiToken(Base):
     """A personal token: who it acts as, what it may do, until when. Only the SHA-256 of its
     secret is kept; the secret itself is shown once, to its owner."""
 
     __tablename__ = "api_tokens"
 
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     team_id: Mapped[str] = mapped_column(String(32))
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
     user_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(64))
     scopes: Mapped[str] = mapped_column(String(64))  # comma-separated: read,run,write
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_by: Mapped[str | None] = mapped_column(String(64))

@@ -17,8 +17,8 @@ from bot.services.codegen import CodeGenerator
 from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
 from bot.services.housekeeping import TaskHousekeeping
-from bot.services.pins import PinService
 from bot.services.personal import PersonalAccess
+from bot.services.pins import PinService
 from bot.services.runs import RunRecords, RunService
 from bot.services.schedules import ScheduleService
 from bot.services.tasks import TaskService
