@@ -171,30 +171,32 @@ class Settings(BaseSettings):
     )
     # --- Server ---
     api_token: str = _s(
-        "", "Bearer token for the HTTP API under /api/ (the API is off without it).", "Server"
+        "",
+        "Bearer token for the HTTP API under /api/, the operator's door (without it the API is "
+        "off unless Slack is configured, for personal tokens).",
+        "Server",
     )
-    # --- personal tokens and audit (issue 19) ---
+    port: int = _s(3000, "HTTP port of python -m bot serve.", "Server", **_N)
+    log_level: str = _s("INFO", "DEBUG, INFO, WARNING or ERROR.", "Server")
+    # --- Admins and tokens ---
     admin_users: Csv = _s(
         (),
-        "Comma-separated Slack user ids who may list and revoke any token of their workspace "
-        "and read its audit.",
-        "Tokens",
+        "Comma-separated Slack user ids who may stop anyone's run or generation, list and revoke "
+        "any token of their workspace and read its audit.",
+        "Admins and tokens",
     )
     token_days: int = _s(
-        90, "Days a personal token lasts unless --days says.", "Tokens", ge=1, le=366
+        90, "Days a personal token lasts unless --days says.", "Admins and tokens", ge=1, le=366
     )
     audit_retention_days: int = _s(
-        90, "Days the audit of token requests is kept (0: forever).", "Tokens", **_N
+        90, "Days the audit of token requests is kept (0: forever).", "Admins and tokens", **_N
     )
     members_cache_seconds: float = _s(
         60.0,
         "Seconds Slack's answer to who is in a channel is reused for personal tokens.",
-        "Tokens",
+        "Admins and tokens",
         **_N,
     )
-    # --- end personal tokens and audit ---
-    port: int = _s(3000, "HTTP port of python -m bot serve.", "Server", **_N)
-    log_level: str = _s("INFO", "DEBUG, INFO, WARNING or ERROR.", "Server")
     # --- Triggers ---
     mcp_enabled: bool = _s(
         False,
