@@ -20,6 +20,7 @@ from bot.services.events import RunSignal
 from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
 from bot.services.runs import RunQueue, RunRecords, RunService
+from bot.services.stops import StopService
 from bot.services.tasks import TaskService
 from bot.services.usage import Budgets, Prices, UsageService
 from storage import migrate
@@ -186,6 +187,7 @@ def build_services(
         usage=usage,
         signal=signal,
         checks=execute,
+        stops=StopService(uow=uow, runs=runs, signal=signal, admins=settings.admin_users),
         executor=executor,
         pool=pool,
         sandboxes=sandboxes,

@@ -58,6 +58,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Comma-separated user ids allowed to use the app (empty: all).",
         "Slack",
     ),
+    Setting(
+        "ADMIN_USERS",
+        "",
+        "Comma-separated user ids who may stop anyone's run or generation.",
+        "Slack",
+    ),
     Setting("OPENAI_API_KEY", "", "API key for the model server.", "Model"),
     Setting(
         "OPENAI_BASE_URL", "https://api.openai.com/v1", "Any OpenAI-compatible server.", "Model"
@@ -234,6 +240,7 @@ class Settings:
     slack_client_secret: str = ""
     allowed_channels: tuple[str, ...] = ()
     allowed_users: tuple[str, ...] = ()
+    admin_users: tuple[str, ...] = ()
     openai_api_key: str = ""
     openai_base_url: str = _DEFAULTS["OPENAI_BASE_URL"]
     openai_model: str = _DEFAULTS["OPENAI_MODEL"]
@@ -329,6 +336,7 @@ class Settings:
             slack_client_secret=raw("SLACK_CLIENT_SECRET"),
             allowed_channels=_csv(raw("ALLOWED_CHANNELS")),
             allowed_users=_csv(raw("ALLOWED_USERS")),
+            admin_users=_csv(raw("ADMIN_USERS")),
             openai_api_key=raw("OPENAI_API_KEY"),
             openai_base_url=raw("OPENAI_BASE_URL") or _DEFAULTS["OPENAI_BASE_URL"],
             openai_model=raw("OPENAI_MODEL") or _DEFAULTS["OPENAI_MODEL"],

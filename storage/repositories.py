@@ -170,6 +170,32 @@ class RunRepository:
         stmt = select(Run).where(Run.status == status.value).order_by(Run.queued_at).limit(limit)
         return list(self.session.scalars(stmt))
 
+    def request_stop(self, run_id: str, *, by: str) -> bool:
+        """Mark a queued or running run to be stopped; False when it had already ended."""
+        result = self.session.execute(
+            update(Run)
+            .where(
+                Run.id == run_id,
+                Run.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
+            )
+            .values(stop_requested_by=by[:64])
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def stop_requested(self, run_ids: Sequence[str]) -> list[str]:
+        """Those of ``run_ids`` someone asked to stop."""
+        if not run_ids:
+            return []
+        stmt = select(Run.id).where(Run.id.in_(list(run_ids)), Run.stop_requested_by.is_not(None))
+        return list(self.session.scalars(stmt))
+
+    def active_for_task(self, task_id: str) -> list[Run]:
+        stmt = select(Run).where(
+            Run.task_id == task_id,
+            Run.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
+        )
+        return list(self.session.scalars(stmt))
+
     def claim(self, run_id: str, *, worker: str, started_at: datetime) -> bool:
         """Move a queued run to running; False when another worker got it first."""
         result = self.session.execute(

@@ -86,6 +86,7 @@ class ApiApp:
             _route("/api/task/{id}/run", POST=handlers.run, query=("version",)),
             _route("/api/task/{id}/versions", GET=handlers.versions),
             _route("/api/run/{id}", GET=handlers.get_run),
+            _route("/api/run/{id}/stop", POST=handlers.stop_run),
             _route("/api/usage", GET=handlers.usage, query=("days",)),
         )
 

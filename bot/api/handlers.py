@@ -138,6 +138,15 @@ class Handlers:
             raise NotFound(f"No run {run_id[:40]!r}.")
         return 200, serialize.run(self.services.runs.get(run_id.lower()))
 
+    def stop_run(self, request: Request, params: Mapping[str, str]) -> Reply:
+        run_id = params["id"]
+        if not _RUN_ID.match(run_id):
+            raise NotFound(f"No run {run_id[:40]!r}.")
+        stopped = self.services.stops.stop_run(
+            run_id.lower(), by=REQUESTED_BY, team_id=TEAM_ID, operator=True
+        )
+        return 202, serialize.run(self.services.runs.get(stopped.run_id))
+
     def _run_input(self, request: Request) -> tuple[bytes | None, str | None, int | None]:
         """(input bytes, input name, version) from a multipart upload or a JSON body."""
         limit = self.services.runs.max_input_bytes

@@ -407,6 +407,22 @@ def build_openapi(*, max_input_bytes: int) -> dict[str, Any]:
                 "responses": _responses(200, "Run", "The run."),
             }
         },
+        "/api/run/{id}/stop": {
+            "post": {
+                "operationId": "stopRun",
+                "summary": "Stop a queued or running run: it ends killed (reason stopped).",
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "description": "The run id (a UUID) as returned by the run endpoint.",
+                        "schema": {"type": "string", "pattern": "^[0-9a-fA-F-]{1,36}$"},
+                    }
+                ],
+                "responses": _responses(202, "Run", "The run, as it is when the stop was asked."),
+            }
+        },
         "/api/tasks": {
             "get": {
                 "operationId": "listTasks",

@@ -16,6 +16,7 @@ from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
 from bot.services.housekeeping import TaskHousekeeping
 from bot.services.runs import RunRecords, RunService
+from bot.services.stops import StopService
 from bot.services.tasks import TaskService
 from bot.services.usage import UsageService
 from storage.uow import UnitOfWorkFactory
@@ -56,6 +57,7 @@ class Services:
     usage: UsageService
     signal: RunSignal
     checks: Execute  # runs a version's checks harness in a sandbox (this process's, or not)
+    stops: StopService
     executor: Executor | None = None
     pool: RunPool | None = None
     sandboxes: Closeable | None = None

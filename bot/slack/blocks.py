@@ -19,6 +19,7 @@ from bot.services.views import (
     VersionView,
     checks_listing,
 )
+from bot.slack.stop_blocks import STOP_RUN_ACTION, stop_button, stopped_by
 from bot.slack.tables import SlackTable, table_block, table_note
 from storage.models import RunStatus, TaskType
 
@@ -310,7 +311,9 @@ def run_headline(run: RunView) -> str:
         "succeeded": f"succeeded in {seconds:.2f} s",
         "failed": f"failed: *{_inline(run.error_type or 'Error')}*",
         "timed_out": f"timed out after {seconds:.1f} s (wall-time limit)",
-        "killed": f"killed: over the {_inline(run.killed_reason or 'resource')} limit",
+        "killed": stopped_by(run.stopped_by)
+        if run.killed_reason == "stopped"
+        else f"killed: over the {_inline(run.killed_reason or 'resource')} limit",
     }.get(run.status, run.status)
     return f"{_STATUS_ICON.get(run.status, '')} {subject.capitalize()}: {outcome}"
 
@@ -332,6 +335,8 @@ def run_message(run: RunView) -> Message:
         if rendered.table is not None:
             attachments = [{"blocks": [rendered.table.block]}]
             blocks.append(_context(_escape(rendered.note or "")))
+    if not run.final:
+        blocks.append(stop_button(action_id=STOP_RUN_ACTION, value=run.id))
     if run.final and run.stderr and run.status is not RunStatus.SUCCEEDED:
         blocks.append(_context("stderr: " + _inline(run.stderr.strip()[-500:])))
     if run.final and run.files:

@@ -14,6 +14,7 @@ USAGE = (
     "needs a file asks for one)\n"
     "• `/task list`: this channel's recent tasks\n"
     "• `/task show <id> [vN]`: a version's metadata and code\n"
+    "• `/task stop <id>`: stop a task's queued or running runs (or one run, by its id)\n"
     "• `/task delete <id>`: delete a task you created (asks first)\n"
     "• `/task usage [days]`: what was spent (tokens, money, sandbox CPU) and the budgets\n"
     "• `/task help`: this message\n"
@@ -46,6 +47,11 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class Stop:
+    ref: str
+
+
+@dataclass(frozen=True)
 class ListTasks:
     pass
 
@@ -60,7 +66,7 @@ class Help:
     problem: str | None = None
 
 
-Command = Create | RunCommand | Show | Delete | ListTasks | Usage | Help
+Command = Create | RunCommand | Show | Delete | Stop | ListTasks | Usage | Help
 
 _TYPE = re.compile(r"^--type(?:=|\s+)(\S+)\s*", re.IGNORECASE)
 
@@ -101,6 +107,11 @@ def parse(text: str) -> Command:
         if len(parts) != 1:
             return Help("Which task? `/task delete <id>`")
         return Delete(parts[0])
+    if verb == "stop":
+        parts = rest.split()
+        if len(parts) != 1:
+            return Help("Which task or run? `/task stop <id>`")
+        return Stop(parts[0])
     if verb == "list":
         return ListTasks()
     if verb == "usage":

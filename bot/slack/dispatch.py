@@ -9,7 +9,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot.slack import blocks, delete
+from bot.slack import blocks, delete, stop
 from bot.slack.flows import Say, SlackFlows
 from bot.slack.messages import (
     CreateTask,
@@ -48,6 +48,7 @@ class Handlers:
             Spend: self.spend,
             Usage: self.usage,
         }
+        self._by_type.update(stop.handlers(flows))
 
     def handles(self, kind: type[Message]) -> bool:
         return kind in self._by_type

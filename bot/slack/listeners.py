@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
-from bot.slack import blocks, commands
+from bot.slack import blocks, commands, stop
 from bot.slack import messages as m
 from bot.slack.delete import DELETE_ACTION
 from bot.slack.messages import Dispatcher, Origin, Reply
@@ -89,6 +89,8 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
             message = m.DeleteAsk(ref=parsed.ref, **base)
         elif isinstance(parsed, commands.Usage):
             message = m.Spend(days=parsed.days, **base)
+        elif isinstance(parsed, commands.Stop):
+            message = stop.StopCommand(ref=parsed.ref, **base)
         else:
             message = m.ListTasks(**base)
         dispatcher.dispatch(message)
@@ -184,6 +186,8 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
             text=commands.USAGE, origin=origin, reply=reply, delivery=delivery_key(body)
         )
         dispatcher.dispatch(message)
+
+    stop.register(app, dispatcher, origin=_origin, delivery=delivery_key)
 
     tokens = app.default_tokens_revoked_event_listener() if revocations else None
     uninstalled = app.default_app_uninstalled_event_listener() if revocations else None

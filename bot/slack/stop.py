@@ -1,0 +1,99 @@
+"""Stop from Slack: the Stop button on a run message and ``/task stop <id>``.
+
+The ack half builds one typed message; the slow half asks the stop service, which checks who
+may stop (the run's starter, the task's creator, an ADMIN_USERS member) and reaches whichever
+worker holds the run. Whoever may not is told so, ephemerally; the run message itself shows
+the outcome once the worker recorded it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk import WebClient
+
+from bot.services.errors import NotFound
+from bot.services.stops import StopResult
+from bot.slack.flows import Say, SlackFlows
+from bot.slack.messages import Dispatcher, Message, Origin, Reply
+from bot.slack.stop_blocks import STOP_RUN_ACTION
+
+_RUN_ID_LENGTH = 36
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopRun(Message):
+    """The Stop button of a run message (its value is the run id)."""
+
+    run_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopCommand(Message):
+    """``/task stop <id>``: a run id, or a task id (prefix) whose runs to stop."""
+
+    ref: str
+
+
+def register(
+    app: AsyncApp, dispatcher: Dispatcher, *, origin: Callable[..., Origin], delivery: Any
+) -> None:
+    @app.action(STOP_RUN_ACTION)
+    async def on_stop_button(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        where = origin(context, channel_id=str(context.channel_id or ""))
+        dispatcher.dispatch(
+            StopRun(
+                run_id=str(action.get("value", "")),
+                origin=where,
+                reply=Reply(response_url=body.get("response_url")),
+                delivery=delivery(body),
+            )
+        )
+
+
+def stop_command(flows: SlackFlows, m: StopCommand, say: Say) -> None:
+    flows.gate(m.origin)
+    stops, origin = flows.services.stops, m.origin
+    ref = m.ref.strip()
+    results: list[StopResult]
+    if len(ref) == _RUN_ID_LENGTH:
+        try:
+            results = [stops.stop_run(ref, by=origin.user_id, team_id=origin.team_id)]
+        except NotFound:
+            results = _stop_task(flows, origin, ref)
+    else:
+        results = _stop_task(flows, origin, ref)
+    say(_told(results, ref))
+
+
+def _stop_task(flows: SlackFlows, origin: Origin, ref: str) -> list[StopResult]:
+    task = flows.services.tasks.get(ref, team_id=origin.team_id)
+    return flows.services.stops.stop_task(task, by=origin.user_id)
+
+
+def stop_button(flows: SlackFlows, m: StopRun, say: Say) -> None:
+    flows.gate(m.origin)
+    result = flows.services.stops.stop_run(m.run_id, by=m.origin.user_id, team_id=m.origin.team_id)
+    say(_told([result], m.run_id))
+
+
+def _told(results: list[StopResult], ref: str) -> str:
+    if not results:
+        return f"Nothing of `{ref[:8]}` is queued or running."
+    ids = ", ".join(f"`{r.run_id[:8]}`" for r in results)
+    return f"Stopping run{'s' * (len(results) != 1)} {ids}."
+
+
+def handlers(
+    flows: SlackFlows,
+) -> dict[type[Message], Callable[[Any, WebClient, Say, Any], None]]:
+    """The slow halves, by message type, for ``bot.slack.dispatch.Handlers``."""
+    return {
+        StopRun: lambda m, _client, say, _show: stop_button(flows, m, say),
+        StopCommand: lambda m, _client, say, _show: stop_command(flows, m, say),
+    }
