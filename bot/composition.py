@@ -19,6 +19,7 @@ from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
 from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
+from bot.services.reach import ReachService
 from bot.services.runs import RunQueue, RunRecords, RunService
 from bot.services.stops import StopService
 from bot.services.tasks import TaskService
@@ -188,6 +189,7 @@ def build_services(
         signal=signal,
         checks=execute,
         stops=StopService(uow=uow, runs=runs, signal=signal, admins=settings.admin_users),
+        reach=ReachService(uow=uow),
         executor=executor,
         pool=pool,
         sandboxes=sandboxes,

@@ -54,6 +54,33 @@ class TaskRepository:
         stmt = stmt.order_by(Task.created_at.desc(), Task.id).limit(limit)
         return list(self.session.scalars(stmt))
 
+    def reachable(
+        self,
+        *,
+        team_id: str,
+        user_id: str,
+        channels: Sequence[str],
+        search: str = "",
+        limit: int = 25,
+    ) -> list[Task]:
+        """A workspace's tasks ``user_id`` created or that live in one of ``channels``, most
+        recently changed first; ``search`` narrows by name or description (case-insensitive)."""
+        stmt = select(Task).where(
+            Task.team_id == team_id,
+            or_(Task.creator == user_id, Task.channel_id.in_(list(channels))),
+        )
+        if search:
+            pattern = "%" + search.lower().replace("%", "").replace("_", "") + "%"
+            stmt = stmt.where(
+                or_(
+                    func.lower(Task.name).like(pattern),
+                    func.lower(Task.desired_action).like(pattern),
+                    Task.id.like(pattern),
+                )
+            )
+        stmt = stmt.order_by(Task.updated_at.desc(), Task.id).limit(limit)
+        return list(self.session.scalars(stmt))
+
     def version(self, task_id: str, number: int) -> TaskVersion | None:
         stmt = select(TaskVersion).where(
             TaskVersion.task_id == task_id, TaskVersion.number == number
@@ -168,6 +195,18 @@ class RunRepository:
 
     def with_status(self, status: RunStatus, *, limit: int = 1000) -> list[Run]:
         stmt = select(Run).where(Run.status == status.value).order_by(Run.queued_at).limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def recent_by(self, user_id: str, *, task_ids: Sequence[str], limit: int = 10) -> list[Run]:
+        """``user_id``'s latest runs of ``task_ids``, newest first."""
+        if not task_ids:
+            return []
+        stmt = (
+            select(Run)
+            .where(Run.requested_by == user_id, Run.task_id.in_(list(task_ids)))
+            .order_by(Run.queued_at.desc(), Run.id)
+            .limit(limit)
+        )
         return list(self.session.scalars(stmt))
 
     def request_stop(self, run_id: str, *, by: str) -> bool:

@@ -15,6 +15,7 @@ from bot.services.codegen import CodeGenerator
 from bot.services.deliveries import DeliveryService
 from bot.services.events import RunSignal
 from bot.services.housekeeping import TaskHousekeeping
+from bot.services.reach import ReachService
 from bot.services.runs import RunRecords, RunService
 from bot.services.stops import StopService
 from bot.services.tasks import TaskService
@@ -58,6 +59,7 @@ class Services:
     signal: RunSignal
     checks: Execute  # runs a version's checks harness in a sandbox (this process's, or not)
     stops: StopService
+    reach: ReachService  # what a user can reach: Home tab, the shortcut's picker
     executor: Executor | None = None
     pool: RunPool | None = None
     sandboxes: Closeable | None = None

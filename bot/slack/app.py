@@ -22,6 +22,7 @@ from bot.services.replies import RunReplies
 from bot.slack.dispatch import Handlers
 from bot.slack.files import SlackFiles
 from bot.slack.flows import SlackFlows
+from bot.slack.home import HomeTab
 from bot.slack.messages import Message, Revoked
 from bot.slack.notifier import ClientSource, RunWatcher
 from bot.slack.outcomes import Uninstalled
@@ -38,6 +39,8 @@ BOT_SCOPES = (
     "im:history",
     "mpim:history",
     "app_mentions:read",
+    "channels:read",  # users.conversations: the channels whose tasks a Home tab lists
+    "groups:read",
 )
 
 
@@ -65,6 +68,7 @@ class FlowRuntime:
     clients: ClientSource
     workers: ThreadPoolExecutor
     generators: ThreadPoolExecutor
+    home: HomeTab
 
     def dispatch(self, message: Message) -> None:
         origin = message.origin
@@ -82,6 +86,7 @@ class FlowRuntime:
         self.watcher.start()
 
     def close(self) -> None:
+        self.home.close()
         self.watcher.stop()
         self.workers.shutdown(wait=True, cancel_futures=True)
         self.generators.shutdown(wait=False, cancel_futures=True)
@@ -122,7 +127,9 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
         generators=generators,
         on_run_queued=watcher.poke,
     )
-    return FlowRuntime(flows, Handlers(flows), watcher, clients, workers, generators)
+    home = HomeTab(flows, clients)
+    handlers = Handlers(flows, extra=home.handlers())
+    return FlowRuntime(flows, handlers, watcher, clients, workers, generators, home)
 
 
 # auth.test errors that mean the token itself is wrong: they do not go away by waiting.

@@ -61,6 +61,9 @@ def _inline(text: str) -> str:
     return _escape(flat).replace("`", "\u02cb").replace("*", "\u2217")
 
 
+escape_inline = _inline  # for the other Block Kit modules (home, shortcut)
+
+
 def preformatted(text: str) -> Block:
     """A code block (rich_text_preformatted keeps it verbatim, no mrkdwn escaping issues);
     terminal and bidi controls are replaced, since a run's output may carry them."""

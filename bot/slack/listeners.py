@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
-from bot.slack import blocks, commands, stop
+from bot.slack import blocks, commands, home, stop
 from bot.slack import messages as m
 from bot.slack.delete import DELETE_ACTION
 from bot.slack.messages import Dispatcher, Origin, Reply
@@ -188,6 +188,7 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
         dispatcher.dispatch(message)
 
     stop.register(app, dispatcher, origin=_origin, delivery=delivery_key)
+    home.register(app, dispatcher, origin=_origin, delivery=delivery_key)
 
     tokens = app.default_tokens_revoked_event_listener() if revocations else None
     uninstalled = app.default_app_uninstalled_event_listener() if revocations else None

@@ -21,6 +21,7 @@ from typing import Any
 
 from tests.fakes import slack_objects as real
 from tests.fakes.slack_http import serve
+from tests.fakes.slack_surfaces import SURFACE_METHODS, Surfaces
 
 
 @dataclass
@@ -70,6 +71,7 @@ class MockSlackAPI:
         self.limiter: real.TierLimiter | None = None
         self.vanishing: list[str] = []  # posts whose text contains one of these vanish at once
         self.hooks: list[tuple[str, Callable[[], None]]] = []  # run after a matching post
+        self.surfaces = Surfaces()  # views, membership, streaming (tests/fakes/slack_surfaces.py)
         self._ts = itertools.count(1)
         self._files = itertools.count(1)
         self._lock = threading.RLock()  # hooks may call back into the mock
@@ -259,6 +261,8 @@ class MockSlackAPI:
         channel = str(params.get("channel") or params.get("channel_id") or "")
         if method.startswith(("chat.", "files.completeUpload")) and channel in self.archived:
             return _error("is_archived")
+        if method in SURFACE_METHODS:
+            return self.surfaces.answer(method, params, self.messages)
         if method == "auth.test":
             return _ok(
                 url="https://test.slack.com/",

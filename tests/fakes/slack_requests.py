@@ -170,6 +170,34 @@ class SlackSender:
             }
         )
 
+    def view_button(
+        self, value: str, *, action_id: str, team: str = "T1", user: str = "U1"
+    ) -> tuple[int, str]:
+        """A block_actions payload from a button on the app's Home tab: a view container, no
+        channel and no response_url."""
+        n = next(_ids)
+        return self.interactive(
+            {
+                "type": "block_actions",
+                "team": {"id": team, "domain": "test"},
+                "user": {"id": user, "username": "someone", "name": "someone", "team_id": team},
+                "is_enterprise_install": False,
+                "api_app_id": "A1",
+                "trigger_id": f"trigger.h{n}",
+                "container": {"type": "view", "view_id": f"VH{user}"},
+                "view": {"id": f"VH{user}", "type": "home", "team_id": team, "blocks": []},
+                "actions": [
+                    {
+                        "type": "button",
+                        "action_id": action_id,
+                        "block_id": f"home_{value}",
+                        "value": value,
+                        "action_ts": f"{n}.0",
+                    }
+                ],
+            }
+        )
+
     def submit_files(
         self,
         private_metadata: str,
