@@ -19,6 +19,7 @@ from slack_sdk.oauth.installation_store import InstallationStore
 from bot.config import Settings
 from bot.services.container import Services
 from bot.services.replies import RunReplies
+from bot.slack import shortcut
 from bot.slack.dispatch import Handlers
 from bot.slack.files import SlackFiles
 from bot.slack.flows import SlackFlows
@@ -128,7 +129,7 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
         on_run_queued=watcher.poke,
     )
     home = HomeTab(flows, clients)
-    handlers = Handlers(flows, extra=home.handlers())
+    handlers = Handlers(flows, extra={**home.handlers(), **shortcut.handlers(flows)})
     return FlowRuntime(flows, handlers, watcher, clients, workers, generators, home)
 
 

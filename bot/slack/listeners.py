@@ -9,7 +9,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
-from bot.slack import blocks, commands, home, stop
+from bot.services.container import Services
+from bot.slack import blocks, commands, home, shortcut, stop
 from bot.slack import messages as m
 from bot.slack.delete import DELETE_ACTION
 from bot.slack.messages import Dispatcher, Origin, Reply
@@ -55,7 +56,13 @@ def _origin(context: AsyncBoltContext, *, channel_id: str) -> Origin:
     )
 
 
-def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bool = False) -> None:
+def register_listeners(
+    app: AsyncApp,
+    dispatcher: Dispatcher,
+    *,
+    revocations: bool = False,
+    services: Services | None = None,
+) -> None:
     """Every listener parses, acks and hands one typed message (``bot.slack.messages``) to the
     dispatcher; nothing else.
 
@@ -189,6 +196,8 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
 
     stop.register(app, dispatcher, origin=_origin, delivery=delivery_key)
     home.register(app, dispatcher, origin=_origin, delivery=delivery_key)
+    if services is not None:  # the shortcut's task picker reads the tasks in the ack half
+        shortcut.register(app, dispatcher, origin=_origin, delivery=delivery_key, services=services)
 
     tokens = app.default_tokens_revoked_event_listener() if revocations else None
     uninstalled = app.default_app_uninstalled_event_listener() if revocations else None
