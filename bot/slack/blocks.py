@@ -19,7 +19,12 @@ from bot.services.views import (
     VersionView,
     checks_listing,
 )
-from bot.slack.stop_blocks import STOP_RUN_ACTION, stop_button, stopped_by
+from bot.slack.stop_blocks import (
+    STOP_GENERATION_ACTION,
+    STOP_RUN_ACTION,
+    stop_button,
+    stopped_by,
+)
 from bot.slack.tables import SlackTable, table_block, table_note
 from storage.models import RunStatus, TaskType
 
@@ -109,6 +114,7 @@ def task_generating(task: TaskView) -> Message:
                 f"_{_escape(task.desired_action[:500])}_"
             ),
             _context(f"id `{task.id}` · {task.task_type} · asked by <@{task.creator}>"),
+            stop_button(action_id=STOP_GENERATION_ACTION, value=task.id),
         ],
     )
 

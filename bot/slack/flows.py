@@ -20,6 +20,8 @@ from bot.services.views import TaskDetail, TaskView, Workspace
 from bot.slack import blocks
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
 from bot.slack.messages import Origin
+from bot.slack.progress import GenerationStops, LiveSteps
+from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
 from bot.slack.usage_blocks import usage_message
 from storage.errors import StorageUnavailable
 from storage.models import TaskType
@@ -67,6 +69,7 @@ class SlackFlows:
         settings = services.settings
         self.allowed_channels = settings.allowed_channels
         self.allowed_users = settings.allowed_users
+        self.generation_stops = GenerationStops()
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -153,13 +156,36 @@ class SlackFlows:
 
     def _generate_first(self, client: WebClient, task: TaskView, root: str) -> None:
         assert task.channel_id
+        live = self.live_steps(client, task, thread_ts=root, user_id=task.creator)
         try:
-            detail = self.services.tasks.generate_first(task.id)
+            detail = self.services.tasks.generate_first(task.id, progress=live.step)
         except ServiceError as exc:
+            live.finish(ok=False, detail=str(exc))
             update(client, task.channel_id, root, blocks.task_failed(task, str(exc)))
             return
+        finally:
+            self.generation_stops.end(task.id)
+        live.finish(ok=True)
         self.post_version(client, detail, channel=task.channel_id, thread_ts=root)
         update(client, task.channel_id, root, blocks.task_ready(detail))
+
+    def live_steps(
+        self, client: WebClient, task: TaskView, *, thread_ts: str, user_id: str
+    ) -> LiveSteps:
+        """The generation's steps shown live in its thread (``bot.slack.progress``)."""
+        assert task.channel_id
+        self.generation_stops.begin(task.id, started_by=user_id)
+        live = LiveSteps(
+            client,
+            channel=task.channel_id,
+            thread_ts=thread_ts,
+            task_id=task.id,
+            user_id=user_id,
+            team_id=task.team_id,
+            stops=self.generation_stops,
+        )
+        live.start()
+        return live
 
     def post_version(
         self, client: WebClient, detail: TaskDetail, *, channel: str, thread_ts: str
@@ -301,7 +327,12 @@ class SlackFlows:
     def refine(self, client: WebClient, origin: Origin, *, task: TaskView, feedback: str) -> None:
         assert task.channel_id and task.thread_ts
         channel, thread = task.channel_id, task.thread_ts
-        placeholder = post(client, channel, blocks.refining(feedback), thread)
+        asking = blocks.refining(feedback)
+        asking = blocks.Message(
+            asking.text,
+            [*asking.blocks, stop_button(action_id=STOP_GENERATION_ACTION, value=task.id)],
+        )
+        placeholder = post(client, channel, asking, thread)
         say = _nobody
         self.submit(
             say,
@@ -316,13 +347,22 @@ class SlackFlows:
     ) -> None:
         assert task.channel_id and task.thread_ts
         channel, thread = task.channel_id, task.thread_ts
+        live = self.live_steps(client, task, thread_ts=thread, user_id=origin.user_id)
         try:
             result = self.services.tasks.refine(
-                task.id, feedback=feedback, requested_by=origin.user_id, team_id=origin.team_id
+                task.id,
+                feedback=feedback,
+                requested_by=origin.user_id,
+                team_id=origin.team_id,
+                progress=live.step,
             )
         except ServiceError as exc:
+            live.finish(ok=False, detail=str(exc))
             update(client, channel, placeholder, blocks.refine_failed(str(exc)))
             return
+        finally:
+            self.generation_stops.end(task.id)
+        live.finish(ok=True)
         update(client, channel, placeholder, blocks.refinement_summary(result))
         if len(result.diff) > blocks.CODE_INLINE_LIMIT:
             upload_to_thread(
