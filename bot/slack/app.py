@@ -19,7 +19,7 @@ from slack_sdk.oauth.installation_store import InstallationStore
 from bot.config import Settings
 from bot.services.container import Services
 from bot.services.replies import RunReplies
-from bot.slack import shortcut
+from bot.slack import direct, shortcut
 from bot.slack.dispatch import Handlers
 from bot.slack.files import SlackFiles
 from bot.slack.flows import SlackFlows
@@ -129,7 +129,8 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
         on_run_queued=watcher.poke,
     )
     home = HomeTab(flows, clients)
-    handlers = Handlers(flows, extra={**home.handlers(), **shortcut.handlers(flows)})
+    extra = {**home.handlers(), **shortcut.handlers(flows), **direct.handlers(flows)}
+    handlers = Handlers(flows, extra=extra)
     return FlowRuntime(flows, handlers, watcher, clients, workers, generators, home)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.services.container import Services
-from bot.slack import blocks, commands, home, shortcut, stop
+from bot.slack import blocks, commands, direct, home, shortcut, stop
 from bot.slack import messages as m
 from bot.slack.delete import DELETE_ACTION
 from bot.slack.messages import Dispatcher, Origin, Reply
@@ -172,6 +172,15 @@ def register_listeners(
         if not user or user == context.get("bot_user_id"):
             return
         thread_ts = event.get("thread_ts")
+        if direct.is_direct_file(event):  # a file in the app's DM, with a task id in the text
+            origin = _origin(context, channel_id=str(event.get("channel", "")))
+            reply = Reply(channel_id=origin.channel_id, user_id=origin.user_id)
+            dispatcher.dispatch(
+                direct.DirectFile(
+                    event=event, origin=origin, reply=reply, delivery=delivery_key(body)
+                )
+            )
+            return
         if not thread_ts or thread_ts == event.get("ts"):
             return  # only replies inside a thread concern a task
         origin = _origin(context, channel_id=str(event.get("channel", "")))
