@@ -7,10 +7,12 @@ bot shares with them), by the rule of ``bot.services.access``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +122,8 @@ class HomeTab:
         self._viewers: dict[str, tuple[str, str | None]] = {}  # user -> (team, enterprise)
         self._due: dict[str, threading.Timer] = {}
         self._lock = threading.Lock()
+        # Run changes are told on the thread that recorded them: look them up on this one.
+        self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskbot-home")
         flows.services.signal.subscribe(self._run_changed)
 
     # --- publishing -------------------------------------------------------------------------
@@ -134,10 +138,14 @@ class HomeTab:
         client.views_publish(user_id=origin.user_id, view=home_view(reach))
 
     def _run_changed(self, run_id: str) -> None:
-        """On the changing thread: find whose Home shows this run's task, refresh it later."""
         with self._lock:
             if not self._viewers:
                 return
+        with contextlib.suppress(RuntimeError):  # shutting down
+            self._lookups.submit(self._whose, run_id)
+
+    def _whose(self, run_id: str) -> None:
+        """Whose Home shows this run's task: refresh theirs, later."""
         try:
             run = self.flows.services.runs.get(run_id)
             task = self.flows.services.tasks.get(run.task_id)
@@ -175,6 +183,7 @@ class HomeTab:
             self._due.clear()
         for timer in timers:
             timer.cancel()
+        self._lookups.shutdown(wait=False, cancel_futures=True)
 
     # --- buttons ----------------------------------------------------------------------------
 
