@@ -20,7 +20,7 @@ from bot.services.views import TaskDetail, TaskView, Workspace
 from bot.slack import blocks
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
 from bot.slack.messages import Origin
-from bot.slack.progress import GenerationStops, LiveSteps
+from bot.slack.progress import GenerationStops, live_steps
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
 from bot.slack.usage_blocks import usage_message
 from storage.errors import StorageUnavailable
@@ -156,7 +156,9 @@ class SlackFlows:
 
     def _generate_first(self, client: WebClient, task: TaskView, root: str) -> None:
         assert task.channel_id
-        live = self.live_steps(client, task, thread_ts=root, user_id=task.creator)
+        live = live_steps(
+            client, task, thread_ts=root, user_id=task.creator, stops=self.generation_stops
+        )
         try:
             detail = self.services.tasks.generate_first(task.id, progress=live.step)
         except ServiceError as exc:
@@ -168,24 +170,6 @@ class SlackFlows:
         live.finish(ok=True)
         self.post_version(client, detail, channel=task.channel_id, thread_ts=root)
         update(client, task.channel_id, root, blocks.task_ready(detail))
-
-    def live_steps(
-        self, client: WebClient, task: TaskView, *, thread_ts: str, user_id: str
-    ) -> LiveSteps:
-        """The generation's steps shown live in its thread (``bot.slack.progress``)."""
-        assert task.channel_id
-        self.generation_stops.begin(task.id, started_by=user_id)
-        live = LiveSteps(
-            client,
-            channel=task.channel_id,
-            thread_ts=thread_ts,
-            task_id=task.id,
-            user_id=user_id,
-            team_id=task.team_id,
-            stops=self.generation_stops,
-        )
-        live.start()
-        return live
 
     def post_version(
         self, client: WebClient, detail: TaskDetail, *, channel: str, thread_ts: str
@@ -347,7 +331,9 @@ class SlackFlows:
     ) -> None:
         assert task.channel_id and task.thread_ts
         channel, thread = task.channel_id, task.thread_ts
-        live = self.live_steps(client, task, thread_ts=thread, user_id=origin.user_id)
+        live = live_steps(
+            client, task, thread_ts=thread, user_id=origin.user_id, stops=self.generation_stops
+        )
         try:
             result = self.services.tasks.refine(
                 task.id,

@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from bot.services.errors import NotAllowed, NotFound
 from bot.services.steps import GenerationStopped, Step, StepEvent
 from bot.services.stops import may_stop
+from bot.services.views import TaskView
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
 
 logger = logging.getLogger(__name__)
@@ -232,3 +233,22 @@ class LiveSteps:
                 self.state.detail[step_id] = detail[:200]
                 changed.append(step_id)
         self._show(changed or ["ready"], final=True)
+
+
+def live_steps(
+    client: WebClient, task: TaskView, *, thread_ts: str, user_id: str, stops: GenerationStops
+) -> LiveSteps:
+    """A generation of ``task`` (started by ``user_id``) shown live in its thread, begun."""
+    assert task.channel_id
+    stops.begin(task.id, started_by=user_id)
+    live = LiveSteps(
+        client,
+        channel=task.channel_id,
+        thread_ts=thread_ts,
+        task_id=task.id,
+        user_id=user_id,
+        team_id=task.team_id,
+        stops=stops,
+    )
+    live.start()
+    return live
