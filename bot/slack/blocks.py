@@ -309,6 +309,14 @@ _STATUS_ICON = {
 }
 
 
+def _since(run: RunView) -> str:
+    """When a running run started, in each reader's own time zone (Slack's date token)."""
+    if run.started_at is None:
+        return ""
+    fallback = f"{run.started_at:%H:%M:%S} UTC"
+    return f" (since <!date^{int(run.started_at.timestamp())}^{{time_secs}}|{fallback}>)"
+
+
 def run_headline(run: RunView) -> str:
     subject = f"run `{run.id[:8]}` of v{run.version_number}"
     if run.input_name:
@@ -316,7 +324,7 @@ def run_headline(run: RunView) -> str:
     seconds = run.duration_seconds or 0.0
     outcome = {
         "queued": "queued",
-        "running": "running…",
+        "running": "running…" + _since(run),
         "succeeded": f"succeeded in {seconds:.2f} s",
         "failed": f"failed: *{_inline(run.error_type or 'Error')}*",
         "timed_out": f"timed out after {seconds:.1f} s (wall-time limit)",

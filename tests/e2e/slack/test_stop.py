@@ -107,6 +107,7 @@ def test_the_stop_button_kills_a_running_run_and_everything_it_started(
     stack = slow_stack
     run, started = _start_slow_run(stack)
     running = [c for c in stack.mock.of("chat.update") if ": running" in text_of(c)][-1]
+    assert "(since <!date^" in text_of(running)  # when it started, in the reader's time zone
     stop = [b for b in running.params["blocks"] if b.get("type") == "actions"]
     assert stop and stop[0]["elements"][0]["action_id"] == "stop_run"
     assert stop[0]["elements"][0]["value"] == run.id
