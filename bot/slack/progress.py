@@ -22,6 +22,7 @@ from bot.services.errors import NotAllowed, NotFound
 from bot.services.steps import GenerationStopped, Step, StepEvent
 from bot.services.stops import may_stop
 from bot.services.views import TaskView
+from bot.slack.blocks import escape_inline
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ class LiveSteps:
         for step_id, title in PLAN:
             detail = self.state.detail.get(step_id)
             icon = _ICONS[self.state.status[step_id]]
-            lines.append(f"{icon} {title}" + (f": {detail}" if detail else ""))
+            # Details can carry an error's words (from the model's code): escaped for mrkdwn.
+            lines.append(f"{icon} {title}" + (f": {escape_inline(detail)}" if detail else ""))
         return "\n".join(lines)
 
     def _blocks(self, *, final: bool) -> list[dict[str, Any]]:
