@@ -26,6 +26,8 @@ from bot.services.pins import PinService
 from bot.services.run_errors import RunErrorSharing
 from bot.services.runs import RunQueue, RunRecords, RunService
 from bot.services.schedules import ScheduleService
+from bot.services.reach import ReachService
+from bot.services.stops import StopService
 from bot.services.tasks import TaskService
 from bot.services.tokens import TokenService
 from bot.services.usage import Budgets, Prices, UsageService
@@ -211,6 +213,8 @@ def build_services(
         tokens=tokens,
         audit=audit,
         personal=personal,
+        stops=StopService(uow=uow, runs=runs, signal=signal, admins=settings.admin_users),
+        reach=ReachService(uow=uow),
         executor=executor,
         pool=pool,
         sandboxes=sandboxes,

@@ -195,6 +195,9 @@ class Run(Base):
     reply_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reply_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cpu_seconds: Mapped[float | None] = mapped_column(Float)  # user + system CPU of the run
+    # Who asked to stop the run (a Slack user id, or "cli"/"api:..."): whichever worker holds
+    # it sees this and kills it (bot/services/stops.py, bot/worker/stopwatch.py).
+    stop_requested_by: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_runs_task_queued", "task_id", "queued_at"),

@@ -54,6 +54,33 @@ class TaskRepository:
         stmt = stmt.order_by(Task.created_at.desc(), Task.id).limit(limit)
         return list(self.session.scalars(stmt))
 
+    def reachable(
+        self,
+        *,
+        team_id: str,
+        user_id: str,
+        channels: Sequence[str],
+        search: str = "",
+        limit: int = 25,
+    ) -> list[Task]:
+        """A workspace's tasks ``user_id`` created or that live in one of ``channels``, most
+        recently changed first; ``search`` narrows by name or description (case-insensitive)."""
+        stmt = select(Task).where(
+            Task.team_id == team_id,
+            or_(Task.creator == user_id, Task.channel_id.in_(list(channels))),
+        )
+        if search:
+            pattern = "%" + search.lower().replace("%", "").replace("_", "") + "%"
+            stmt = stmt.where(
+                or_(
+                    func.lower(Task.name).like(pattern),
+                    func.lower(Task.desired_action).like(pattern),
+                    Task.id.like(pattern),
+                )
+            )
+        stmt = stmt.order_by(Task.updated_at.desc(), Task.id).limit(limit)
+        return list(self.session.scalars(stmt))
+
     def version(self, task_id: str, number: int) -> TaskVersion | None:
         stmt = select(TaskVersion).where(
             TaskVersion.task_id == task_id, TaskVersion.number == number

@@ -169,6 +169,38 @@ class RunRepository:
         stmt = select(Run).where(Run.status == status.value).order_by(Run.queued_at).limit(limit)
         return list(self.session.scalars(stmt))
 
+    def recent_by(self, user_id: str, *, task_ids: Sequence[str], limit: int = 10) -> list[Run]:
+        """``user_id``'s latest runs of ``task_ids``, newest first."""
+        if not task_ids:
+            return []
+        stmt = (
+            select(Run)
+            .where(Run.requested_by == user_id, Run.task_id.in_(list(task_ids)))
+            .order_by(Run.queued_at.desc(), Run.id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(stmt))
+
+    def request_stop(self, run_id: str, *, by: str) -> bool:
+        """Mark a queued or running run to be stopped; False when it had already ended."""
+        result = self.session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status.in_(_UNENDED))
+            .values(stop_requested_by=by[:64])
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def stop_requested(self, run_ids: Sequence[str]) -> list[str]:
+        """Those of ``run_ids`` someone asked to stop."""
+        if not run_ids:
+            return []
+        stmt = select(Run.id).where(Run.id.in_(list(run_ids)), Run.stop_requested_by.is_not(None))
+        return list(self.session.scalars(stmt))
+
+    def active_for_task(self, task_id: str) -> list[Run]:
+        stmt = select(Run).where(Run.task_id == task_id, Run.status.in_(_UNENDED))
+        return list(self.session.scalars(stmt))
+
     def claim(self, run_id: str, *, worker: str, started_at: datetime) -> bool:
         """Move a queued run to running; False when another worker got it first."""
         params = {"run_id": run_id, "p_worker": worker, "p_started_at": started_at}

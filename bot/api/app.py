@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from bot.api import audit, pin_routes, routes
+from bot.api import audit, pin_routes, routes, stop_routes
 from bot.api.bodies import JSON_BODY_LIMIT
 from bot.api.errors import ApiError, JsonResponse, error_response
 from bot.api.guard import ErrorShapeRoute
@@ -98,6 +98,7 @@ class TaskbotApi(FastAPI):
         self.max_input_bytes = max_input_bytes
         self.include_router(routes.router)
         self.include_router(pin_routes.router)
+        self.include_router(stop_routes.router)
         self.include_router(audit.router(routes.errors, routes.known_query))
         self.router.add_api_route(
             OPENAPI_PATH,

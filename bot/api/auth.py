@@ -37,6 +37,7 @@ SCOPE_OF: dict[str, Scope] = {
     "getAudit": Scope.READ,
     "pinVersion": Scope.WRITE,
     "unpinVersion": Scope.WRITE,
+    "stopRun": Scope.RUN,
 }
 """The scope each operation needs (every operation but the OpenAPI document is here)."""
 

@@ -15,7 +15,7 @@ from typing import TextIO
 from bot.config import Settings
 from bot.progress import Progress, interruptibly, wanted
 from bot.services.container import Services
-from bot.services.errors import InvalidInput
+from bot.services.errors import InvalidInput, ServiceError
 from bot.services.outcomes import load_json_result
 from bot.services.runs import RunOutcome, RunView
 from bot.services.tables import as_table, terminal_table
@@ -90,6 +90,8 @@ def describe(view: RunView) -> str:
         return f"succeeded in {view.duration_seconds or 0:.2f} s"
     if view.status is RunStatus.TIMED_OUT:
         return f"timed out after {view.duration_seconds or 0:.1f} s (SANDBOX_WALL_SECONDS)"
+    if view.status is RunStatus.KILLED and view.killed_reason == "stopped":
+        return f"killed: stopped by {view.stopped_by or 'someone'}"
     if view.status is RunStatus.KILLED:
         setting = LIMIT_SETTINGS.get(view.killed_reason or "")
         where = f" ({setting})" if setting else ""
@@ -127,8 +129,12 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
             # The sandbox is torn down under the run's thread on the way out: what it logs
             # then is noise for someone who pressed Ctrl-C, not news.
             logging.disable(logging.CRITICAL)
-        else:
-            err.write(f"\nstopped waiting; run {view.id} goes on on a worker\n")
+        else:  # a worker holds it: ask it to kill the run (killed, stopped from the terminal)
+            try:
+                services.stops.stop_run(view.id, by="cli", operator=True)
+                err.write(f"\nstopping run {view.id}: its worker kills it\n")
+            except ServiceError as exc:
+                err.write(f"\n{for_terminal(str(exc))}\n")
         raise
     err.write(f"run {view.id} of v{view.version_number}: {for_terminal(describe(view))}\n")
     for label, raw in (("stdout", view.stdout), ("stderr", view.stderr)):

@@ -21,6 +21,8 @@ from bot.services.personal import PersonalAccess
 from bot.services.pins import PinService
 from bot.services.runs import RunRecords, RunService
 from bot.services.schedules import ScheduleService
+from bot.services.reach import ReachService
+from bot.services.stops import StopService
 from bot.services.tasks import TaskService
 from bot.services.tokens import TokenService
 from bot.services.usage import UsageService
@@ -69,6 +71,8 @@ class Services:
     tokens: TokenService  # personal tokens (issue 19)
     audit: AuditService
     personal: PersonalAccess
+    stops: StopService
+    reach: ReachService  # what a user can reach: Home tab, the shortcut's picker
     executor: Executor | None = None
     pool: RunPool | None = None
     sandboxes: Closeable | None = None

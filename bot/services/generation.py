@@ -14,6 +14,7 @@ from bot.services.checks import Check, CheckResult, CheckRunner, merge_kept, nor
 from bot.services.codegen import ChatMessage, CodeGenerator, ModelReply
 from bot.services.errors import BudgetExceeded, GenerationFailed, ModelUnavailable
 from bot.services.model_output import MAX_ANSWER_CHARS
+from bot.services.steps import Progress, Step, StepEvent, no_progress
 from bot.services.validation import check_code
 
 logger = logging.getLogger(__name__)
@@ -243,6 +244,7 @@ class Generation:
         previous_checks: Sequence[Check] = (),
         tally: Tally | None = None,
         before_repair: Callable[[], None] | None = None,
+        progress: Progress = no_progress,
     ) -> Generated:
         """Ask, validate, run the checks; repair with the exact error, at most ``max_repairs``
         times. Code that never validates raises; code whose checks never pass comes back with
@@ -262,6 +264,7 @@ class Generation:
                     if draft is None:
                         raise
                     break
+            progress(StepEvent(Step.WRITING, "writing the code", attempt))
             try:
                 reply = self.generator.generate(history, schema=answer_schema())
             except ModelUnavailable as exc:
@@ -270,7 +273,14 @@ class Generation:
             spent.add(reply)
             candidate, error = self._read(reply, previous_checks)
             if candidate is not None:
+                if self.checker is not None and candidate.checks:
+                    count = len(candidate.checks)
+                    progress(StepEvent(Step.CHECKING, f"running {count} checks", attempt))
                 candidate = self._checked(candidate)
+                if candidate.check_results:
+                    passed = sum(1 for r in candidate.check_results if r.ok)
+                    total = len(candidate.check_results)
+                    progress(StepEvent(Step.CHECKED, f"{passed} of {total} checks passed", attempt))
                 spent.check_cpu_seconds += candidate.check_cpu_seconds
                 generated = replace(
                     candidate,

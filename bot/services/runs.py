@@ -65,6 +65,7 @@ class RunView:
     duration_seconds: float | None
     files: tuple[OutputFileView, ...] = ()
     cpu_seconds: float | None = None
+    stopped_by: str | None = None  # who asked to stop it (killed_reason "stopped")
 
     @property
     def final(self) -> bool:
@@ -97,6 +98,7 @@ class RunView:
             duration_seconds=run.duration_seconds,
             files=tuple(OutputFileView(f.name, f.size, f.content) for f in files),
             cpu_seconds=run.cpu_seconds,
+            stopped_by=run.stop_requested_by,
         )
 
 
@@ -164,6 +166,11 @@ class RunRecords:
             if run is None:
                 raise NotFound(f"No run {run_id}.")
             return RunView.of(run, uow.runs.files(run_id))
+
+    def stop_requested(self, run_ids: Sequence[str]) -> list[str]:
+        """Those of ``run_ids`` someone asked to stop (``bot.services.stops``)."""
+        with self._uow() as uow:
+            return uow.runs.stop_requested(run_ids)
 
     def queued_ids(self, *, limit: int = 1000) -> list[str]:
         with self._uow() as uow:

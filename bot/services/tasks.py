@@ -29,6 +29,7 @@ from bot.services.generation import (
     refine_messages,
 )
 from bot.services.run_errors import RunErrorSharing, shared_error, shared_input
+from bot.services.steps import GenerationStopped, Progress, Step, StepEvent, no_progress
 from bot.services.task_reads import TaskReads
 from bot.services.task_versions import new_version
 from bot.services.usage import UsageService
@@ -131,8 +132,9 @@ class TaskService(TaskReads):
             task.updated_at = self._clock()
             uow.commit()
 
-    def generate_first(self, task_id: str) -> TaskDetail:
-        """Generate and store version 1 of a task made by ``start``."""
+    def generate_first(self, task_id: str, *, progress: Progress = no_progress) -> TaskDetail:
+        """Generate and store version 1 of a task made by ``start``; ``progress`` hears each
+        step (and may stop it: ``bot.services.steps``)."""
         with self._uow() as uow:
             task = TaskView.of(self._get(uow, task_id))
         if task.current_version is not None:
@@ -150,7 +152,7 @@ class TaskService(TaskReads):
             task_type=task.task_type,
             packages=self._generation.packages,
         )
-        generated = self._generate(task, messages, requested_by=task.creator)
+        generated = self._generate(task, messages, requested_by=task.creator, progress=progress)
         return self._store_version(
             task.id,
             generated,
@@ -191,6 +193,7 @@ class TaskService(TaskReads):
         feedback: str,
         requested_by: str,
         team_id: str | None = None,
+        progress: Progress = no_progress,
     ) -> Refinement:
         feedback = feedback.strip()
         if not feedback:
@@ -235,7 +238,12 @@ class TaskService(TaskReads):
         )
         kept = tuple(Check(str(c["name"]), str(c["code"])) for c in previous.checks)
         generated = self._generate(
-            view, messages, requested_by=requested_by, keep_state=True, previous_checks=kept
+            view,
+            messages,
+            requested_by=requested_by,
+            keep_state=True,
+            previous_checks=kept,
+            progress=progress,
         )
         detail = self._store_version(
             view.id,
@@ -265,18 +273,23 @@ class TaskService(TaskReads):
         requested_by: str,
         keep_state: bool = False,
         previous_checks: Sequence[Check] = (),
+        progress: Progress = no_progress,
     ) -> Generated:
         tally = Tally()
         try:
-            return self._generation.run(
+            progress(StepEvent(Step.UNDERSTANDING, "reading the request"))
+            generated = self._generation.run(
                 messages,
                 previous_checks=previous_checks,
                 tally=tally,
                 before_repair=lambda: self._check_budget(
                     team_id=task.team_id, user_id=requested_by, spent=tally
                 ),
+                progress=progress,
             )
-        except (GenerationFailed, ModelUnavailable, BudgetExceeded) as exc:
+            progress(StepEvent(Step.STORING, "storing the version"))
+            return generated
+        except (GenerationFailed, ModelUnavailable, BudgetExceeded, GenerationStopped) as exc:
             with self._uow() as uow:
                 uow.usage.add(
                     self._usage.generation_event(

@@ -19,9 +19,11 @@ from bot.config import Settings
 from bot.services.container import Services
 from bot.services.fairness import FairPool
 from bot.services.replies import RunReplies
+from bot.slack import direct, shortcut
 from bot.slack.dispatch import Handlers
 from bot.slack.files import SlackFiles
 from bot.slack.flows import SlackFlows
+from bot.slack.home import HomeTab
 from bot.slack.messages import Message, Revoked
 from bot.slack.notifier import ClientSource, RunWatcher
 from bot.slack.outcomes import Uninstalled
@@ -42,7 +44,8 @@ BOT_SCOPES = (
     "mpim:history",
     "app_mentions:read",
     "users:read",  # issue 18: a schedule's time zone
-    "channels:read",  # conversations.members: who may use a task with a personal token
+    # conversations.members (personal tokens) and users.conversations (the Home tab's channels)
+    "channels:read",
     "groups:read",
     "im:read",
     "mpim:read",
@@ -74,6 +77,7 @@ class FlowRuntime:
     workers: TrackedPool
     generators: FairPool
     sweep: GenerationSweep  # abandoned generations failed, their root messages updated
+    home: HomeTab
     ticker: ScheduleTicker | None = None  # issue 18
 
     def dispatch(self, message: Message) -> None:
@@ -98,6 +102,7 @@ class FlowRuntime:
         if self.ticker is not None:
             self.ticker.stop()
         self.sweep.stop()
+        self.home.close()
         self.watcher.stop()
         self.workers.shutdown(wait=True, cancel_futures=True)
         self.generators.shutdown(wait=False, cancel_futures=True)
@@ -149,7 +154,12 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     )
     sweep = GenerationSweep(housekeeping=services.housekeeping, clients=clients)
     ticker = ScheduleTicker(flows, clients, every=settings.schedule_check_seconds)
-    return FlowRuntime(flows, Handlers(flows), watcher, clients, workers, generators, sweep, ticker)
+    home = HomeTab(flows, clients)
+    extra = {**home.handlers(), **shortcut.handlers(flows), **direct.handlers(flows)}
+    handlers = Handlers(flows, extra=extra)
+    return FlowRuntime(
+        flows, handlers, watcher, clients, workers, generators, sweep, home, ticker
+    )
 
 
 # auth.test errors that mean the token itself is wrong: they do not go away by waiting.

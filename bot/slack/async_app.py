@@ -133,7 +133,7 @@ def build_slack(
         flows = build_flows(services, client=client)
         off_loop = OffLoop(flows)
         dispatcher = off_loop
-    register_listeners(app, dispatcher, revocations=installations is not None)
+    register_listeners(app, dispatcher, revocations=installations is not None, services=services)
     return SlackRuntime(app, AsyncSlackRequestHandler(app), flows, off_loop)
 
 

@@ -20,6 +20,12 @@ from bot.services.views import (
     VersionView,
     checks_listing,
 )
+from bot.slack.stop_blocks import (
+    STOP_GENERATION_ACTION,
+    STOP_RUN_ACTION,
+    stop_button,
+    stopped_by,
+)
 from bot.slack.tables import SlackTable, table_block, table_note
 from storage.models import RunStatus, TaskType
 
@@ -59,6 +65,9 @@ def _inline(text: str) -> str:
     cannot start a line of its own or close the code span or bold it is shown in."""
     flat = _NOT_INLINE.sub(" ", text).strip()
     return _escape(flat).replace("`", "\u02cb").replace("*", "\u2217")
+
+
+escape_inline = _inline  # for the other Block Kit modules (home, shortcut)
 
 
 def preformatted(text: str) -> Block:
@@ -106,6 +115,7 @@ def task_generating(task: TaskView) -> Message:
                 f"_{_escape(task.desired_action[:500])}_"
             ),
             _context(f"id `{task.id}` · {task.task_type} · asked by <@{task.creator}>"),
+            stop_button(action_id=STOP_GENERATION_ACTION, value=task.id),
         ],
     )
 
@@ -304,6 +314,14 @@ _STATUS_ICON = {
 }
 
 
+def _since(run: RunView) -> str:
+    """When a running run started, in each reader's own time zone (Slack's date token)."""
+    if run.started_at is None:
+        return ""
+    fallback = f"{run.started_at:%H:%M:%S} UTC"
+    return f" (since <!date^{int(run.started_at.timestamp())}^{{time_secs}}|{fallback}>)"
+
+
 def run_headline(run: RunView) -> str:
     subject = f"run `{run.id[:8]}` of v{run.version_number}"
     if run.input_name:
@@ -311,11 +329,13 @@ def run_headline(run: RunView) -> str:
     seconds = run.duration_seconds or 0.0
     outcome = {
         "queued": "queued",
-        "running": "running…",
+        "running": "running…" + _since(run),
         "succeeded": f"succeeded in {seconds:.2f} s",
         "failed": f"failed: *{_inline(run.error_type or 'Error')}*",
         "timed_out": f"timed out after {seconds:.1f} s (wall-time limit)",
-        "killed": f"killed: over the {_inline(run.killed_reason or 'resource')} limit",
+        "killed": stopped_by(run.stopped_by)
+        if run.killed_reason == "stopped"
+        else f"killed: over the {_inline(run.killed_reason or 'resource')} limit",
     }.get(run.status, run.status)
     return f"{_STATUS_ICON.get(run.status, '')} {subject.capitalize()}: {outcome}"
 
@@ -338,6 +358,8 @@ def run_message(run: RunView, *, run_errors: RunErrorSharing = RunErrorSharing.S
         if rendered.table is not None:
             attachments = [{"blocks": [rendered.table.block]}]
             blocks.append(_context(_escape(rendered.note or "")))
+    if not run.final:
+        blocks.append(stop_button(action_id=STOP_RUN_ACTION, value=run.id))
     if run.final and run.stderr and run.status is not RunStatus.SUCCEEDED:
         blocks.append(_context("stderr: " + _inline(run.stderr.strip()[-500:])))
     if run.final and run.files:

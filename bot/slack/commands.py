@@ -17,6 +17,7 @@ USAGE = (
     "needs a file asks for one)\n"
     "• `/task list`: this channel's recent tasks\n"
     "• `/task show <id> [vN]`: a version's metadata and code\n"
+    "• `/task stop <id>`: stop a task's queued or running runs (or one run, by its id)\n"
     "• `/task delete <id>`: delete a task you created (asks first)\n"
     + triggers.USAGE_LINES
     + "• `/task usage [days]`: what was spent (tokens, money, sandbox CPU) and the budgets\n"
@@ -51,6 +52,11 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class Stop:
+    ref: str
+
+
+@dataclass(frozen=True)
 class ListTasks:
     pass
 
@@ -70,6 +76,7 @@ Command = (
     | RunCommand
     | Show
     | Delete
+    | Stop
     | ListTasks
     | Usage
     | Help
@@ -116,6 +123,11 @@ def parse(text: str) -> Command:
         if len(parts) != 1:
             return Help("Which task? `/task delete <id>`")
         return Delete(parts[0])
+    if verb == "stop":
+        parts = rest.split()
+        if len(parts) != 1:
+            return Help("Which task or run? `/task stop <id>`")
+        return Stop(parts[0])
     if verb == "list":
         return ListTasks()
     if verb == "usage":

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot.slack import blocks, delete, token_flows
+from bot.slack import blocks, delete, stop, token_flows
 from bot.slack.flows import Say, SlackFlows
 from bot.slack.messages import (
     CreateTask,
@@ -35,7 +35,11 @@ SayBlocks = Callable[[blocks.Message], None]
 class Handlers:
     """One method per message type; ``handle`` finds it by the message's class."""
 
-    def __init__(self, flows: SlackFlows) -> None:
+    def __init__(
+        self,
+        flows: SlackFlows,
+        extra: Mapping[type[Message], Callable[[Any, WebClient, Say, SayBlocks], None]] = {},
+    ) -> None:
         self.flows = flows
         self._by_type: dict[type[Message], Callable[[Any, WebClient, Say, SayBlocks], None]] = {
             CreateTask: self.create,
@@ -55,6 +59,8 @@ class Handlers:
             ShowAudit: lambda m, c, say, show: token_flows.audit(self.flows, m, show),
         }
         self._by_type.update(TriggerFlows(flows).handlers())  # issue 18
+        self._by_type.update(stop.handlers(flows))
+        self._by_type.update(extra)  # the Home tab's, the shortcut's (bot.slack.app)
 
     def handles(self, kind: type[Message]) -> bool:
         return kind in self._by_type
@@ -116,6 +122,8 @@ def sayer(reply: Reply, client: WebClient) -> Say:
             WebhookClient(reply.response_url).send(
                 text=text, response_type="ephemeral", replace_original=False
             )
+        elif not reply.channel_id and reply.user_id:  # from the Home tab: the app's DM
+            client.chat_postMessage(channel=reply.user_id, text=text)
         else:
             client.chat_postEphemeral(
                 channel=reply.channel_id, user=reply.user_id, text=text, thread_ts=reply.thread_ts

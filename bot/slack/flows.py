@@ -21,7 +21,9 @@ from bot.services.views import TaskDetail, TaskView, Workspace
 from bot.slack import blocks
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
 from bot.slack.messages import Origin
+from bot.slack.progress import GenerationStops, live_steps
 from bot.slack.shares import capped, model_turn
+from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
 from bot.slack.usage_blocks import usage_message
 from storage.errors import StorageUnavailable
 from storage.models import TaskType
@@ -70,6 +72,7 @@ class SlackFlows:
         self.allowed_channels = settings.allowed_channels
         self.allowed_users = settings.allowed_users
         self.max_files = settings.max_files_per_message
+        self.generation_stops = GenerationStops()
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -167,20 +170,27 @@ class SlackFlows:
         self, client: WebClient, task: TaskView, root: str, ticket: Ticket | None = None
     ) -> None:
         assert task.channel_id
+        live = live_steps(
+            client, task, thread_ts=root, user_id=task.creator, stops=self.generation_stops
+        )
         try:
-            detail = self.services.tasks.generate_first(task.id)
+            detail = self.services.tasks.generate_first(task.id, progress=live.step)
         except ServiceError as exc:
+            live.finish(ok=False, detail=str(exc))
             update(client, task.channel_id, root, blocks.task_failed(task, str(exc)))
             return
         except Exception:  # whatever broke, the task and its root message do not stay generating
             logger.exception("generating task %s failed", task.id[:8])
             reason = "Something went wrong on our side while writing the code: try again."
             self.services.tasks.abandon(task.id, reason=reason)
+            live.finish(ok=False, detail=reason)
             update(client, task.channel_id, root, blocks.task_failed(task, reason))
             return
         finally:
+            self.generation_stops.end(task.id)
             if ticket is not None:
                 self.generators.release(ticket)  # done with the model: the user may ask again
+        live.finish(ok=True)
         self.post_version(client, detail, channel=task.channel_id, thread_ts=root)
         update(client, task.channel_id, root, blocks.task_ready(detail))
 
@@ -332,8 +342,13 @@ class SlackFlows:
         assert task.channel_id and task.thread_ts
         channel, thread = task.channel_id, task.thread_ts
         ticket = model_turn(self.generators, origin, say)
+        asking = blocks.refining(feedback)
+        asking = blocks.Message(
+            asking.text,
+            [*asking.blocks, stop_button(action_id=STOP_GENERATION_ACTION, value=task.id)],
+        )
         try:
-            placeholder = post(client, channel, blocks.refining(feedback), thread)
+            placeholder = post(client, channel, asking, thread)
         except BaseException:
             self.generators.release(ticket)
             raise
@@ -350,13 +365,24 @@ class SlackFlows:
     ) -> None:
         assert task.channel_id and task.thread_ts
         channel, thread = task.channel_id, task.thread_ts
+        live = live_steps(
+            client, task, thread_ts=thread, user_id=origin.user_id, stops=self.generation_stops
+        )
         try:
             result = self.services.tasks.refine(
-                task.id, feedback=feedback, requested_by=origin.user_id, team_id=origin.team_id
+                task.id,
+                feedback=feedback,
+                requested_by=origin.user_id,
+                team_id=origin.team_id,
+                progress=live.step,
             )
         except ServiceError as exc:
+            live.finish(ok=False, detail=str(exc))
             update(client, channel, placeholder, blocks.refine_failed(str(exc)))
             return
+        finally:
+            self.generation_stops.end(task.id)
+        live.finish(ok=True)
         update(client, channel, placeholder, blocks.refinement_summary(result))
         if len(result.diff) > blocks.CODE_INLINE_LIMIT:
             upload_to_thread(

@@ -9,7 +9,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
-from bot.slack import blocks, commands
+from bot.services.container import Services
+from bot.slack import blocks, commands, direct, home, shortcut, stop
 from bot.slack import messages as m
 from bot.slack.delete import DELETE_ACTION
 from bot.slack.messages import Dispatcher, Origin, Reply
@@ -59,7 +60,13 @@ def _origin(context: AsyncBoltContext, *, channel_id: str) -> Origin:
     )
 
 
-def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bool = False) -> None:
+def register_listeners(
+    app: AsyncApp,
+    dispatcher: Dispatcher,
+    *,
+    revocations: bool = False,
+    services: Services | None = None,
+) -> None:
     """Every listener parses, acks and hands one typed message (``bot.slack.messages``) to the
     dispatcher; nothing else.
 
@@ -100,6 +107,8 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
             message = message_for(parsed, **base)  # issue 18
         elif isinstance(parsed, TokenCommand):
             message = to_message(parsed, base)
+        elif isinstance(parsed, commands.Stop):
+            message = stop.StopCommand(ref=parsed.ref, **base)
         else:
             message = m.ListTasks(**base)
         dispatcher.dispatch(message)
@@ -174,6 +183,15 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
         if not user or user == context.get("bot_user_id"):
             return
         thread_ts = event.get("thread_ts")
+        if direct.is_direct_file(event):  # a file in the app's DM, with a task id in the text
+            origin = _origin(context, channel_id=str(event.get("channel", "")))
+            reply = Reply(channel_id=origin.channel_id, user_id=origin.user_id)
+            dispatcher.dispatch(
+                direct.DirectFile(
+                    event=event, origin=origin, reply=reply, delivery=delivery_key(body)
+                )
+            )
+            return
         if not thread_ts or thread_ts == event.get("ts"):
             return  # only replies inside a thread concern a task
         origin = _origin(context, channel_id=str(event.get("channel", "")))
@@ -197,6 +215,10 @@ def register_listeners(app: AsyncApp, dispatcher: Dispatcher, *, revocations: bo
         dispatcher.dispatch(message)
 
     register_workflow_step(app, dispatcher)  # issue 18
+    stop.register(app, dispatcher, origin=_origin, delivery=delivery_key)
+    home.register(app, dispatcher, origin=_origin, delivery=delivery_key)
+    if services is not None:  # the shortcut's task picker reads the tasks in the ack half
+        shortcut.register(app, dispatcher, origin=_origin, delivery=delivery_key, services=services)
 
     tokens = app.default_tokens_revoked_event_listener() if revocations else None
     uninstalled = app.default_app_uninstalled_event_listener() if revocations else None

@@ -13,7 +13,8 @@ from bot.config import Settings
 from bot.services.checks import Execute, Execution
 from bot.services.runs import OutputFileView, RunJob, RunOutcome, RunRecords
 from bot.worker.identity import worker_id
-from bot.worker.sandbox import Sandbox, SandboxLimits, SandboxResult
+from bot.worker.sandbox import Sandbox, SandboxLimits, SandboxResult, StopSwitch
+from bot.worker.stopwatch import StopWatch
 from storage.models import RunStatus
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class RunExecutor:
         self.sandbox = sandbox
         self.worker = worker or worker_id()
         self._choosing = threading.Lock()
+        self.stops = StopWatch(runs)
 
     def execute(self, run_id: str) -> None:
         job = self.runs.start(run_id, worker=self.worker)
@@ -101,7 +103,8 @@ class RunExecutor:
 
     def _execute(self, run_id: str, job: RunJob) -> None:
         try:
-            outcome = self._sandboxed(job)
+            with self.stops.watching(run_id) as stop:
+                outcome = self._sandboxed(job, stop)
         except Exception as exc:
             logger.exception("run %s could not be executed", run_id)
             outcome = RunOutcome(
@@ -117,16 +120,18 @@ class RunExecutor:
             logger.exception("the outcome of run %s could not be stored", run_id)
             self.runs.finish(run_id, UNSTORABLE)
 
-    def _sandboxed(self, job: RunJob) -> RunOutcome:
+    def _sandboxed(self, job: RunJob, stop: StopSwitch) -> RunOutcome:
         if job.input_data is None:
-            return outcome_of(self.sandbox.run(code=job.code, input_path=None))
+            return outcome_of(self.sandbox.run(code=job.code, input_path=None, stop=stop))
         # The input goes through a private file that only this (supervising) process can read;
         # the sandbox copies it into the run's own directory.
         with tempfile.TemporaryDirectory(prefix="taskbot-input-") as folder:
             os.chmod(folder, 0o700)
             path = Path(folder) / (job.input_name or "input")
             path.write_bytes(job.input_data)
-            result = self.sandbox.run(code=job.code, input_path=path, input_name=job.input_name)
+            result = self.sandbox.run(
+                code=job.code, input_path=path, input_name=job.input_name, stop=stop
+            )
         return outcome_of(result)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from tests.fakes import slack_objects as real
 from tests.fakes.slack_http import serve
+from tests.fakes.slack_surfaces import SURFACE_METHODS, Surfaces
 
 
 @dataclass
@@ -78,6 +79,7 @@ class MockSlackAPI:
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.executions: dict[str, str] = {}  # function_execution_id -> its workflow token
         self.completions: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        self.surfaces = Surfaces()  # views, membership, streaming (tests/fakes/slack_surfaces.py)
         self._ts = itertools.count(1)
         self._files = itertools.count(1)
         self._lock = threading.RLock()  # hooks may call back into the mock
@@ -290,6 +292,10 @@ class MockSlackAPI:
         channel = str(params.get("channel") or params.get("channel_id") or "")
         if method.startswith(("chat.", "files.completeUpload")) and channel in self.archived:
             return _error("is_archived")
+        if method in SURFACE_METHODS:
+            for member_of, users in self.channel_members.items():  # one membership for both
+                self.surfaces.members[member_of].update(users)
+            return self.surfaces.answer(method, params, self.messages)
         if method == "auth.test":
             return _ok(
                 url="https://test.slack.com/",
@@ -352,9 +358,11 @@ class MockSlackAPI:
 
     def _members(self, channel: str, params: dict[str, Any]) -> Answer:
         """Pages of ``limit`` (Slack: at most 1000) with ``response_metadata.next_cursor``."""
-        if channel not in self.channel_members:
+        joined = sorted(self.surfaces.members.get(channel, ()))  # who joined via surfaces
+        if channel not in self.channel_members and not joined:
             return _error("channel_not_found")
-        members = self.channel_members[channel]
+        listed = self.channel_members.get(channel, [])
+        members = listed + [u for u in joined if u not in listed]
         limit = max(1, min(int(params.get("limit") or 100), 1000))
         cursor = str(params.get("cursor") or "")
         start = int(cursor.removeprefix("dXNlcjo")) if cursor else 0

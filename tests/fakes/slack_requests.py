@@ -170,6 +170,114 @@ class SlackSender:
             }
         )
 
+    def view_button(
+        self, value: str, *, action_id: str, team: str = "T1", user: str = "U1"
+    ) -> tuple[int, str]:
+        """A block_actions payload from a button on the app's Home tab: a view container, no
+        channel and no response_url."""
+        n = next(_ids)
+        return self.interactive(
+            {
+                "type": "block_actions",
+                "team": {"id": team, "domain": "test"},
+                "user": {"id": user, "username": "someone", "name": "someone", "team_id": team},
+                "is_enterprise_install": False,
+                "api_app_id": "A1",
+                "trigger_id": f"trigger.h{n}",
+                "container": {"type": "view", "view_id": f"VH{user}"},
+                "view": {"id": f"VH{user}", "type": "home", "team_id": team, "blocks": []},
+                "actions": [
+                    {
+                        "type": "button",
+                        "action_id": action_id,
+                        "block_id": f"home_{value}",
+                        "value": value,
+                        "action_ts": f"{n}.0",
+                    }
+                ],
+            }
+        )
+
+    def message_shortcut(
+        self,
+        callback_id: str,
+        message: dict[str, Any],
+        *,
+        channel: str,
+        team: str = "T1",
+        user: str = "U1",
+    ) -> tuple[int, str]:
+        """A message shortcut (``message_action``) on ``message`` in ``channel``."""
+        n = next(_ids)
+        return self.interactive(
+            {
+                "type": "message_action",
+                "callback_id": callback_id,
+                "trigger_id": f"trigger.s{n}",
+                "action_ts": f"{n}.0",
+                "team": {"id": team, "domain": "test"},
+                "user": {"id": user, "username": "someone", "name": "someone", "team_id": team},
+                "channel": {"id": channel, "name": "somewhere"},
+                "is_enterprise_install": False,
+                "message_ts": message.get("ts"),
+                "message": message,
+                "response_url": f"{self.response_base}/response/shortcut{n}",
+                "token": "legacy",
+            }
+        )
+
+    def suggest(
+        self,
+        view: dict[str, Any],
+        *,
+        action_id: str,
+        block_id: str,
+        value: str = "",
+        team: str = "T1",
+        user: str = "U1",
+    ) -> tuple[int, str]:
+        """A ``block_suggestion`` from an external_select in a modal: Slack asks for options."""
+        return self.interactive(
+            {
+                "type": "block_suggestion",
+                "user": {"id": user, "username": "someone", "name": "someone", "team_id": team},
+                "container": {"type": "view", "view_id": view.get("id", "V1")},
+                "api_app_id": "A1",
+                "token": "legacy",
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": value,
+                "team": {"id": team, "domain": "test"},
+                "view": {**view, "team_id": team, "app_installed_team_id": team},
+            }
+        )
+
+    def submit_view(
+        self, view: dict[str, Any], values: dict[str, Any], *, team: str = "T1", user: str = "U1"
+    ) -> tuple[int, str]:
+        """A ``view_submission`` of ``view`` (as views.open was given it) with ``values``."""
+        n = next(_ids)
+        return self.interactive(
+            {
+                "type": "view_submission",
+                "team": {"id": team, "domain": "test"},
+                "user": {"id": user, "username": "someone", "name": "someone", "team_id": team},
+                "is_enterprise_install": False,
+                "api_app_id": "A1",
+                "trigger_id": f"trigger.v{n}",
+                "view": {
+                    **view,
+                    "id": f"V{n}",
+                    "hash": f"h{n}",
+                    "team_id": team,
+                    "app_id": "A1",
+                    "app_installed_team_id": team,
+                    "bot_id": "BBOT",
+                    "state": {"values": values},
+                },
+            }
+        )
+
     def submit_files(
         self,
         private_metadata: str,

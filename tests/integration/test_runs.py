@@ -23,6 +23,7 @@ from bot.services.errors import InvalidInput
 from bot.services.runs import RunView
 from storage import migrate
 from storage.db import make_engine
+from storage.models import RunStatus
 from tests.fakes.model import FakeCodeGenerator
 from tests.fakes.openai_server import answer_json
 
@@ -280,3 +281,43 @@ def test_queued_runs_survive_a_restart_and_dead_runs_are_failed(harness: Harness
     lost = harness.wait(stuck.id)
     assert lost.status == "failed" and lost.error_type == "WorkerLost"
     assert lost.attempts == 1
+
+
+# --- stopping: the request reaches whichever worker holds the run ---------------------------
+
+
+def _until_running(harness: Harness, run_id: str) -> None:
+    """Woken by the run's claim (its event, in process or over Redis), with a deadline."""
+    deadline = time.monotonic() + 30
+    runs, signal = harness.services.runs, harness.services.signal
+    while True:
+        seen = signal.count
+        if runs.get(run_id).status is RunStatus.RUNNING:
+            return
+        assert time.monotonic() < deadline, "the run was never claimed"
+        signal.wait_after(seen, 1.0)
+
+
+def test_a_stopped_run_is_killed_by_the_worker_that_holds_it(harness: Harness) -> None:
+    task_id = harness.task(SLEEPY)
+    run = harness.services.runs.request(task_id, requested_by="U1", input_data=b"x")
+    _until_running(harness, run.id)
+    harness.services.stops.stop_run(run.id, by="U1")
+    done = harness.wait(run.id)
+    assert done.status is RunStatus.KILLED, (done.status, done.killed_reason)
+    assert done.killed_reason == "stopped" and done.stopped_by == "U1"
+
+
+def test_a_queued_run_stopped_never_runs(harness: Harness) -> None:
+    task_id = harness.task(SLEEPY)
+    queued = harness.services.runs.request(task_id, requested_by="U1", input_data=b"x")
+    queued_ids = [queued.id] + [
+        harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id
+        for _ in range(2)
+    ]
+    last = queued_ids[-1]  # two slots: the third waits its turn (queued, or for a slot)
+    harness.services.stops.stop_run(last, by="U1")
+    done = harness.wait(last)
+    assert done.status is RunStatus.KILLED and done.killed_reason == "stopped"
+    for run_id in queued_ids[:-1]:
+        harness.services.stops.stop_run(run_id, by="U1")

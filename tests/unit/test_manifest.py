@@ -20,6 +20,11 @@ METHOD_SCOPES: dict[str, str | None] = {
     "chat_postEphemeral": "chat:write",
     "chat_getPermalink": None,
     "views_open": None,
+    "views_publish": None,
+    "users_conversations": "channels:read",  # public channels; private ones: OTHER_SCOPES
+    "chat_startStream": "chat:write",
+    "chat_appendStream": "chat:write",
+    "chat_stopStream": "chat:write",
     "files_info": "files:read",
     "files_upload_v2": "files:write",
     "users_info": "users:read",  # the schedule owner's time zone
@@ -32,6 +37,7 @@ EVENT_SCOPES: dict[str, str | None] = {
     "message.groups": "groups:history",
     "message.im": "im:history",
     "message.mpim": "mpim:history",
+    "app_home_opened": None,
     "app_uninstalled": None,
     "tokens_revoked": None,
     "function_executed": None,  # the Workflow Builder step
@@ -39,7 +45,7 @@ EVENT_SCOPES: dict[str, str | None] = {
 OTHER_SCOPES = {
     "commands",  # /task
     "files:read",  # downloading url_private_download with the bot token
-    "groups:read",  # conversations.members of private channels, DMs, group DMs
+    "groups:read",  # conversations.members / users.conversations of private channels, DMs
     "im:read",
     "mpim:read",
 }
@@ -95,6 +101,11 @@ def test_the_manifest_has_the_shape_slack_accepts() -> None:
         assert re.fullmatch(r"/\S{1,31}", command["command"])
         assert command["url"].startswith("https://") and len(command["usage_hint"]) <= 1000
     assert features["slash_commands"][0]["command"] == "/task"
+    for shortcut in features["shortcuts"]:
+        assert set(shortcut) == {"name", "type", "callback_id", "description"}
+        assert shortcut["type"] in ("global", "message") and len(shortcut["name"]) <= 24
+        assert len(shortcut["callback_id"]) <= 255 and len(shortcut["description"]) <= 150
+    assert [s["callback_id"] for s in features["shortcuts"]] == ["run_on_file"]
     assert set(m["oauth_config"]) <= {"redirect_urls", "scopes"}
     assert m["oauth_config"]["redirect_urls"][0].endswith("/slack/oauth_redirect")
     scopes = m["oauth_config"]["scopes"]["bot"]
@@ -105,6 +116,11 @@ def test_the_manifest_has_the_shape_slack_accepts() -> None:
     events = subscriptions["bot_events"]
     assert len(events) == len(set(events)) <= 100 and all(len(e) <= 50 for e in events)
     assert settings["interactivity"]["is_enabled"] is True
+    assert set(settings["interactivity"]) <= {
+        "is_enabled",
+        "request_url",
+        "message_menu_options_url",
+    }
     assert all(
         isinstance(settings[k], bool)
         for k in ("org_deploy_enabled", "socket_mode_enabled", "token_rotation_enabled")

@@ -6,6 +6,7 @@ Self-contained: stdlib only (plus ctypes for libseccomp, Landlock and prctl).
 from .models import OutputFile, SandboxLimits, SandboxResult, SandboxUnavailable
 from .probe import HostIsolation, probe_host
 from .sandbox import Sandbox
+from .switch import StopSwitch
 
 __all__ = [
     "HostIsolation",
@@ -14,5 +15,6 @@ __all__ = [
     "SandboxLimits",
     "SandboxResult",
     "SandboxUnavailable",
+    "StopSwitch",
     "probe_host",
 ]

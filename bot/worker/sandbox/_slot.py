@@ -19,6 +19,7 @@ from ._child import protocol
 from ._result import Captured, build_result
 from ._rundir import collect_outputs, create_run_dir, remove_run_dir
 from .models import OutputFile, SandboxLimits, SandboxResult
+from .switch import StopSwitch
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,13 @@ class Slot:
 
     # -- one run ----------------------------------------------------------------------------
     def run(
-        self, *, code: str, input_path: Path | None, input_name: str | None, limits: SandboxLimits
+        self,
+        *,
+        code: str,
+        input_path: Path | None,
+        input_name: str | None,
+        limits: SandboxLimits,
+        stop: StopSwitch | None = None,
     ) -> SandboxResult:
         if self.broken or self.ctrl is None:
             raise RuntimeError("sandbox slot is not running")
@@ -191,7 +198,7 @@ class Slot:
                 for _, w in pipes:
                     os.close(w)
             report, streams, kill = self._pump(
-                run_id, [r for r, _ in pipes], limits=limits, started=started
+                run_id, [r for r, _ in pipes], limits=limits, started=started, stop=stop
             )
             files: tuple[OutputFile, ...] = ()
             omitted: tuple[str, ...] = ()
@@ -241,7 +248,13 @@ class Slot:
         return True
 
     def _pump(
-        self, run_id: int, fds: list[int], *, limits: SandboxLimits, started: float
+        self,
+        run_id: int,
+        fds: list[int],
+        *,
+        limits: SandboxLimits,
+        started: float,
+        stop: StopSwitch | None = None,
     ) -> tuple[dict[str, Any] | None, list[Captured], str | None]:
         """Read the three pipes with caps until the zygote reports and the pipes close."""
         assert self.ctrl is not None
@@ -253,6 +266,9 @@ class Slot:
         poller = select.poll()
         for fd in [*fds, self.ctrl.fileno()]:
             poller.register(fd, select.POLLIN)
+        stop_fd = stop.fileno() if stop is not None else None
+        if stop_fd is not None:
+            poller.register(stop_fd, select.POLLIN)
         report: dict[str, Any] | None = None
         kill: str | None = None
         deadline = started + limits.wall_seconds + _BACKSTOP_SECONDS
@@ -268,6 +284,12 @@ class Slot:
                         kill = kill or "sandbox_error"
                     break
                 for fd, _event in poller.poll(timeout * 1000):
+                    if fd == stop_fd:
+                        poller.unregister(fd)
+                        if kill is None and report is None:
+                            kill = "stopped"
+                            self._send_kill(run_id, reason="stopped")
+                        continue
                     if fd in index:
                         chunk = os.read(fd, _READ_CHUNK)
                         if not chunk:
@@ -279,7 +301,7 @@ class Slot:
                         streams[stream].feed(chunk)
                         if kill is None and streams[stream].seen > hard[stream]:
                             kill = "output"
-                            self._send_kill(run_id)
+                            self._send_kill(run_id, reason="output")
                         continue
                     data = self.ctrl.recv(1 << 16)
                     if not data:
@@ -298,9 +320,9 @@ class Slot:
             logger.info("run %d left %s processes behind (killed)", run_id, report["leftovers"])
         return report, streams, kill
 
-    def _send_kill(self, run_id: int) -> None:
+    def _send_kill(self, run_id: int, *, reason: str) -> None:
         assert self.ctrl is not None
-        message = {"op": protocol.OP_KILL, "run_id": run_id, "reason": "output"}
+        message = {"op": protocol.OP_KILL, "run_id": run_id, "reason": reason}
         try:
             self.ctrl.send(protocol.encode_message(message))
         except OSError:

@@ -20,6 +20,7 @@ from ._slot import Slot, SlotConfig
 from ._uids import UidLease, uid_in_use
 from .models import SandboxLimits, SandboxResult, SandboxUnavailable
 from .probe import HostIsolation, probe_host
+from .switch import StopSwitch
 
 logger = logging.getLogger(__name__)
 
@@ -273,8 +274,10 @@ class Sandbox:
         input_path: Path | None,
         input_name: str | None = None,
         limits: SandboxLimits | None = None,
+        stop: StopSwitch | None = None,
     ) -> SandboxResult:
-        """Run `code` (a module defining run(input_path)) in a free slot; thread-safe."""
+        """Run `code` (a module defining run(input_path)) in a free slot; thread-safe. Flipping
+        ``stop`` kills the run (killed, reason "stopped")."""
         if not self._started or self._closed:
             raise RuntimeError("Sandbox.start() first (or it was closed)")
         effective = limits or self._limits
@@ -288,7 +291,11 @@ class Sandbox:
                     slot.restart()
                 try:
                     result = slot.run(
-                        code=code, input_path=input_path, input_name=input_name, limits=effective
+                        code=code,
+                        input_path=input_path,
+                        input_name=input_name,
+                        limits=effective,
+                        stop=stop,
                     )
                     break
                 except OSError:  # the zygote vanished under us: restart it and retry once

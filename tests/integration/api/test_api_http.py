@@ -72,6 +72,7 @@ def test_openapi_is_public_while_the_api_is_on(api: Api) -> None:
         "/api/task/{id}/run",
         "/api/task/{id}/versions",
         "/api/run/{id}",
+        "/api/run/{id}/stop",
         "/api/tasks",
         "/api/usage",
         "/api/task/{id}/pin",
