@@ -23,10 +23,10 @@ from bot.services.generation import MAX_REPAIR_ROUNDS, Generation
 from bot.services.housekeeping import TaskHousekeeping, generation_deadline
 from bot.services.personal import CachedMembers, Members, NoMembers, PersonalAccess
 from bot.services.pins import PinService
+from bot.services.reach import ReachService
 from bot.services.run_errors import RunErrorSharing
 from bot.services.runs import RunQueue, RunRecords, RunService
 from bot.services.schedules import ScheduleService
-from bot.services.reach import ReachService
 from bot.services.stops import StopService
 from bot.services.tasks import TaskService
 from bot.services.tokens import TokenService

@@ -1,8 +1,8 @@
 """The web role's minutely chores, at start and then every minute, each on its own so one
-failing stops no other: run data past its retention is removed (bot.services.retention), so are audit entries
-past theirs, and,
-where no Slack flow runtime sweeps them itself (bot.slack.sweep), generations nobody is working
-on any more are failed, so nothing stays ``generating`` past the model's timeout."""
+failing stops no other: run data past its retention is removed (bot.services.retention), so are
+audit entries past theirs, and, where no Slack flow runtime sweeps them itself
+(bot.slack.sweep), generations nobody is working on any more are failed, so nothing stays
+``generating`` past the model's timeout."""
 
 from __future__ import annotations
 

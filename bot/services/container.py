@@ -19,9 +19,9 @@ from bot.services.events import RunSignal
 from bot.services.housekeeping import TaskHousekeeping
 from bot.services.personal import PersonalAccess
 from bot.services.pins import PinService
+from bot.services.reach import ReachService
 from bot.services.runs import RunRecords, RunService
 from bot.services.schedules import ScheduleService
-from bot.services.reach import ReachService
 from bot.services.stops import StopService
 from bot.services.tasks import TaskService
 from bot.services.tokens import TokenService

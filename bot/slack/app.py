@@ -157,9 +157,7 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
     home = HomeTab(flows, clients)
     extra = {**home.handlers(), **shortcut.handlers(flows), **direct.handlers(flows)}
     handlers = Handlers(flows, extra=extra)
-    return FlowRuntime(
-        flows, handlers, watcher, clients, workers, generators, sweep, home, ticker
-    )
+    return FlowRuntime(flows, handlers, watcher, clients, workers, generators, sweep, home, ticker)
 
 
 # auth.test errors that mean the token itself is wrong: they do not go away by waiting.
