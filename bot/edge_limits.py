@@ -2,8 +2,10 @@
 web app (Slack, the API, /healthz), whatever framework serves each part.
 
 - A Slack POST without Slack's signature headers, or with a timestamp more than five minutes
-  off, is answered 401 before its body is read; an API request without a valid bearer token
-  likewise (in the API's error shape).
+  off, is answered 401 before its body is read; an API or MCP request without a bearer token
+  this server knows (``API_TOKEN``, or a personal token whose digest is stored: one indexed
+  read, off the event loop) likewise (in the API's error shape). Whether a known personal
+  token is revoked, expired or lacks a scope the API itself answers, and audits.
 - Every body is bounded: a declared Content-Length over the path's limit is answered 413 at
   once; an undeclared (chunked) or lying one is counted while it streams and answered 413 as
   soon as it passes the limit. The body is buffered here (at most the limit) and handed on in
@@ -19,6 +21,7 @@ refuses Slack bodies over 4 MB. 2 MiB is kept for Slack; the API takes an input 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -38,16 +41,32 @@ MULTIPART_ROOM = 256 * 1024
 SLACK_SKEW_SECONDS = 300  # what Slack's signature check allows (and Bolt enforces)
 
 
+PERSONAL_PREFIX = b"tbp_"  # bot.services.tokens.PREFIX
+
+
 @dataclass(frozen=True)
 class EdgeLimits:
     api_body_bytes: int
-    api_token: str = ""  # empty: the API is off (its own 404 answers), bodies still bounded
+    api_token: str = ""  # the operator's; with no personal tokens either, nothing is checked
+    # Whether a personal token is one this server issued (revoked or expired included), or
+    # None where there are no personal tokens (the API is off without API_TOKEN: its 404).
+    known_token: Callable[[str], bool] | None = None
     slack_body_bytes: int = SLACK_BODY_LIMIT
     other_body_bytes: int = OTHER_BODY_LIMIT
 
     @classmethod
-    def for_input(cls, *, max_input_bytes: int, api_token: str) -> EdgeLimits:
-        return cls(api_body_bytes=max_input_bytes + MULTIPART_ROOM, api_token=api_token)
+    def for_input(
+        cls,
+        *,
+        max_input_bytes: int,
+        api_token: str,
+        known_token: Callable[[str], bool] | None = None,
+    ) -> EdgeLimits:
+        return cls(
+            api_body_bytes=max_input_bytes + MULTIPART_ROOM,
+            api_token=api_token,
+            known_token=known_token,
+        )
 
 
 class Refused(Exception):
@@ -77,8 +96,18 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return found
 
 
+def _invalid_token() -> Refused:
+    return Refused(
+        401,
+        "unauthorized",
+        "The bearer token is not valid.",
+        challenge='Bearer realm="taskbot", error="invalid_token"',
+    )
+
+
 def _is_api(path: str) -> bool:
-    return path == "/api" or path.startswith("/api/")
+    """The API and the MCP server: bearer tokens, input files."""
+    return path in ("/api", "/mcp") or path.startswith(("/api/", "/mcp/"))
 
 
 class RequestLimits:
@@ -96,25 +125,33 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         try:
-            limit = self._admit(scope)
+            limit, personal = self._admit(scope)
+            if personal is not None:
+                await self._check_personal(personal)
             body = await self._body(scope, receive, limit)
         except Refused as refused:
             await refuse(send, refused)
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _admit(self, scope: Scope) -> int:
-        """The body limit for this request, or ``Refused`` on what its headers show."""
+    def _admit(self, scope: Scope) -> tuple[int, bytes | None]:
+        """The body limit for this request and a personal token still to look up, or
+        ``Refused`` on what its headers show."""
         path: str = scope.get("path", "")
         headers = _headers(scope)
         if path.startswith("/slack/"):
             if scope.get("method") == "POST":
                 self._check_slack(headers)
-            return self.limits.slack_body_bytes
+            return self.limits.slack_body_bytes, None
         if _is_api(path):
-            self._check_bearer(path, headers)
-            return self.limits.api_body_bytes
-        return self.limits.other_body_bytes
+            return self.limits.api_body_bytes, self._check_bearer(path, headers)
+        return self.limits.other_body_bytes, None
+
+    async def _check_personal(self, token: bytes) -> None:
+        known = self.limits.known_token
+        given = token.decode("ascii", "replace")
+        if known is None or not await asyncio.to_thread(known, given):
+            raise _invalid_token()
 
     def _check_slack(self, headers: dict[bytes, bytes]) -> None:
         signature = headers.get(b"x-slack-signature", b"")
@@ -124,25 +161,26 @@ class RequestLimits:
         if abs(self._clock() - int(stamp)) > SLACK_SKEW_SECONDS:
             raise Refused(401, "unauthorized", "The request's Slack timestamp is too old.")
 
-    def _check_bearer(self, path: str, headers: dict[bytes, bytes]) -> None:
-        token = self.limits.api_token
-        if not token or path == "/api/openapi.json":
-            return  # the API answers these itself: off (404), or its public description
+    def _check_bearer(self, path: str, headers: dict[bytes, bytes]) -> bytes | None:
+        """``Refused`` without a token that may be valid; a personal token to look up."""
+        token, personal = self.limits.api_token, self.limits.known_token is not None
+        if not (token or personal) or path == "/api/openapi.json":
+            return None  # the API answers these itself: off (404), or its public description
         scheme, _, given = headers.get(b"authorization", b"").strip().partition(b" ")
-        if scheme.lower() != b"bearer" or not given.strip():
+        given = given.strip()
+        if scheme.lower() != b"bearer" or not given:
             raise Refused(
                 401,
                 "unauthorized",
-                "Send `Authorization: Bearer <API_TOKEN>`.",
+                "Send `Authorization: Bearer <token>` (API_TOKEN, or a personal token from "
+                "`/task token`).",
                 challenge='Bearer realm="taskbot"',
             )
-        if not hmac.compare_digest(given.strip(), token.encode("utf-8")):
-            raise Refused(
-                401,
-                "unauthorized",
-                "The bearer token is not valid.",
-                challenge='Bearer realm="taskbot", error="invalid_token"',
-            )
+        if token and hmac.compare_digest(given, token.encode("utf-8")):
+            return None
+        if personal and given.startswith(PERSONAL_PREFIX) and len(given) <= 64:
+            return given
+        raise _invalid_token()
 
     async def _body(self, scope: Scope, receive: Receive, limit: int) -> bytes:
         declared = _headers(scope).get(b"content-length")

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 class Principal:
     user_id: str  # recorded as who asked for a run
     team_id: str | None  # None: every workspace (the operator's API_TOKEN)
+    scopes: frozenset[str] | None = None  # a personal token's (read, run, write); None: all
+
+    def may(self, scope: str) -> bool:
+        return self.scopes is None or scope in self.scopes
 
 
 Verifier = Callable[[str], Principal | None]

@@ -81,6 +81,11 @@ class McpTools:
         self.services = services
         self.fetch = fetch
 
+    @staticmethod
+    def need(who: Principal, scope: str) -> None:
+        if not who.may(scope):
+            raise NotAllowed(f"This token lacks the `{scope}` scope (see `/task tokens`).")
+
     def task_for(self, who: Principal, ref: str) -> TaskView:
         task = self.services.tasks.get(ref, team_id=who.team_id)
         if who.team_id is not None and task.channel_id is not None and task.creator != who.user_id:
@@ -90,6 +95,7 @@ class McpTools:
         return task
 
     def list_tasks(self, who: Principal, *, limit: int) -> list[dict[str, Any]]:
+        self.need(who, "read")
         summaries = self.services.tasks.list(team_id=who.team_id, limit=max(1, min(limit, 100)))
         visible = []
         for s in summaries:
@@ -98,6 +104,7 @@ class McpTools:
         return visible
 
     def show_task(self, who: Principal, ref: str, *, version: int | None) -> dict[str, Any]:
+        self.need(who, "read")
         task = self.task_for(who, ref)
         detail = self.services.tasks.show(task.id, version=version or task.trigger_version)
         return {
@@ -137,6 +144,7 @@ class McpTools:
         url: str | None,
         wait: float,
     ) -> dict[str, Any]:
+        self.need(who, "run")
         task = self.task_for(who, ref)
         if task.trigger_version is None:
             raise InvalidInput(f"Task {task.id[:8]} has no working version yet.")
@@ -155,6 +163,7 @@ class McpTools:
         return _run(run)
 
     def get_run(self, who: Principal, run_id: str) -> dict[str, Any]:
+        self.need(who, "read")
         run = self.services.runs.get(run_id.strip())
         self.task_for(who, run.task_id)  # a run is visible where its task is
         return _run(run)

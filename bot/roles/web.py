@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from bot.api.mount import api_is_on
 from bot.composition import Runner, build_services
 from bot.config import Settings
 from bot.edge_limits import EdgeLimits, RequestLimits
@@ -157,8 +158,11 @@ def build_server(
         mcp=mcp,
     )
     # What any request may cost before it is authenticated (bot/edge_limits.py).
+    personal = api_is_on(services) or settings.mcp_enabled  # personal tokens are checked
     limits = EdgeLimits.for_input(
-        max_input_bytes=services.runs.max_input_bytes, api_token=settings.api_token
+        max_input_bytes=services.runs.max_input_bytes,
+        api_token=settings.api_token,
+        known_token=services.tokens.known if personal else None,
     )
     server.web = RequestLimits(app, limits=limits)
     return server
