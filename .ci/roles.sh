@@ -54,11 +54,15 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done  # each stops its children
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 export PYTHONPATH="$root" DATABASE_URL="sqlite:///$tmp/roles.db" LOG_LEVEL=WARNING
 bot() { (cd "$tmp" && "$root/$prod/bin/python" -m bot "$@"); }
+# A role in the background: the subshell execs the role, so $! is the role itself and killing
+# it stops the role (and the role its children).
+bot_bg() { log=$1; shift; (cd "$tmp" && exec "$root/$prod/bin/python" -m bot "$@") >"$log" 2>&1 & }
 fail() { echo "roles: $1" >&2; sed 's/^/  | /' "$2" >&2; exit 1; }
 free_port() { "$prod/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -70,7 +74,7 @@ grep -q "No tasks yet" "$tmp/task.log" || fail "task list said something else" "
 port=$(free_port)
 SLACK_BOT_TOKEN=xoxb-roles SLACK_SIGNING_SECRET=roles SLACK_API_URL=http://127.0.0.1:9/api/ \
   API_TOKEN=roles PORT=$port OPENAI_BASE_URL=http://127.0.0.1:9/v1 \
-  bot serve >"$tmp/serve.log" 2>&1 &
+  bot_bg "$tmp/serve.log" serve
 pids+=($!)
 "$prod/bin/python" - "$port" "${pids[-1]}" <<'PY' || fail "serve did not answer /healthz" "$tmp/serve.log"
 import os, sys, time, urllib.error, urllib.request
@@ -94,7 +98,7 @@ kill "${pids[-1]}"
 
 # worker: the Celery worker with its Redis transport loaded (a closed port: it says it cannot
 # connect and keeps trying, which is how it starts before its broker does).
-TASK_QUEUE=celery CELERY_BROKER_URL="redis://127.0.0.1:$(free_port)/0" bot worker >"$tmp/worker.log" 2>&1 &
+TASK_QUEUE=celery CELERY_BROKER_URL="redis://127.0.0.1:$(free_port)/0" bot_bg "$tmp/worker.log" worker
 pids+=($!)
 for _ in $(seq 300); do
   grep -qs "Cannot connect to redis" "$tmp/worker.log" && break
