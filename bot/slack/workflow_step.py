@@ -20,6 +20,17 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _origin(context: AsyncBoltContext, run_as: str) -> Origin:
+    """Where a step's work belongs: the workspace Bolt resolved, as the step's "run as" user
+    (a workflow has no channel)."""
+    return Origin(
+        team_id=str(context.team_id or ""),
+        enterprise_id=context.enterprise_id or None,
+        channel_id="",
+        user_id=run_as,
+    )
+
+
 def register_workflow_step(app: AsyncApp, dispatcher: Dispatcher) -> None:
     @app.function(STEP)
     async def on_step(
@@ -27,12 +38,7 @@ def register_workflow_step(app: AsyncApp, dispatcher: Dispatcher) -> None:
     ) -> None:
         inputs = event.get("inputs") or {}
         run_as = str(inputs.get("run_as") or "")
-        origin = Origin(
-            team_id=str(context.team_id or ""),
-            enterprise_id=context.enterprise_id or None,
-            channel_id="",
-            user_id=run_as,
-        )
+        origin = _origin(context, run_as)
         dispatcher.dispatch(
             WorkflowStep(
                 execution_id=str(event.get("function_execution_id") or ""),
@@ -53,12 +59,7 @@ def register_workflow_step(app: AsyncApp, dispatcher: Dispatcher) -> None:
     ) -> None:
         inputs = event.get("inputs") or {}
         run_as = str(inputs.get("run_as") or "")
-        origin = Origin(
-            team_id=str(context.team_id or ""),
-            enterprise_id=context.enterprise_id or None,
-            channel_id="",
-            user_id=run_as,
-        )
+        origin = _origin(context, run_as)
         dispatcher.dispatch(
             TaskOptions(
                 execution_id=str(event.get("function_execution_id") or ""),
