@@ -24,6 +24,15 @@ def _prompts_reach(stack: Stack, count: int, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
+def _waiting_in_pool(stack: Stack, count: int, timeout: float = 30) -> None:
+    """Poll (with a deadline) until ``count`` creates wait in the model's pool."""
+    pool = stack.server.slack.flows.generators
+    deadline = time.monotonic() + timeout
+    while pool.waiting() < count:
+        assert time.monotonic() < deadline, f"{pool.waiting()} of {count} waiting for the model"
+        time.sleep(0.02)
+
+
 def _ready(calls: list[Call]) -> int:
     return len([c for c in calls if c.method == "chat.update" and "is ready" in text_of(c)])
 
@@ -51,9 +60,9 @@ def test_a_second_users_create_reaches_the_model_in_turn_while_the_first_floods(
     for i in range(flood):
         assert stack.slack.command(f"create rows {i} for UA", user="UA")[0] == 200
     _prompts_reach(stack, 8)  # every thread is with the model; the rest of UA's wait
-    before = len(stack.mock.of("chat.postMessage"))
+    _waiting_in_pool(stack, flood - 8)  # all of UA's backlog is queued for the model
     assert stack.slack.command("create rows for UB", user="UB")[0] == 200
-    stack.mock.wait_for("chat.postMessage", before + 1)  # UB's task is posted, generating
+    _waiting_in_pool(stack, flood - 8 + 1)  # and UB's create behind it, before any call ends
     stack.model.release()
     stack.mock.wait_until(
         lambda calls: _ready(calls) >= flood + 1,
