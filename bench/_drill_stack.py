@@ -132,6 +132,12 @@ class Stack:
             # Shorter than the defaults (15 s, stale_after / 2 = 35 s) so the drill is brief.
             "TASKBOT_SWEEP_SECONDS": "5",
             "TASKBOT_REQUEUE_AFTER_SECONDS": "20",
+            # The drill is one user's load (it measures recovery, not fair shares): no limits
+            # per user or channel, or most of its creates and runs would be answered "busy".
+            "FAIR_USER_GENERATIONS": "0",
+            "FAIR_CHANNEL_GENERATIONS": "0",
+            "FAIR_USER_QUEUED_RUNS": "0",
+            "FAIR_CHANNEL_QUEUED_RUNS": "0",
             "LOG_LEVEL": "WARNING",
         }
         subprocess.run(
