@@ -3,12 +3,9 @@ version scheduled, workflow and MCP runs use."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-
-from bot.api.auth import Caller, require_principal
-from bot.api.guard import ErrorShapeRoute
+from bot.api.auth import Caller
 from bot.api.models import Answer, Request, Version
-from bot.api.routes import JsonBody, Svc, TaskId, errors, json_request, known_query, parse
+from bot.api.routes import JsonBody, Svc, TaskId, api_router, errors, json_request, parse
 from bot.services.views import TaskView
 
 
@@ -32,10 +29,7 @@ class Pin(Answer):
         )
 
 
-router = APIRouter(
-    route_class=ErrorShapeRoute,
-    dependencies=[Depends(require_principal), Depends(known_query)],
-)
+router = api_router()
 
 
 @router.put(

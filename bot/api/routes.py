@@ -171,10 +171,16 @@ def parse(model: type[Model], body: dict[str, Any]) -> Model:
         raise invalid(validation_message(exc.errors(), allowed=model.model_fields)) from None
 
 
-router = APIRouter(
-    route_class=ErrorShapeRoute,
-    dependencies=[Depends(require_principal), Depends(known_query)],
-)
+def api_router() -> APIRouter:
+    """A router whose endpoints answer in the one error shape, need a principal, and refuse
+    query parameters they do not declare."""
+    return APIRouter(
+        route_class=ErrorShapeRoute,
+        dependencies=[Depends(require_principal), Depends(known_query)],
+    )
+
+
+router = api_router()
 
 
 @router.post(

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-
-from bot.api.auth import Caller, require_principal
-from bot.api.guard import ErrorShapeRoute
-from bot.api.routes import _RUN_ID, RunId, Svc, errors, known_query
+from bot.api.auth import Caller
+from bot.api.routes import _RUN_ID, RunId, Svc, api_router, errors
 from bot.api.run_models import RunOut
 from bot.services.errors import NotFound
 from bot.services.principal import PrincipalKind
 
-router = APIRouter(
-    route_class=ErrorShapeRoute,
-    dependencies=[Depends(require_principal), Depends(known_query)],
-)
+router = api_router()
 
 
 @router.post(

@@ -189,13 +189,17 @@ class TokenService:
             uow.commit()
             return TokenView.of(row)
 
+    def _is_operator(self, token: str) -> bool:
+        """``token`` is the operator's ``API_TOKEN`` (compared in constant time)."""
+        expected = self._operator_token.encode("utf-8")
+        return bool(expected) and hmac.compare_digest(token.encode("utf-8", "replace"), expected)
+
     def known(self, token: str) -> bool:
         """Whether ``token`` is the operator's or one this server issued (revoked and expired
         ones included: who asks is told why, and audited, by ``authenticate``). One indexed
         read, no write: what the edge asks before it reads a request's body."""
         token = token.strip()
-        operator_token = self._operator_token.encode("utf-8")
-        if operator_token and hmac.compare_digest(token.encode("utf-8", "replace"), operator_token):
+        if self._is_operator(token):
             return True
         if not _TOKEN.match(token):
             return False
@@ -207,9 +211,7 @@ class TokenService:
         next request): the operator's ``API_TOKEN``, or a person's token. Unknown, expired and
         revoked tokens raise ``Unauthorized`` (revoked and expired: ``TokenRefused``)."""
         token = token.strip()
-        operator_token = self._operator_token.encode("utf-8")
-        given = token.encode("utf-8", "replace")
-        if operator_token and hmac.compare_digest(given, operator_token):
+        if self._is_operator(token):
             return operator()
         if not _TOKEN.match(token):
             raise Unauthorized("The bearer token is not valid.")
