@@ -22,6 +22,19 @@ from tests.fakes.slack_requests import SlackSender
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _wait_up(proc: subprocess.Popen[bytes], base: str) -> None:
+    """Poll /healthz (with a deadline) until ``serve`` answers; fail if it exits first."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            get(f"{base}/healthz")
+            return
+        except OSError:
+            assert proc.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.2)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,15 +68,7 @@ def served(tmp_path: Path, openai_server: FakeOpenAIServer) -> Iterator[tuple[st
     proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                get(f"{base}/healthz")
-                break
-            except OSError:
-                assert proc.poll() is None, "serve exited"
-                assert time.monotonic() < deadline, "serve did not come up"
-                time.sleep(0.2)
+        _wait_up(proc, base)
         yield base, mock
     finally:
         proc.terminate()
@@ -262,15 +267,7 @@ def test_an_api_create_runs_its_checks_outside_the_web_process(
     proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                get(f"{base}/healthz")
-                break
-            except OSError:
-                assert proc.poll() is None, "serve exited"
-                assert time.monotonic() < deadline, "serve did not come up"
-                time.sleep(0.2)
+        _wait_up(proc, base)
         before = _children(proc.pid)
         openai_server.reply_code(COUNT_LINES)
         request = urllib.request.Request(
