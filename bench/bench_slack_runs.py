@@ -139,7 +139,13 @@ def main() -> None:
     bare = bare_p50()
     pool, pool_cpu_run = pool_cpu(args.runs)
     interpreters = bare_rate()
-    extra: dict[str, object] = {"log_level": "WARNING"}
+    # One user's burst: the per-user and per-channel queue limits (fair shares) would answer
+    # most of it "busy"; this measures throughput, not fairness.
+    extra: dict[str, object] = {
+        "log_level": "WARNING",
+        "fair_user_queued_runs": 0,
+        "fair_channel_queued_runs": 0,
+    }
     postgres = PrivatePostgres().start() if args.postgres else None
     if postgres is not None:
         extra["database_url"] = postgres.url("postgres")
