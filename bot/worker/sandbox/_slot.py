@@ -55,8 +55,11 @@ class SlotConfig:
 
 
 class Slot:
-    def __init__(self, config: SlotConfig, cgroup: SlotCgroup | None) -> None:
+    def __init__(
+        self, config: SlotConfig, cgroup: SlotCgroup | None, *, light: bool = False
+    ) -> None:
         self.config = config
+        self.light = light  # a zygote without the packages, for code that imports none
         self.cgroup = cgroup
         self.proc: subprocess.Popen[bytes] | None = None
         self.ctrl: socket.socket | None = None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import queue
+import re
 import sys
 import tempfile
 import threading
@@ -68,7 +70,25 @@ def _default_python() -> str:
 BASE_PACKAGES = ("numpy", "pandas", "matplotlib", "PIL", "openpyxl", "pyarrow", "pypdf", "docx")
 
 
+@functools.lru_cache(maxsize=16)
+def _mentions(packages: frozenset[str]) -> re.Pattern[str]:
+    names = [*sorted(packages), "__import__", "import_module"]
+    return re.compile(r"\b(?:" + "|".join(re.escape(name) for name in names) + r")\b")
+
+
+def uses_packages(code: str, packages: frozenset[str]) -> bool:
+    """Whether ``code`` may import one of ``packages``: it names one anywhere (in an import, a
+    string handed to ``exec``, even a comment), or imports by name at run time. Erring towards
+    yes only costs speed."""
+    return bool(packages) and _mentions(packages).search(code) is not None
+
+
 class Sandbox:
+    """``slots`` runs at a time. With ``packages``, each of the ``slots`` has a twin zygote
+    without them (``light``): a run whose code imports none of the packages is forked from a
+    small interpreter, whose fork, page faults and exit cost a fraction of the warm one's.
+    Both kinds are confined alike (own uid, tmpfs, cgroups, namespaces)."""
+
     def __init__(
         self,
         *,
@@ -80,20 +100,24 @@ class Sandbox:
         allow_insecure: bool = False,
         recycle_after: int = 200,
         probe: Callable[[], HostIsolation] = probe_host,
+        light: bool = True,
     ) -> None:
         if slots < 1 or recycle_after < 1:
             raise ValueError("slots and recycle_after must be >= 1")
         self._slot_count = slots
         self._limits = limits
         self._packages = tuple(packages)
+        self._package_set = frozenset(packages)
+        self._light = light and bool(self._packages)
         self._work_root_arg = work_root
         self._python = python
         self._allow_insecure = allow_insecure
         self._recycle_after = recycle_after
         self._probe = probe
         self._isolation: HostIsolation | None = None
-        self._slots: list[Slot] = []
-        self._free: queue.Queue[Slot] = queue.Queue()
+        self._slots: list[Slot] = []  # the light ones first, when there are any
+        self._free: dict[bool, queue.Queue[Slot]] = {True: queue.Queue(), False: queue.Queue()}
+        self._running = threading.BoundedSemaphore(slots)
         self._work_root: Path | None = None
         self._owns_work_root = False
         self._root_lock: int | None = None
@@ -145,15 +169,18 @@ class Sandbox:
     def _start_slots(self, iso: HostIsolation) -> None:
         python = self._python or _default_python()
         root = self._make_work_root()
+        kinds = [True, False] if self._light else [False]
+        count = self._slot_count * len(kinds)
         if iso.is_root:
-            self._uids = UidLease(self._slot_count)
+            self._uids = UidLease(count)
             remove_stale(iso, _CGROUP_PREFIX, in_use=_uid_name_in_use)
         namespaces = (
             iso.network_namespace and iso.mount_namespace and iso.pid_namespace and iso.mount_view
         )
         if iso.is_root:  # runs drop to per-slot uids: they must be able to read the library
             check_readable(python, whole_path=not namespaces)
-        for index in range(self._slot_count):
+        for index in range(count):
+            light = kinds[index // self._slot_count]
             uid = self._uids.uids[index] if self._uids else None
             slot_dir = root / f"slot-{index}"
             if slot_dir.exists():
@@ -173,13 +200,13 @@ class Sandbox:
                 gid=uid,
                 namespaces=namespaces,
                 scratch_bytes=self._limits.memory_bytes + self._limits.max_input_bytes,
-                packages=self._packages,
+                packages=() if light else self._packages,
                 seccomp=iso.seccomp,
                 landlock_abi=iso.landlock_abi,
             )
             name = _CGROUP_PREFIX + (str(uid) if uid is not None else f"pid{os.getpid()}-{index}")
             cgroup: SlotCgroup | None = create_slot_cgroup(iso, name)
-            self._slots.append(Slot(config, cgroup))
+            self._slots.append(Slot(config, cgroup, light=light))
         errors: list[BaseException] = []
 
         def boot(slot: Slot) -> None:
@@ -198,7 +225,7 @@ class Sandbox:
             raise errors[0]
         self._verify_features(namespaces)
         for slot in self._slots:
-            self._free.put(slot)
+            self._free[slot.light].put(slot)
 
     def _verify_features(self, namespaces: bool) -> None:
         for slot in self._slots:
@@ -283,7 +310,8 @@ class Sandbox:
         effective = limits or self._limits
         if input_path is not None and not input_path.is_file():
             raise FileNotFoundError(f"input {input_path} is not a readable regular file")
-        slot = self._acquire()
+        light = self._light and not uses_packages(code, self._package_set)
+        slot = self._acquire(light)
         recycle = False
         try:
             for attempt in range(2):
@@ -312,15 +340,24 @@ class Sandbox:
             if recycle and not self._closed:
                 threading.Thread(target=self._recycle, args=(slot,), daemon=True).start()
             else:
-                self._free.put(slot)
+                self._free[slot.light].put(slot)
+            self._running.release()
 
-    def _acquire(self) -> Slot:
-        while True:
-            try:
-                return self._free.get(timeout=0.5)
-            except queue.Empty:
-                if self._closed:
-                    raise RuntimeError("the Sandbox was closed") from None
+    def _acquire(self, light: bool) -> Slot:
+        """A free slot of the kind, once fewer than ``slots`` runs are running."""
+        while not self._running.acquire(timeout=0.5):
+            if self._closed:
+                raise RuntimeError("the Sandbox was closed")
+        try:
+            while True:
+                try:
+                    return self._free[light].get(timeout=0.5)
+                except queue.Empty:
+                    if self._closed:
+                        raise RuntimeError("the Sandbox was closed") from None
+        except BaseException:
+            self._running.release()
+            raise
 
     def _recycle(self, slot: Slot) -> None:
         try:
@@ -328,4 +365,4 @@ class Sandbox:
         except Exception:
             logger.exception("sandbox slot %d failed to restart", slot.config.index)
         finally:
-            self._free.put(slot)
+            self._free[slot.light].put(slot)

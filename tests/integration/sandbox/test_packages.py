@@ -115,13 +115,27 @@ def test_the_zygotes_matplotlib_cache_is_out_of_every_runs_reach(sandbox: Sandbo
     written by a run that knows where they are, in any slot."""
     root = sandbox._work_root
     assert root is not None
-    caches = sorted(root.glob("cache-*"))
+    # The warm slots' caches hold the font list their import built; the light twins' none.
+    caches = [c for c in sorted(root.glob("cache-*")) if any(c.glob("fontlist-*.json"))]
     assert len(caches) == 2
     for cache in caches:
-        (fontlist,) = cache.glob("fontlist-*.json")  # the zygote's import built it here
+        (fontlist,) = cache.glob("fontlist-*.json")
         code = f"CACHE = {str(cache)!r}\nFONTLIST = {str(fontlist)!r}\n" + REACH_CACHE
-        for _ in range(2):  # both slots (a run takes whichever is free)
-            result = run(sandbox, code)
+        # Both kinds of slot, twice each (a run takes whichever of its kind is free): code
+        # naming a package runs in a warm slot, other code in a light one.
+        for source in [code, "import matplotlib\n" + code, code, "import matplotlib\n" + code]:
+            result = run(sandbox, source)
             assert result.status == "succeeded", (result.error_message, result.stderr)
             assert "done" not in json.loads(result.result).values(), result.result
         assert [p.name for p in cache.iterdir()] == [fontlist.name]
+
+
+def test_code_naming_no_package_runs_in_a_light_twin(sandbox: Sandbox) -> None:
+    """Stdlib-only code is forked from a zygote without the packages (cheaper to fork and to
+    end); code naming one gets the warm zygote, with them already imported."""
+    # The name is spelt in two halves, so the probe itself names no package.
+    probe = "import sys\n\ndef run(input_path):\n    return [m for m in sys.modules if m == 'pan' + 'das']\n"
+    light = run(sandbox, probe)
+    warm = run(sandbox, "import numpy\n" + probe)
+    assert (light.status, warm.status) == ("succeeded", "succeeded")
+    assert json.loads(light.result) == [] and json.loads(warm.result) == ["pandas"]
