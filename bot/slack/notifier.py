@@ -31,6 +31,9 @@ from storage.models import RunStatus
 logger = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 2.0  # the safety net: events wake the watcher at once
+# A run is shown "running" only once it has run this long: most runs end sooner, and their
+# message goes from queued straight to the outcome (one update less, against Slack's limits).
+RUNNING_SHOWN_AFTER = 1.0
 MAX_ATTEMPTS = 8  # failures for now in a row before an update is given up (about 4 minutes)
 BACKOFF_CAP_SECONDS = 120.0
 
@@ -84,8 +87,10 @@ class RunWatcher:
         interval: float = SWEEP_SECONDS,
         workers: int = 8,
         run_errors: RunErrorSharing = RunErrorSharing.SEND,
+        running_after: float = RUNNING_SHOWN_AFTER,
     ) -> None:
         self.run_errors = run_errors
+        self.running_after = running_after
         self.replies = replies
         self.clients = clients
         self.interval = interval
@@ -155,7 +160,13 @@ class RunWatcher:
             held = list(self._held)
             room = self._workers - len(self._inflight)
         chosen: list[PendingReply] = []
-        for pending in self.replies.pending(now=datetime.now(UTC), exclude_teams=held):
+        wall = datetime.now(UTC)
+        for pending in self.replies.pending(now=wall, exclude_teams=held):
+            wait = self._too_soon(pending, wall)
+            if wait > 0:  # looked at again when it has run long enough (or sooner, if it ends)
+                with self._lock:  # no wake: the loop's next wait already counts it
+                    heapq.heappush(self._due, time.monotonic() + wait)
+                continue
             with self._lock:
                 if pending.run.id in self._inflight:
                     # Its run moved on while its message was being updated: look again then.
@@ -178,6 +189,13 @@ class RunWatcher:
             self._pool.submit(self._attempt, pending)
             started += 1
         return started
+
+    def _too_soon(self, pending: PendingReply, now: datetime) -> float:
+        """Seconds until a running run is shown as running; 0 when it is to be shown now."""
+        run = pending.run
+        if run.status is not RunStatus.RUNNING or run.started_at is None:
+            return 0.0
+        return max(0.0, self.running_after - (now - run.started_at).total_seconds())
 
     def _attempt(self, pending: PendingReply) -> None:
         run = pending.run
