@@ -372,6 +372,8 @@ class RunService(RunRecords):
             if not uow.runs.set_reply(run_id, message_ts=message_ts, shown_status=shown_status):
                 raise NotFound(f"No run {run_id}.")
             uow.commit()
+        # The run may have moved on while its message was being posted: look at it again.
+        self.signal.changed(run_id)
 
 
 @functools.lru_cache(maxsize=256)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -302,14 +303,19 @@ class SlackFlows:
             input_name=name,
             version=version,
             team_id=origin.team_id,
-            submit=False,
             reply=ReplyTarget(
                 origin.team_id, origin.enterprise_id, task.channel_id, task.thread_ts
             ),
         )
-        ts = post(client, task.channel_id, blocks.run_message(run), task.thread_ts)
+        # Queued first, then its message: the run does not wait for Slack. A message that
+        # cannot be posted (the bot not in the channel, say) stops the run nobody would see.
+        try:
+            ts = post(client, task.channel_id, blocks.run_message(run), task.thread_ts)
+        except BaseException:
+            with contextlib.suppress(ServiceError):
+                self.services.stops.stop_run(run.id, by=origin.user_id, operator=True)
+            raise
         runs.attach_reply(run.id, message_ts=ts, shown_status=run.status)
-        runs.submit(run.id)
         self.on_run_queued()
         return run.id, ts
 
