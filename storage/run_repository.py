@@ -4,11 +4,11 @@ no statement is rebuilt per call and no ORM bookkeeping is done for rows nobody 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import Run, RunFile, RunInput, RunStatus, Task, TaskVersion
@@ -207,11 +207,18 @@ class RunRepository:
         return self._execute(_CLAIM, params) > 0
 
     def reply_pending(
-        self, *, limit: int = 50, now: datetime | None = None, exclude_teams: Sequence[str] = ()
+        self,
+        *,
+        limit: int = 50,
+        now: datetime | None = None,
+        exclude_teams: Sequence[str] = (),
+        ids: Collection[str] | None = None,
     ) -> list[Run]:
-        """Runs with a Slack message that shows another status than the run's, whose update
-        has not ended for good and is not waiting out a back-off (until ``now``)."""
-        conditions = [
+        """Runs (among ``ids`` when given) with a Slack message that shows another status than
+        the run's, whose update has not ended for good and is not waiting out a back-off (until
+        ``now``)."""
+        conditions: list[ColumnElement[bool]] = [] if ids is None else [Run.id.in_(sorted(ids))]
+        conditions += [
             Run.reply_ts.is_not(None),
             or_(Run.notified_status.is_(None), Run.notified_status != Run.status),
             Run.reply_error.is_(None),

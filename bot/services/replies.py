@@ -4,7 +4,7 @@ good, or for now with a back-off), so no update is retried in a storm or holds u
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,13 +29,21 @@ class RunReplies:
         self._uow = uow
 
     def pending(
-        self, *, limit: int = 50, now: datetime | None = None, exclude_teams: Sequence[str] = ()
+        self,
+        *,
+        limit: int = 50,
+        now: datetime | None = None,
+        exclude_teams: Sequence[str] = (),
+        ids: Collection[str] | None = None,
     ) -> list[PendingReply]:
-        """Runs whose message is behind, but for those whose update ended for good or waits
-        out a back-off until after ``now``, and those of ``exclude_teams``."""
+        """Runs whose message is behind (among ``ids`` when given), but for those whose update
+        ended for good or waits out a back-off until after ``now``, and those of
+        ``exclude_teams``."""
         with self._uow() as uow:
             pending = []
-            rows = uow.runs.reply_pending(limit=limit, now=now, exclude_teams=exclude_teams)
+            rows = uow.runs.reply_pending(
+                limit=limit, now=now, exclude_teams=exclude_teams, ids=ids
+            )
             # The files of every ended run among them, in one query.
             files = uow.runs.output_files([r.id for r in rows if RunStatus(r.status).final])
             for run in rows:

@@ -105,7 +105,10 @@ class RunWatcher:
         self._behind: set[str] = set()  # runs that moved on while their update was in flight
         self._full = False  # a pass stopped claiming for want of room in the pool
         self._held: dict[str, float] = {}  # workspace -> when its rate limit ends (monotonic)
-        signal.subscribe(lambda _run_id: self._wake.set())
+        # What woke the watcher: runs that changed (looked up by id), or anything else, which
+        # looks at every message that is behind (None).
+        self._changed: set[str] | None = None
+        signal.subscribe(self._run_changed)
 
     def start(self) -> None:
         self._thread.start()
@@ -127,16 +130,34 @@ class RunWatcher:
         return self._pool.wait_idle(timeout)
 
     def poke(self) -> None:
+        self._look_everywhere()
+
+    def _run_changed(self, run_id: str) -> None:
+        with self._lock:
+            if self._changed is not None:
+                self._changed.add(run_id)
+        self._wake.set()
+
+    def _look_everywhere(self) -> None:
+        with self._lock:
+            self._changed = None
         self._wake.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self._next_wait())
-            self._wake.clear()
+            woken = self._wake.wait(self._next_wait())
+            with self._lock:
+                self._wake.clear()
+                # A sweep (nothing woke it) or a deferred update coming due looks everywhere.
+                ids = self._changed if woken and not self._due_now() else None
+                self._changed = set()
             try:
-                self.pass_once()
+                self.pass_once(ids)
             except Exception:
                 logger.exception("updating run messages failed; trying again")
+
+    def _due_now(self) -> bool:
+        return bool(self._due) and self._due[0] <= time.monotonic()
 
     def _next_wait(self) -> float:
         now = time.monotonic()
@@ -151,9 +172,11 @@ class RunWatcher:
             heapq.heappush(self._due, time.monotonic() + delay)
         self._wake.set()
 
-    def pass_once(self) -> int:
-        """Claim every message that is behind (in one transaction) and hand each to the pool;
-        returns how many."""
+    def pass_once(self, ids: set[str] | None = None) -> int:
+        """Claim every message that is behind (of the runs ``ids`` only, when given), in one
+        transaction, and hand each to the pool; returns how many."""
+        if ids is not None and not ids:
+            return 0
         now = time.monotonic()
         with self._lock:
             self._held = {team: until for team, until in self._held.items() if until > now}
@@ -161,7 +184,7 @@ class RunWatcher:
             room = self._workers - len(self._inflight)
         chosen: list[PendingReply] = []
         wall = datetime.now(UTC)
-        for pending in self.replies.pending(now=wall, exclude_teams=held):
+        for pending in self.replies.pending(now=wall, exclude_teams=held, ids=ids):
             wait = self._too_soon(pending, wall)
             if wait > 0:  # looked at again when it has run long enough (or sooner, if it ends)
                 with self._lock:  # no wake: the loop's next wait already counts it
@@ -210,11 +233,13 @@ class RunWatcher:
                 self._inflight.pop(run.id, None)
                 # Look again only if this run moved on meanwhile, or a pass left runs out for
                 # want of room; every other change wakes the watcher by its own event.
-                again = run.id in self._behind or self._full
+                behind, full = run.id in self._behind, self._full
                 self._behind.discard(run.id)
-                self._full = False if again else self._full
-            if again:
-                self._wake.set()
+                self._full = False
+            if full:
+                self._look_everywhere()
+            elif behind:
+                self._run_changed(run.id)
 
     def _failed(self, pending: PendingReply, exc: Exception) -> None:
         run, target = pending.run, pending.target
