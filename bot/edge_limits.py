@@ -124,21 +124,21 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = _headers(scope)  # once per request: Slack's acks pass through here
         try:
-            limit, personal = self._admit(scope)
+            limit, personal = self._admit(scope, headers)
             if personal is not None:
                 await self._check_personal(personal)
-            body = await self._body(scope, receive, limit)
+            body = await self._body(headers, receive, limit)
         except Refused as refused:
             await refuse(send, refused)
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _admit(self, scope: Scope) -> tuple[int, bytes | None]:
+    def _admit(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, bytes | None]:
         """The body limit for this request and a personal token still to look up, or
         ``Refused`` on what its headers show."""
         path: str = scope.get("path", "")
-        headers = _headers(scope)
         if path.startswith("/slack/"):
             if scope.get("method") == "POST":
                 self._check_slack(headers)
@@ -182,8 +182,8 @@ class RequestLimits:
             return given
         raise _invalid_token()
 
-    async def _body(self, scope: Scope, receive: Receive, limit: int) -> bytes:
-        declared = _headers(scope).get(b"content-length")
+    async def _body(self, headers: dict[bytes, bytes], receive: Receive, limit: int) -> bytes:
+        declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.strip().isdigit():
                 raise Refused(400, "bad_request", "The Content-Length header is not a number.")
