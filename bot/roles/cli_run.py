@@ -59,10 +59,13 @@ def _read_input(args: argparse.Namespace, limit: int) -> tuple[bytes | None, str
 
 def _wait(services: Services, run_id: str, progress: Progress) -> RunView:
     """Until the run ends: woken by the run's own events (this process, or a Celery worker's
-    over Redis), with the database read again every couple of seconds as a safety net."""
+    over Redis), with the database read again every RUN_WAIT_SWEEP_SECONDS as a safety net;
+    every couple of seconds it says how the run is doing."""
     deadline = time.monotonic() + services.runs.stale_after.total_seconds() + 30
+    sweep = services.settings.run_wait_sweep_seconds
     while True:
-        view = services.runs.wait(run_id, timeout=min(2.0, max(0.0, deadline - time.monotonic())))
+        left = max(0.0, deadline - time.monotonic())
+        view = services.runs.wait(run_id, timeout=min(2.0, left), sweep=sweep)
         if view.final or time.monotonic() > deadline:
             return view
         progress.say(f"run {run_id[:8]}: {view.status}")

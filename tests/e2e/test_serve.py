@@ -285,3 +285,55 @@ def test_an_api_create_runs_its_checks_outside_the_web_process(
         proc.terminate()
         proc.wait(timeout=20)
         mock.stop()
+
+
+NAPS = "import time\n\ndef run(input_path):\n    time.sleep(3)\n    return 'rested'\n"
+
+
+def _api(base: str, method: str, path: str, body: object = None) -> dict[str, object]:
+    request = urllib.request.Request(
+        f"{base}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": "Bearer t0ken", "Content-Type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
+
+
+def test_an_api_wait_hears_a_run_end_in_the_flow_process(
+    tmp_path: Path, openai_server: FakeOpenAIServer
+) -> None:
+    """The run executes in the flow process's pool; the web process's wait on it wakes on the
+    run's event, sent back over the pipe. The database sweep is set to 60 s, longer than the
+    30 s wait: without the event the wait reads the run again only when those 30 s run out."""
+    mock = MockSlackAPI().start()
+    port = free_port()
+    env = {
+        **_serve_env(tmp_path, mock.api_url, API_TOKEN="t0ken", RUN_WAIT_SWEEP_SECONDS="60"),
+        "PORT": str(port),
+        "OPENAI_BASE_URL": openai_server.base_url,
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(proc, base)
+        openai_server.reply_code(NAPS)
+        task = _api(base, "POST", "/api/task/create", {"desired_action": "rest a while"})
+        accepted = _api(base, "POST", f"/api/task/{task['id']}/run", {"input_text": "x"})
+        run_path = accepted["links"]["run"]  # type: ignore[index]
+        # Not ended when the wait starts (the run naps for 3 s), so only an event can end it.
+        assert _api(base, "GET", run_path)["final"] is False
+        asked = time.monotonic()
+        waited = _api(base, "GET", f"{run_path}?wait=30")
+        took = time.monotonic() - asked
+        assert (waited["final"], waited["status"]) == (True, "succeeded"), waited
+        # Woken by the event: the answer came with the run's end (a 3 s nap), not when the
+        # wait ran out at 30 s (the sweep, at 60 s, never came).
+        assert took < 20, f"the wait answered after {took:.1f} s: it heard no event"
+        assert waited["result"] == "rested"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        mock.stop()
