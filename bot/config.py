@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = _s(2, "Sandbox slots per worker process.", "Worker", **_N)
     run_wait_sweep_seconds: float = _s(
         1.0,
-        "Seconds between database reads while the API or terminal waits on a run's event.",
+        "Seconds between database reads while an API request waits on a run's event.",
         "Worker",
         gt=0,
     )

@@ -59,13 +59,10 @@ def _read_input(args: argparse.Namespace, limit: int) -> tuple[bytes | None, str
 
 def _wait(services: Services, run_id: str, progress: Progress) -> RunView:
     """Until the run ends: woken by the run's own events (this process, or a Celery worker's
-    over Redis), with the database read again every RUN_WAIT_SWEEP_SECONDS as a safety net;
-    every couple of seconds it says how the run is doing."""
+    over Redis), with the database read again every couple of seconds as a safety net."""
     deadline = time.monotonic() + services.runs.stale_after.total_seconds() + 30
-    sweep = services.settings.run_wait_sweep_seconds
     while True:
-        left = max(0.0, deadline - time.monotonic())
-        view = services.runs.wait(run_id, timeout=min(2.0, left), sweep=sweep)
+        view = services.runs.wait(run_id, timeout=min(2.0, max(0.0, deadline - time.monotonic())))
         if view.final or time.monotonic() > deadline:
             return view
         progress.say(f"run {run_id[:8]}: {view.status}")
