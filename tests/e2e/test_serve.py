@@ -22,7 +22,7 @@ from tests.fakes.slack_requests import SlackSender
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait_up(proc: subprocess.Popen[bytes], base: str) -> None:
+def _wait_up(proc: subprocess.Popen[bytes] | subprocess.Popen[str], base: str) -> None:
     """Poll /healthz (with a deadline) until ``serve`` answers; fail if it exits first."""
     deadline = time.monotonic() + 60
     while True:
@@ -112,11 +112,13 @@ def test_the_slow_half_runs_in_the_flow_process(
             "files": [file],
         }
     )
-    deadline = time.monotonic() + 60
-    while not any("succeeded" in text_of(c) for c in mock.of("chat.update")):
-        assert time.monotonic() < deadline, [text_of(c) for c in mock.of("chat.update")]
-        time.sleep(0.1)
-    done = next(text_of(c) for c in mock.of("chat.update") if "succeeded" in text_of(c))
+    done = mock.wait_until(
+        lambda calls: [
+            text_of(c) for c in calls if c.method == "chat.update" and "succeeded" in text_of(c)
+        ],
+        timeout=60,
+        what="the run shown succeeded",
+    )[0]
     assert '"lines": 3' in done
     sender.command("list", response_name="listing")
     assert "count_lines" in text_of(mock.wait_for("response_url", timeout=30)[-1])
@@ -210,15 +212,8 @@ def test_with_slack_unreachable_the_api_and_health_are_served_and_ctrl_c_is_quie
     )
     base = f"http://127.0.0.1:{env['PORT']}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, body = get(f"{base}/healthz")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "serve did not come up"
-                time.sleep(0.2)
+        _wait_up(proc, base)
+        status, body = get(f"{base}/healthz")
         assert status == 200 and body["ok"] is True and body["database"] == "ok"
         assert str(body["slack"]).startswith("unreachable: Slack is unreachable at SLACK_API_URL=")
         request = urllib.request.Request(
