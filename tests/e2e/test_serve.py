@@ -297,6 +297,17 @@ def _api(base: str, method: str, path: str, body: object = None) -> dict[str, ob
         return answer
 
 
+def _until_running(base: str, run_path: str) -> None:
+    """Poll (with a deadline: a server in another process has no event to offer before the
+    end) until the run started; it then naps 3 s, so the wait that follows starts before
+    the run ends and only the run's end can answer it early."""
+    deadline = time.monotonic() + 60
+    while (run := _api(base, "GET", run_path))["status"] != "running":
+        assert run["status"] == "queued", run
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.1)
+
+
 def test_an_api_wait_hears_a_run_end_in_the_flow_process(
     tmp_path: Path, openai_server: FakeOpenAIServer
 ) -> None:
@@ -318,8 +329,7 @@ def test_an_api_wait_hears_a_run_end_in_the_flow_process(
         task = _api(base, "POST", "/api/task/create", {"desired_action": "rest a while"})
         accepted = _api(base, "POST", f"/api/task/{task['id']}/run", {"input_text": "x"})
         run_path = accepted["links"]["run"]  # type: ignore[index]
-        # Not ended when the wait starts (the run naps for 3 s), so only an event can end it.
-        assert _api(base, "GET", run_path)["final"] is False
+        _until_running(base, run_path)
         asked = time.monotonic()
         waited = _api(base, "GET", f"{run_path}?wait=30")
         took = time.monotonic() - asked
@@ -331,4 +341,54 @@ def test_an_api_wait_hears_a_run_end_in_the_flow_process(
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        mock.stop()
+
+
+@pytest.mark.postgres
+def test_with_celery_an_api_wait_hears_the_worker_over_redis(
+    tmp_path: Path, openai_server: FakeOpenAIServer, postgres_url: str, redis_url: str
+) -> None:
+    """``serve`` with TASK_QUEUE=celery: a Celery worker runs it, and the web process's wait
+    hears its end over the Redis relay (sweep at 60 s, as above)."""
+    import redis
+
+    from storage import migrate
+    from storage.db import make_engine
+
+    redis.Redis.from_url(redis_url).flushdb()
+    engine = make_engine(postgres_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    mock = MockSlackAPI().start()
+    port = free_port()
+    env = {
+        **_serve_env(tmp_path, mock.api_url, API_TOKEN="t0ken", RUN_WAIT_SWEEP_SECONDS="60"),
+        "PORT": str(port),
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "DATABASE_URL": postgres_url,
+        "TASK_QUEUE": "celery",
+        "CELERY_BROKER_URL": redis_url,
+    }
+    serve = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot", "worker"], cwd=tmp_path, env=env, start_new_session=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(serve, base)
+        openai_server.reply_code(NAPS)
+        task = _api(base, "POST", "/api/task/create", {"desired_action": "rest a while"})
+        accepted = _api(base, "POST", f"/api/task/{task['id']}/run", {"input_text": "x"})
+        run_path = accepted["links"]["run"]  # type: ignore[index]
+        _until_running(base, run_path)
+        asked = time.monotonic()
+        waited = _api(base, "GET", f"{run_path}?wait=30")
+        took = time.monotonic() - asked
+        assert (waited["final"], waited["status"]) == (True, "succeeded"), waited
+        assert took < 20, f"the wait answered after {took:.1f} s: it heard no event"
+    finally:
+        for proc in (serve, worker):
+            proc.terminate()
+        for proc in (serve, worker):
+            proc.wait(timeout=30)
         mock.stop()
