@@ -97,13 +97,16 @@ def build_services(
     queue: RunQueue | None = None,
     execute: Execute | None = None,
     members: Members | None = None,
+    signal: RunSignal | None = None,
 ) -> Services:
     """Wire everything, once: nothing is assigned after construction. ``runner``: "local"
     starts the sandbox and an in-process pool, "celery" sends runs to Celery workers (and
     hears them end over Redis), "none" records runs without executing them, or hands them to
     ``queue`` (the web role's pipe to the flow process, or its Celery queue). ``worker``: this
     process executes runs for Celery (``bot.roles.worker``) and publishes their changes.
-    ``execute`` runs the checks' harness elsewhere (the web role: in the flow process)."""
+    ``execute`` runs the checks' harness elsewhere (the web role: in the flow process).
+    ``signal`` is given when changes made elsewhere are told to it (the web role: the flow
+    process's, over its pipe)."""
     engine = engine or make_engine(settings.database_url)
     if check_schema:
         prepare_schema(engine)
@@ -135,7 +138,7 @@ def build_services(
         run_errors=RunErrorSharing(settings.run_errors_to_model),
         **timing,
     )
-    signal = RunSignal()
+    signal = signal or RunSignal()
     clock_now = {"clock": clock} if clock else {}
 
     def records() -> RunRecords:

@@ -150,6 +150,12 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", "Broker for TASK_QUEUE=celery.", "Worker"
     )
     worker_concurrency: int = _s(2, "Sandbox slots per worker process.", "Worker", **_N)
+    run_wait_sweep_seconds: float = _s(
+        1.0,
+        "Seconds between database reads while an API request waits on a run's event.",
+        "Worker",
+        gt=0,
+    )
     # --- Sandbox ---
     sandbox_wall_seconds: float = _s(30.0, "Wall-clock limit of one run.", "Sandbox", **_N)
     sandbox_cpu_seconds: int = _s(20, "CPU-time limit of one run.", "Sandbox", **_N)

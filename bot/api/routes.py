@@ -42,7 +42,6 @@ MAX_LIST = 100
 DEFAULT_LIST = 20
 MAX_USAGE_DAYS = 366
 MAX_WAIT_SECONDS = 30
-WAIT_SWEEP_SECONDS = 1.0  # the safety net under the event: a change no event announced here
 _RUN_ID = re.compile(r"^[0-9a-fA-F-]{1,36}$")
 
 ERROR_TEXT = {
@@ -326,8 +325,9 @@ def get_run(
         services.personal.task(caller, run.task_id)  # a run is seen where its task is
     except NotFound:
         raise NotFound(f"No run {run_id}.") from None
-    if wait > 0:  # woken by the run's event; the database is read again every few seconds
-        return RunOut.of(services.runs.wait(run_id, timeout=wait, sweep=WAIT_SWEEP_SECONDS))
+    if wait > 0:  # woken by the run's event; the database is read again as the safety net
+        sweep = services.settings.run_wait_sweep_seconds
+        return RunOut.of(services.runs.wait(run_id, timeout=wait, sweep=sweep))
     return RunOut.of(run)
 
 

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from bot.roles.cli_run import for_terminal
 
 TIMEOUT = 30.0
+WAIT_SECONDS = 20.0  # per request, well within TIMEOUT (the server allows up to 30)
 REMOTE_ACTIONS = ("list", "show", "run", "create", "refine", "delete", "usage")
 
 
@@ -153,12 +154,13 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     accepted = client.call("POST", f"/api/task/{_quote(args.id)}/run{query}", body, upload=upload)
     run_path = accepted["links"]["run"]
     deadline = time.monotonic() + 600
-    run = client.call("GET", run_path)
+    # The server answers as soon as the run ends (woken by the run's event there), or after
+    # WAIT_SECONDS: then ask again, until the deadline.
+    run = client.call("GET", f"{run_path}?wait={WAIT_SECONDS:g}")
     while not run.get("final"):
         if time.monotonic() > deadline:
             raise RemoteError(f"run {accepted['run_id']} is still {run.get('status')}")
-        time.sleep(0.25)  # a remote server gives no event to wait on: ask again
-        run = client.call("GET", run_path)
+        run = client.call("GET", f"{run_path}?wait={WAIT_SECONDS:g}")
     value = run.get("result")
     if value is not None:
         text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)

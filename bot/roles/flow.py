@@ -15,7 +15,7 @@ from bot.composition import Runner, build_services
 from bot.config import Settings
 from bot.services.checks import Execution
 from bot.slack.app import build_flows
-from bot.slack.messages import CheckRun, Message, QueuedRun, Stop
+from bot.slack.messages import CheckDone, CheckRun, Message, QueuedRun, RunChanged, Stop
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
     )
     runner: Runner = "celery" if settings.task_queue == "celery" else "local"
     services = build_services(settings, runner=runner)
+    # Every change of a run made here (the pool's claims and outcomes) goes back to the web
+    # process, whose API waits listen to its own signal (``FlowProcess._read``).
+    services.signal.relay(lambda run_id: replies.put(RunChanged(run_id)))
     if services.pool is not None:
         services.pool.recover(services.runs)
     flows = build_flows(services)
@@ -62,7 +65,7 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
                 error_message=f"The sandbox could not run the checks: {exc}",
                 killed_reason=None,
             )
-        replies.put((item.request_id, execution))
+        replies.put(CheckDone(item.request_id, execution))
 
     try:
         while True:

@@ -16,6 +16,7 @@ from bot.edge_limits import EdgeLimits, RequestLimits
 from bot.prog import hint
 from bot.roles.sweeper import Sweeper
 from bot.services.container import Services
+from bot.services.events import RunSignal
 from bot.services.runs import RunQueue
 from bot.web import WebApp, health_checks, listen, run_server, uvicorn_server
 
@@ -109,16 +110,19 @@ def build_server(
 
         if settings.task_queue != "celery":
             _check_isolation(settings)  # before the flow process starts the worker pool
-        flows = FlowProcess(settings, target=flow.main)
+        # What the flow process's pool changes is heard here too (API waits on a run).
+        signal = services.signal if services is not None else RunSignal()
+        flows = FlowProcess(settings, target=flow.main, signal=signal)
         flows.start()
-        if services is None:
-            queue: RunQueue = flows
-            if settings.task_queue == "celery":
-                from bot.worker.celery_app import CeleryQueue, make_celery  # only then: big
-
-                queue = CeleryQueue(make_celery(settings))
+        if services is None and settings.task_queue == "celery":
+            # Runs go to Celery, and their changes come back from the workers over Redis.
+            services = build_services(
+                settings, runner="celery", execute=flows.execute, signal=signal
+            )
+        elif services is None:
             # Checks run where runs run: the web process never starts sandbox processes.
-            services = build_services(settings, queue=queue, execute=flows.execute)
+            queue: RunQueue = flows
+            services = build_services(settings, queue=queue, execute=flows.execute, signal=signal)
     elif services is None:
         runner: Runner = "celery" if settings.task_queue == "celery" else "local"
         services = build_services(settings, runner=runner)

@@ -4,7 +4,10 @@ typed messages, starts it again if it dies.
 ``python -m bot serve`` keeps only the ack path in the web process: Python threads share one
 interpreter lock, so background work in the same process delays acks (measured in
 bench/bench_ack.py). The web process hands over plain values through a pipe: typed messages
-(``bot.slack.messages``), and the ids of runs the HTTP API queued.
+(``bot.slack.messages``), and the ids of runs the HTTP API queued. Typed values come back on a
+second queue, dispatched by type: a check's answer (``CheckDone``), and every change of a run
+the flow process's pool made (``RunChanged``), told to the web process's ``RunSignal`` so an
+API wait on the run wakes as soon as it ends instead of at its next database read.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 
 from bot.config import Settings
 from bot.services.checks import Execution
-from bot.slack.messages import CheckRun, Message, QueuedRun, Stop
+from bot.services.events import RunSignal
+from bot.slack.messages import CheckDone, CheckRun, Message, QueuedRun, RunChanged, Stop
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +34,19 @@ logger = logging.getLogger(__name__)
 class FlowProcess:
     """Starts the flow process, hands it work, and starts it again if it dies."""
 
-    def __init__(self, settings: Settings, *, target: Callable[[Settings, Any, Any], None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        target: Callable[[Settings, Any, Any], None],
+        signal: RunSignal,
+    ) -> None:
         """``target(settings, inbox, replies)`` is the flow process's entry
-        (``bot.roles.flow.main``); it answers a ``CheckRun`` on ``replies``."""
+        (``bot.roles.flow.main``); it answers a ``CheckRun`` on ``replies`` and says there
+        which runs changed, which ``signal`` (the web process's) then hears."""
         self._settings = settings
         self._target = target
+        self._signal = signal
         self._context = multiprocessing.get_context("spawn")
         self._inbox: Any = self._context.Queue()
         self._replies: Any = self._context.Queue()
@@ -76,13 +88,17 @@ class FlowProcess:
     def _read(self) -> None:
         while True:
             item = self._replies.get()
-            if item is None:
+            if isinstance(item, Stop):
                 return
-            request_id, execution = item
-            with self._lock:
-                answer = self._waiting.get(request_id)
-            if answer is not None and not answer.done():
-                answer.set_result(execution)
+            if isinstance(item, RunChanged):
+                self._signal.heard(item.run_id)
+            elif isinstance(item, CheckDone):
+                with self._lock:
+                    answer = self._waiting.get(item.request_id)
+                if answer is not None and not answer.done():
+                    answer.set_result(item.execution)
+            else:
+                logger.error("the flow process answered an unknown value %r", item)
 
     def _spawn(self) -> None:
         with self._lock:
@@ -128,7 +144,7 @@ class FlowProcess:
     def close(self, timeout: float = 20.0) -> None:
         self._stopping.set()
         self._inbox.put(Stop())
-        self._replies.put(None)
+        self._replies.put(Stop())
         process = self._process
         if process is not None:
             process.join(timeout)

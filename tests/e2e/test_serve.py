@@ -22,7 +22,7 @@ from tests.fakes.slack_requests import SlackSender
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait_up(proc: subprocess.Popen[bytes], base: str) -> None:
+def _wait_up(proc: subprocess.Popen[bytes] | subprocess.Popen[str], base: str) -> None:
     """Poll /healthz (with a deadline) until ``serve`` answers; fail if it exits first."""
     deadline = time.monotonic() + 60
     while True:
@@ -112,11 +112,13 @@ def test_the_slow_half_runs_in_the_flow_process(
             "files": [file],
         }
     )
-    deadline = time.monotonic() + 60
-    while not any("succeeded" in text_of(c) for c in mock.of("chat.update")):
-        assert time.monotonic() < deadline, [text_of(c) for c in mock.of("chat.update")]
-        time.sleep(0.1)
-    done = next(text_of(c) for c in mock.of("chat.update") if "succeeded" in text_of(c))
+    done = mock.wait_until(
+        lambda calls: [
+            text_of(c) for c in calls if c.method == "chat.update" and "succeeded" in text_of(c)
+        ],
+        timeout=60,
+        what="the run shown succeeded",
+    )[0]
     assert '"lines": 3' in done
     sender.command("list", response_name="listing")
     assert "count_lines" in text_of(mock.wait_for("response_url", timeout=30)[-1])
@@ -210,15 +212,8 @@ def test_with_slack_unreachable_the_api_and_health_are_served_and_ctrl_c_is_quie
     )
     base = f"http://127.0.0.1:{env['PORT']}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, body = get(f"{base}/healthz")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "serve did not come up"
-                time.sleep(0.2)
+        _wait_up(proc, base)
+        status, body = get(f"{base}/healthz")
         assert status == 200 and body["ok"] is True and body["database"] == "ok"
         assert str(body["slack"]).startswith("unreachable: Slack is unreachable at SLACK_API_URL=")
         request = urllib.request.Request(
@@ -284,4 +279,116 @@ def test_an_api_create_runs_its_checks_outside_the_web_process(
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        mock.stop()
+
+
+NAPS = "import time\n\ndef run(input_path):\n    time.sleep(3)\n    return 'rested'\n"
+
+
+def _api(base: str, method: str, path: str, body: object = None) -> dict[str, object]:
+    request = urllib.request.Request(
+        f"{base}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": "Bearer t0ken", "Content-Type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
+
+
+def _until_running(base: str, run_path: str) -> None:
+    """Poll (with a deadline: a server in another process has no event to offer before the
+    end) until the run started; it then naps 3 s, so the wait that follows starts before
+    the run ends and only the run's end can answer it early."""
+    deadline = time.monotonic() + 60
+    while (run := _api(base, "GET", run_path))["status"] != "running":
+        assert run["status"] == "queued", run
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.1)
+
+
+def test_an_api_wait_hears_a_run_end_in_the_flow_process(
+    tmp_path: Path, openai_server: FakeOpenAIServer
+) -> None:
+    """The run executes in the flow process's pool; the web process's wait on it wakes on the
+    run's event, sent back over the pipe. The database sweep is set to 60 s, longer than the
+    30 s wait: without the event the wait reads the run again only when those 30 s run out."""
+    mock = MockSlackAPI().start()
+    port = free_port()
+    env = {
+        **_serve_env(tmp_path, mock.api_url, API_TOKEN="t0ken", RUN_WAIT_SWEEP_SECONDS="60"),
+        "PORT": str(port),
+        "OPENAI_BASE_URL": openai_server.base_url,
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(proc, base)
+        openai_server.reply_code(NAPS)
+        task = _api(base, "POST", "/api/task/create", {"desired_action": "rest a while"})
+        accepted = _api(base, "POST", f"/api/task/{task['id']}/run", {"input_text": "x"})
+        run_path = accepted["links"]["run"]  # type: ignore[index]
+        _until_running(base, run_path)
+        asked = time.monotonic()
+        waited = _api(base, "GET", f"{run_path}?wait=30")
+        took = time.monotonic() - asked
+        assert (waited["final"], waited["status"]) == (True, "succeeded"), waited
+        # Woken by the event: the answer came with the run's end (a 3 s nap), not when the
+        # wait ran out at 30 s (the sweep, at 60 s, never came).
+        assert took < 20, f"the wait answered after {took:.1f} s: it heard no event"
+        assert waited["result"] == "rested"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        mock.stop()
+
+
+@pytest.mark.postgres
+def test_with_celery_an_api_wait_hears_the_worker_over_redis(
+    tmp_path: Path, openai_server: FakeOpenAIServer, postgres_url: str, redis_url: str
+) -> None:
+    """``serve`` with TASK_QUEUE=celery: a Celery worker runs it, and the web process's wait
+    hears its end over the Redis relay (sweep at 60 s, as above)."""
+    import redis
+
+    from storage import migrate
+    from storage.db import make_engine
+
+    redis.Redis.from_url(redis_url).flushdb()
+    engine = make_engine(postgres_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    mock = MockSlackAPI().start()
+    port = free_port()
+    env = {
+        **_serve_env(tmp_path, mock.api_url, API_TOKEN="t0ken", RUN_WAIT_SWEEP_SECONDS="60"),
+        "PORT": str(port),
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "DATABASE_URL": postgres_url,
+        "TASK_QUEUE": "celery",
+        "CELERY_BROKER_URL": redis_url,
+    }
+    serve = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot", "worker"], cwd=tmp_path, env=env, start_new_session=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(serve, base)
+        openai_server.reply_code(NAPS)
+        task = _api(base, "POST", "/api/task/create", {"desired_action": "rest a while"})
+        accepted = _api(base, "POST", f"/api/task/{task['id']}/run", {"input_text": "x"})
+        run_path = accepted["links"]["run"]  # type: ignore[index]
+        _until_running(base, run_path)
+        asked = time.monotonic()
+        waited = _api(base, "GET", f"{run_path}?wait=30")
+        took = time.monotonic() - asked
+        assert (waited["final"], waited["status"]) == (True, "succeeded"), waited
+        assert took < 20, f"the wait answered after {took:.1f} s: it heard no event"
+    finally:
+        for proc in (serve, worker):
+            proc.terminate()
+        for proc in (serve, worker):
+            proc.wait(timeout=30)
         mock.stop()

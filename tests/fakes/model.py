@@ -18,6 +18,7 @@ class FakeCodeGenerator:
         self._model = model
         self._open = threading.Event()
         self._open.set()
+        self._asked = threading.Condition()
 
     def hold(self) -> None:
         """Calls from now on wait (as a slow model does) until ``release``."""
@@ -33,8 +34,16 @@ class FakeCodeGenerator:
     def queue(self, *answers: str | Exception) -> None:
         self.answers.extend(answers)
 
+    def wait_for_prompts(self, count: int, *, timeout: float = 30.0) -> bool:
+        """Block until the model was asked ``count`` times (woken by each call); False when
+        ``timeout`` seconds passed first."""
+        with self._asked:
+            return self._asked.wait_for(lambda: len(self.prompts) >= count, timeout)
+
     def generate(self, messages: Sequence[ChatMessage], *, schema: Mapping[str, Any]) -> ModelReply:
-        self.prompts.append(list(messages))
+        with self._asked:
+            self.prompts.append(list(messages))
+            self._asked.notify_all()
         if not self._open.wait(60):
             raise ModelUnavailable("fake model: held for a minute")
         if not self.answers:

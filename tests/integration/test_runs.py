@@ -21,6 +21,7 @@ from bot.composition import Services, build_services
 from bot.config import Settings
 from bot.services.errors import InvalidInput
 from bot.services.runs import RunView
+from bot.worker.celery_app import CeleryQueue
 from storage import migrate
 from storage.db import make_engine
 from storage.models import RunStatus
@@ -237,10 +238,27 @@ def test_submitting_a_run_twice_executes_it_once(harness: Harness) -> None:
     if harness.services.pool is not None:
         assert harness.services.pool.wait_idle(timeout=30)  # both deliveries were taken
     else:
-        time.sleep(1.0)  # Celery: a duplicate delivery has no drain to wait on here
+        _broker_drained(harness)  # Celery: every delivery taken and acknowledged
     again = harness.services.runs.get(view.id)
     assert done.status == again.status == "succeeded"
     assert again.attempts == 1 and again.finished_at == done.finished_at
+
+
+def _broker_drained(harness: Harness, timeout: float = 30) -> None:
+    """Until the broker holds no message (none waiting, none delivered and unacknowledged: a
+    worker acknowledges a message once it has handled it), woken early by any run's event."""
+    queue = harness.services.runs.queue
+    assert isinstance(queue, CeleryQueue)
+    deadline = time.monotonic() + timeout
+    signal = harness.services.signal
+    while True:
+        seen = signal.count
+        held = queue.held()
+        assert held is not None, "the broker cannot say what it holds"
+        if not held:
+            return
+        assert time.monotonic() < deadline, f"the broker still holds {held}"
+        signal.wait_after(seen, 0.1)
 
 
 def test_bad_requests_are_refused_before_queueing(harness: Harness) -> None:
@@ -270,10 +288,7 @@ def test_queued_runs_survive_a_restart_and_dead_runs_are_failed(harness: Harness
     else:
         sleepy = harness.task(SLEEPY)
         stuck = runs.request(sleepy, requested_by="U1", input_data=b"x")
-        deadline = time.monotonic() + 30
-        while runs.get(stuck.id).status != "running":
-            assert time.monotonic() < deadline, "the worker never started the run"
-            time.sleep(0.05)
+        _until_running(harness, stuck.id)  # the worker's claim, heard over Redis
         harness.kill()  # kill -9 mid-run
         waiting = runs.request(task_id, requested_by="U1", input_data=b"a\n1\n")
         harness.restart()

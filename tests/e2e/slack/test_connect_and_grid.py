@@ -9,7 +9,14 @@ from pathlib import Path
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 
 from bot.services.runs import ReplyTarget
-from tests.e2e.slack.conftest import Stack, close_stack, install, make_stack, oauth_stack
+from tests.e2e.slack.conftest import (
+    Stack,
+    close_stack,
+    drain,
+    install,
+    make_stack,
+    oauth_stack,
+)
 from tests.e2e.slack.test_flows import COUNT_CHARS, CSV_ROWS, PEOPLE, create
 from tests.e2e.slack.test_slack_errors import wait_shown, wait_until
 from tests.fakes.openai_server import answer_json
@@ -63,6 +70,7 @@ def test_the_file_modal_submitted_from_a_shared_channel_runs(stack: Stack) -> No
     status, _ = stack.slack.submit_files(meta, [file], team="TEXT", installed_team="T1")
     assert status == 200
     wait_shown(stack, "shared.txt")
+    drain(stack)  # the submission handled to its end
     assert stack.mock.of("chat.postEphemeral") == []
 
 

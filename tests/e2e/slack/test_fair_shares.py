@@ -17,11 +17,9 @@ from tests.fakes.slack_api import Call, text_of
 
 
 def _prompts_reach(stack: Stack, count: int, timeout: float = 30) -> None:
-    """Poll (with a deadline) until the model was asked ``count`` times."""
-    deadline = time.monotonic() + timeout
-    while len(stack.model.prompts) < count:
-        assert time.monotonic() < deadline, f"{len(stack.model.prompts)} of {count} model calls"
-        time.sleep(0.02)
+    """Until the model was asked ``count`` times (woken by each call, with a deadline)."""
+    reached = stack.model.wait_for_prompts(count, timeout=timeout)
+    assert reached, f"{len(stack.model.prompts)} of {count} model calls"
 
 
 def _waiting_in_pool(stack: Stack, count: int, timeout: float = 30) -> None:
@@ -99,16 +97,12 @@ def test_over_the_generation_limit_the_answer_is_busy_and_nothing_is_lost(
     assert "ahead of you" in busy and "Nothing was started" in busy
     assert len(stack.task_ids()) == 1  # the refused create stored nothing
     stack.model.release()
-    stack.mock.wait_until(
-        lambda calls: _ready(calls) >= 1, what="the first task ready"
-    )
+    stack.mock.wait_until(lambda calls: _ready(calls) >= 1, what="the first task ready")
     stack.model.hold()
     stack.slack.command("create more rows", user="UA")  # its place came back
     _prompts_reach(stack, 2)
     stack.model.release()
-    stack.mock.wait_until(
-        lambda calls: _ready(calls) >= 2, what="both ready"
-    )
+    stack.mock.wait_until(lambda calls: _ready(calls) >= 2, what="both ready")
     assert len(stack.task_ids()) == 2
 
 

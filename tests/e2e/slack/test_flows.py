@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.e2e.slack.conftest import Stack
+from tests.e2e.slack.conftest import Stack, drain
 from tests.fakes.openai_server import answer_json
 from tests.fakes.slack_api import Call, text_of
 
@@ -215,6 +215,7 @@ def test_errors_a_user_causes_get_a_short_answer_where_they_are(stack: Stack) ->
     )
     warning = stack.mock.wait_for("chat.postEphemeral")[0]
     assert "too large" in text_of(warning) and warning.params["user"] == "U1"
+    drain(stack)  # the upload handled to its end
     assert stack.mock.of("file") == []  # refused before downloading
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.slack.conftest import Stack
+from tests.e2e.slack.conftest import Stack, drain
 from tests.fakes.openai_server import answer_json
 from tests.fakes.slack_api import Call, text_of
 
@@ -79,6 +79,7 @@ def test_home_buttons_refuse_a_task_out_of_reach_and_run_one_in_reach(stack: Sta
     status, _ = stack.slack.view_button(twos, action_id="home_show", user="U3")
     assert status == 200
     stack.mock.wait_for("chat.postMessage", 2, channel="U3")
+    drain(stack)  # both clicks handled to their end
     assert stack.mock.of("views.open") == []
     with stack.services.uow() as uow:
         assert uow.runs.latest_for_task(twos) is None

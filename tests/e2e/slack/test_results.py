@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from tests.e2e.slack.conftest import Stack
+from tests.e2e.slack.conftest import Stack, drain
 from tests.e2e.slack.test_connect_and_grid import file_event
 from tests.e2e.slack.test_flows import create, wait_run
 from tests.fakes.openai_server import answer_json
@@ -134,6 +134,7 @@ def test_a_five_record_result_appears_as_a_table_block(stack: Stack) -> None:
     assert rows[1] == ["North", "12,345", "123.45"]
     assert len(rows) == 6
     assert [s.get("align") for s in table["column_settings"]] == [None, "right", "right"]
+    drain(stack)  # the run's message and uploads all done
     assert not stack.mock.of("files.completeUploadExternal")  # it fits: nothing attached
     assert root_ts
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.e2e.slack.conftest import Stack
+from tests.e2e.slack.conftest import Stack, drain
 from tests.e2e.slack.test_flows import CSV_ROWS, PEOPLE, create, wait_run
 from tests.e2e.slack.test_home import create_as
 from tests.fakes.slack_api import text_of
@@ -83,4 +83,5 @@ def test_the_shortcut_on_a_message_without_a_file_says_so(stack: Stack) -> None:
         lambda calls: [c for c in calls if c.method == "response_url" and "no file" in text_of(c)],
         what="the answer",
     )
+    drain(stack)  # the shortcut handled to its end
     assert said and stack.mock.of("views.open") == []

@@ -1,0 +1,55 @@
+"""What the flow process sends back to the web process, dispatched by type: a check's answer
+goes to the one waiting for it, a run's change to the web process's ``RunSignal``."""
+
+from __future__ import annotations
+
+import threading
+
+from bot.config import Settings
+from bot.services.checks import Execution
+from bot.services.events import RunSignal
+from bot.slack.flowproc import FlowProcess
+from bot.slack.messages import CheckDone, CheckRun, RunChanged, Stop
+
+PASSED = Execution(
+    status="succeeded", result=b"{}", error_type=None, error_message=None, killed_reason=None
+)
+
+
+def _never_started(settings: Settings, inbox: object, replies: object) -> None:
+    raise AssertionError("no flow process is started here")
+
+
+def test_a_run_change_from_the_flow_process_wakes_a_wait_in_this_one() -> None:
+    signal = RunSignal()
+    heard: list[str] = []
+    signal.subscribe(heard.append)
+    flows = FlowProcess(Settings(), target=_never_started, signal=signal)
+    seen = signal.count
+    flows._replies.put(RunChanged("run-1"))
+    flows._replies.put(Stop())
+    flows._read()  # returns at Stop, after every reply before it
+    assert heard == ["run-1"]
+    assert signal.wait_after(seen, 0) == seen + 1
+
+
+def test_a_check_answer_reaches_the_request_that_waits_for_it() -> None:
+    flows = FlowProcess(Settings(), target=_never_started, signal=RunSignal())
+    reader = threading.Thread(target=flows._read)
+    reader.start()
+
+    def answer() -> None:  # the flow process's part: answer the CheckRun it was given
+        asked = flows._inbox.get(timeout=30)
+        assert isinstance(asked, CheckRun) and asked.code == "harness"
+        flows._replies.put(RunChanged("unrelated"))  # not an answer: dispatched elsewhere
+        flows._replies.put(CheckDone(asked.request_id, PASSED))
+
+    flow_side = threading.Thread(target=answer)
+    flow_side.start()
+    try:
+        assert flows.execute("harness") == PASSED
+    finally:
+        flow_side.join(30)
+        flows._replies.put(Stop())
+        reader.join(30)
+    assert not reader.is_alive()
