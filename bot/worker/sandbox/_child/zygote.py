@@ -7,7 +7,6 @@ and leak into the next child.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import importlib
 import os
@@ -21,6 +20,7 @@ from typing import Any
 
 from . import linux, pidinit, protocol, runner
 from .cgroupfiles import CgroupFiles, write
+from .leftovers import done_message, kill_group, uid_has_processes, vm_size
 from .seccomp import SeccompFilter
 from .spare import Spare, spare_main, warm_up
 
@@ -94,7 +94,7 @@ class Zygote:
             read_only_paths=read_only,
             seccomp=seccomp,
             devnull_fd=devnull,
-            address_space_base=_vm_size(),
+            address_space_base=vm_size(),
             memory_cgroup=self.cgroups.memory,
             view_fd=view_fd,
         )
@@ -182,7 +182,7 @@ class Zygote:
             for fd in fds:
                 os.close(fd)
         if launched is None:
-            self._send(_done(message, protocol.EXIT_SETUP_FAILED << 8, elapsed=0.0))
+            self._send(done_message(message, protocol.EXIT_SETUP_FAILED << 8, elapsed=0.0))
             return
         pid, pidfd = launched
         # Fork the next run's process now, while this one runs: fork is off the critical path.
@@ -193,13 +193,13 @@ class Zygote:
         cpu_budget = float(limits["cpu_seconds"])
         timed_out, kill_reason = self._wait(pidfd, pid, deadline=deadline, cpu_budget=cpu_budget)
         if timed_out or kill_reason:
-            _kill_group(pid)
+            kill_group(pid)
         _, status, usage = os.wait4(pid, 0)
         elapsed = time.monotonic() - started
         left = self._sweep()
         before = dict(self.cgroups.counters)
         self.cgroups.read_counters()
-        done = _done(message, status, elapsed=elapsed)
+        done = done_message(message, status, elapsed=elapsed)
         run_cpu = self.cgroups.cpu_used()
         done.update(
             timed_out=timed_out,
@@ -265,7 +265,7 @@ class Zygote:
 
     def _drop_spare(self) -> None:
         if self.spare is not None:
-            _kill_group(self.spare.pid)
+            kill_group(self.spare.pid)
             self.spare.close()
             self.spare = None
 
@@ -294,7 +294,7 @@ class Zygote:
                         return False, None
                     data = self.ctrl.recv(1 << 16)
                     if not data:  # supervisor gone: stop the run, exit after the sweep
-                        _kill_group(pid)
+                        kill_group(pid)
                         raise SystemExit(0)
                     message = protocol.decode_message(data)
                     if message.get("op") == protocol.OP_KILL:
@@ -348,7 +348,7 @@ class Zygote:
         held = self.cgroups.processes()
         if held is not None:  # the zygote and its spare are all the slot should hold
             return held > 1 + (self.spare is not None)
-        return _uid_has_processes(self.uid)
+        return uid_has_processes(self.uid)
 
     def _kill_all(self) -> None:
         if self.uid is not None:
@@ -361,43 +361,10 @@ class Zygote:
             finally:
                 os.setresuid(0, 0, 0)
         for child in self._children():
-            _kill_group(child)
+            kill_group(child)
 
     def _send(self, message: dict[str, Any]) -> None:
         self.ctrl.send(protocol.encode_message(message))
-
-
-def _done(message: dict[str, Any], status: int, *, elapsed: float) -> dict[str, Any]:
-    return {
-        "op": protocol.OP_DONE,
-        "run_id": message.get("run_id"),
-        "wait_status": status,
-        "elapsed": elapsed,
-    }
-
-
-def _vm_size() -> int:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _uid_has_processes(uid: int) -> bool:
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if os.stat(f"/proc/{name}").st_uid == uid:
-                return True
-    return False
-
-
-def _kill_group(pid: int) -> None:
-    for kill in (os.killpg, os.kill):
-        with contextlib.suppress(OSError):
-            kill(pid, signal.SIGKILL)
 
 
 def main() -> None:
