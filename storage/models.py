@@ -69,6 +69,11 @@ class TaskState(enum.StrEnum):
     FAILED = "failed"
 
 
+class VersionState(enum.StrEnum):
+    READY = "ready"  # its checks passed (or it has none): it may become current
+    DRAFT = "draft"  # its checks never passed: kept, but never current
+
+
 class TaskType(enum.StrEnum):
     PASSTHROUGH = "passthrough"  # takes an input file
     GENERATOR = "generator"  # takes none
@@ -136,8 +141,10 @@ class TaskVersion(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     model_requests: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # "ready" when its checks passed (it may become current), "draft" when they never did.
-    state: Mapped[str] = mapped_column(String(16), default="ready", server_default="ready")
+    # A VersionState: "ready" when its checks passed (it may become current), "draft" when not.
+    state: Mapped[str] = mapped_column(
+        String(16), default=VersionState.READY.value, server_default=VersionState.READY.value
+    )
     checks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     check_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     replaced_checks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)

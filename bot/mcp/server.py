@@ -29,6 +29,7 @@ from bot.services.errors import InvalidInput, NotAllowed, ServiceError
 from bot.services.runs import RunView
 from bot.services.views import TaskView
 from storage.errors import StorageUnavailable
+from storage.models import TaskType
 
 Fetch = Callable[[str], tuple[str, bytes]]  # a Slack file URL -> (name, bytes)
 ASGIApp = Callable[[Any, Any, Any], Any]
@@ -40,7 +41,7 @@ def _task(view: TaskView) -> dict[str, Any]:
         "id": view.id,
         "name": view.name,
         "task_type": view.task_type.value,
-        "needs_input_file": view.task_type.value == "passthrough",
+        "needs_input_file": view.task_type is TaskType.PASSTHROUGH,
         "current_version": view.current_version,
         "pinned_version": view.pinned_version,
         "runs_version": view.trigger_version,

@@ -367,7 +367,7 @@ class RunService(RunRecords):
             # The run is safely queued in the database; recovery hands it out again.
             logger.exception("could not hand run %s to the queue; it stays queued", run_id)
 
-    def attach_reply(self, run_id: str, *, message_ts: str, shown_status: str) -> None:
+    def attach_reply(self, run_id: str, *, message_ts: str, shown_status: RunStatus) -> None:
         with self._uow() as uow:
             if not uow.runs.set_reply(run_id, message_ts=message_ts, shown_status=shown_status):
                 raise NotFound(f"No run {run_id}.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.services.generation import PROMPT_VERSION, Generated
-from storage.models import TaskVersion
+from storage.models import TaskVersion, VersionState
 
 
 def new_version(
@@ -59,5 +59,6 @@ def new_version(
         {"name": name, "reason": reason} for name, reason in generated.replaced_checks
     ]
     version.check_seconds = generated.check_seconds
-    version.state = "ready" if generated.checks_passed else "draft"
+    state = VersionState.READY if generated.checks_passed else VersionState.DRAFT
+    version.state = state.value
     return version

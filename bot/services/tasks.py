@@ -216,7 +216,7 @@ class TaskService(TaskReads):
                 last_run.input_profile if last_run is not None else None, self.run_errors
             )
             failed = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.KILLED)
-            if last_run is not None and last_run.status in {s.value for s in failed}:
+            if last_run is not None and RunStatus(last_run.status) in failed:
                 last_error = shared_error(
                     status=last_run.status,
                     error_type=last_run.error_type or last_run.killed_reason,
@@ -233,10 +233,10 @@ class TaskService(TaskReads):
             previous_metadata=previous.metadata,
             feedback=feedback,
             last_error=last_error,
-            previous_checks=[Check(str(c["name"]), str(c["code"])) for c in previous.checks],
+            previous_checks=list(previous.checks),
             input_file=input_file,
         )
-        kept = tuple(Check(str(c["name"]), str(c["code"])) for c in previous.checks)
+        kept = previous.checks
         generated = self._generate(
             view,
             messages,

@@ -11,6 +11,7 @@ from typing import Any
 from bot.services.outcomes import load_json_result
 from bot.services.run_errors import RunErrorSharing, refine_notice
 from bot.services.runs import RunView
+from bot.services.stops import STOPPED
 from bot.services.tables import as_table
 from bot.services.views import (
     Refinement,
@@ -27,7 +28,7 @@ from bot.slack.stop_blocks import (
     stopped_by,
 )
 from bot.slack.tables import SlackTable, table_block, table_note
-from storage.models import RunStatus, TaskType
+from storage.models import RunStatus, TaskType, VersionState
 
 Block = dict[str, Any]
 
@@ -163,12 +164,13 @@ def _io_line(value: Any) -> str:
 
 
 def _check_line(version: VersionView) -> str:
-    icon = ":white_check_mark:" if version.state == "ready" and version.check_results else ""
+    ready = version.state is VersionState.READY
+    icon = ":white_check_mark:" if ready and version.check_results else ""
     if not version.check_results:
         icon = ":grey_question:"
-    if version.state == "draft":
+    if version.state is VersionState.DRAFT:
         icon = ":warning: draft, not current:"
-    replaced = ", ".join(f"`{r.get('name')}` ({r.get('reason')})" for r in version.replaced_checks)
+    replaced = ", ".join(f"`{r.name}` ({r.reason})" for r in version.replaced_checks)
     line = f"{icon} {version.check_summary}".strip()
     return _escape(line) + (f" · replaced {_escape(replaced)}" if replaced else "")
 
@@ -305,12 +307,12 @@ def result_size(run: RunView) -> list[str]:
 # Ended runs a reply in the thread can fix ("fix it"): their error goes to the model.
 _REFINABLE = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.KILLED)
 _STATUS_ICON = {
-    "queued": ":hourglass:",
-    "running": ":gear:",
-    "succeeded": ":white_check_mark:",
-    "failed": ":x:",
-    "timed_out": ":alarm_clock:",
-    "killed": ":no_entry:",
+    RunStatus.QUEUED: ":hourglass:",
+    RunStatus.RUNNING: ":gear:",
+    RunStatus.SUCCEEDED: ":white_check_mark:",
+    RunStatus.FAILED: ":x:",
+    RunStatus.TIMED_OUT: ":alarm_clock:",
+    RunStatus.KILLED: ":no_entry:",
 }
 
 
@@ -328,16 +330,16 @@ def run_headline(run: RunView) -> str:
         subject += f" on `{_inline(run.input_name)}`"
     seconds = run.duration_seconds or 0.0
     outcome = {
-        "queued": "queued",
-        "running": "running…" + _since(run),
-        "succeeded": f"succeeded in {seconds:.2f} s",
-        "failed": f"failed: *{_inline(run.error_type or 'Error')}*",
-        "timed_out": f"timed out after {seconds:.1f} s (wall-time limit)",
-        "killed": stopped_by(run.stopped_by)
-        if run.killed_reason == "stopped"
+        RunStatus.QUEUED: "queued",
+        RunStatus.RUNNING: "running…" + _since(run),
+        RunStatus.SUCCEEDED: f"succeeded in {seconds:.2f} s",
+        RunStatus.FAILED: f"failed: *{_inline(run.error_type or 'Error')}*",
+        RunStatus.TIMED_OUT: f"timed out after {seconds:.1f} s (wall-time limit)",
+        RunStatus.KILLED: stopped_by(run.stopped_by)
+        if run.killed_reason == STOPPED
         else f"killed: over the {_inline(run.killed_reason or 'resource')} limit",
-    }.get(run.status, run.status)
-    return f"{_STATUS_ICON.get(run.status, '')} {subject.capitalize()}: {outcome}"
+    }[run.status]
+    return f"{_STATUS_ICON[run.status]} {subject.capitalize()}: {outcome}"
 
 
 def run_message(run: RunView, *, run_errors: RunErrorSharing = RunErrorSharing.SEND) -> Message:

@@ -23,6 +23,7 @@ from typing import Any
 from bot.config import Settings
 from bot.services.checks import Execution
 from bot.slack.messages import CheckRun, Message, QueuedRun, Stop
+from storage.models import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class FlowProcess:
         except FutureTimeout:
             logger.error("the flow process did not answer a check run in time")
             return Execution(
-                status="failed",
+                status=RunStatus.FAILED,
                 result=b"",
                 error_type="ChecksUnavailable",
                 error_message="the checks could not be run now; try again in a moment",

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from storage.models import TaskType
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -44,7 +46,7 @@ class Message:
 @dataclass(frozen=True, kw_only=True)
 class CreateTask(Message):
     description: str
-    task_type: str
+    task_type: TaskType
     direct: bool = False
 
 
