@@ -74,6 +74,22 @@ class VersionState(enum.StrEnum):
     DRAFT = "draft"  # its checks never passed: kept, but never current
 
 
+class RequestKind(enum.StrEnum):
+    """What asked for a version: the task's description, or a reply refining it."""
+
+    CREATE = "create"
+    REFINE = "refine"
+
+
+class ResultKind(enum.StrEnum):
+    """How a run's stored result reads."""
+
+    JSON = "json"
+    TEXT = "text"
+    BYTES = "bytes"
+    NONE = "none"
+
+
 class TaskType(enum.StrEnum):
     PASSTHROUGH = "passthrough"  # takes an input file
     GENERATOR = "generator"  # takes none
@@ -131,7 +147,7 @@ class TaskVersion(Base):
     number: Mapped[int] = mapped_column(Integer)
     code: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
-    request_kind: Mapped[str] = mapped_column(String(16))  # create | refine
+    request_kind: Mapped[str] = mapped_column(String(16))  # a RequestKind
     request_text: Mapped[str] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(String(64))
     change_summary: Mapped[str | None] = mapped_column(Text)
@@ -173,7 +189,7 @@ class Run(Base):
     input_sha256: Mapped[str | None] = mapped_column(String(64))
     # The file as the model is told of it on a refinement (bot/services/inputs.py).
     input_profile: Mapped[str | None] = mapped_column(Text)
-    result_kind: Mapped[str | None] = mapped_column(String(8))  # json | text | bytes | none
+    result_kind: Mapped[str | None] = mapped_column(String(8))  # a ResultKind
     result: Mapped[bytes | None] = mapped_column(LargeBinary)
     result_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     stdout: Mapped[str | None] = mapped_column(Text)

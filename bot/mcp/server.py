@@ -29,7 +29,7 @@ from bot.services.errors import InvalidInput, NotAllowed, ServiceError
 from bot.services.runs import RunView
 from bot.services.views import TaskView
 from storage.errors import StorageUnavailable
-from storage.models import TaskType
+from storage.models import ResultKind, TaskType
 
 Fetch = Callable[[str], tuple[str, bytes]]  # a Slack file URL -> (name, bytes)
 ASGIApp = Callable[[Any, Any, Any], Any]
@@ -51,14 +51,14 @@ def _task(view: TaskView) -> dict[str, Any]:
 
 def _run(run: RunView) -> dict[str, Any]:
     result: Any = None
-    if run.result is not None and run.result_kind == "json":
+    if run.result is not None and run.result_kind is ResultKind.JSON:
         try:
             result = json.loads(run.result)
         except ValueError:
             result = run.result.decode("utf-8", "replace")
-    elif run.result is not None and run.result_kind == "text":
+    elif run.result is not None and run.result_kind is ResultKind.TEXT:
         result = run.result.decode("utf-8", "replace")
-    elif run.result is not None and run.result_kind == "bytes":
+    elif run.result is not None and run.result_kind is ResultKind.BYTES:
         result = {"base64": base64.b64encode(run.result).decode()}
     return {
         "run_id": run.id,

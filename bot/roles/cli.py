@@ -24,7 +24,7 @@ from bot.services.errors import InvalidInput, ServiceError
 from bot.services.views import TaskDetail, checks_listing
 from bot.worker.sandbox import SandboxUnavailable
 from storage.errors import StorageUnavailable
-from storage.models import TaskType, VersionState
+from storage.models import RequestKind, TaskType, VersionState
 from storage.private import restrict_umask
 
 logger = logging.getLogger("bot")
@@ -109,7 +109,7 @@ def print_detail(detail: TaskDetail, out: TextIO, *, diff: str | None = None) ->
         f"# {version.metadata.get('title', task.name)} (v{version.number}, {task.task_type})\n"
     )
     out.write(f"# asked: {task.desired_action}\n")
-    if version.request_kind == "refine":
+    if version.request_kind is RequestKind.REFINE:
         out.write(f"# v{version.number} asked: {version.request_text}\n")
     out.write(json.dumps(dict(version.metadata), indent=2, ensure_ascii=False) + "\n")
     state = " (draft: not current)" if version.state is VersionState.DRAFT else ""

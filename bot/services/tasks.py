@@ -40,7 +40,7 @@ from bot.services.views import (
     VersionView,
     Workspace,
 )
-from storage.models import RunStatus, Task, TaskState, TaskType
+from storage.models import RequestKind, RunStatus, Task, TaskState, TaskType
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class TaskService(TaskReads):
         return self._store_version(
             task.id,
             generated,
-            request_kind="create",
+            request_kind=RequestKind.CREATE,
             request_text=task.desired_action,
             requested_by=task.creator,
             expected_previous=0,
@@ -248,7 +248,7 @@ class TaskService(TaskReads):
         detail = self._store_version(
             view.id,
             generated,
-            request_kind="refine",
+            request_kind=RequestKind.REFINE,
             request_text=feedback,
             requested_by=requested_by,
             expected_previous=latest,
@@ -319,7 +319,7 @@ class TaskService(TaskReads):
         task_id: str,
         generated: Generated,
         *,
-        request_kind: str,
+        request_kind: RequestKind,
         request_text: str,
         requested_by: str,
         expected_previous: int,

@@ -8,7 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from bot.services.checks import Check, CheckResult
-from storage.models import Run, RunStatus, Task, TaskState, TaskType, TaskVersion, VersionState
+from storage.models import (
+    RequestKind,
+    Run,
+    RunStatus,
+    Task,
+    TaskState,
+    TaskType,
+    TaskVersion,
+    VersionState,
+)
 
 
 def money(cost_usd: float | None) -> str:
@@ -97,7 +106,7 @@ class VersionView:
     number: int
     code: str
     metadata: Mapping[str, Any]
-    request_kind: str
+    request_kind: RequestKind
     request_text: str
     requested_by: str
     change_summary: str | None
@@ -155,7 +164,7 @@ class VersionView:
             number=version.number,
             code=version.code,
             metadata=dict(version.meta),
-            request_kind=version.request_kind,
+            request_kind=RequestKind(version.request_kind),
             request_text=version.request_text,
             requested_by=version.requested_by,
             change_summary=version.change_summary,

@@ -23,7 +23,7 @@ from bot.slack.block_kit import (
 )
 from bot.slack.stop_blocks import STOP_RUN_ACTION, stop_button, stopped_by
 from bot.slack.tables import SlackTable, table_block, table_note
-from storage.models import RunStatus
+from storage.models import ResultKind, RunStatus
 
 RESULT_INLINE_LIMIT = 2500  # longer results are previewed and attached in full
 
@@ -37,11 +37,11 @@ class RenderedResult:
 
 
 def render_result(run: RunView) -> RenderedResult:
-    if run.result_kind in (None, "none") or run.result is None:
+    if run.result_kind in (None, ResultKind.NONE) or run.result is None:
         return RenderedResult(None, None)
-    if run.result_kind == "bytes":
+    if run.result_kind is ResultKind.BYTES:
         return RenderedResult(f"({len(run.result)} bytes, attached)", ("result.bin", run.result))
-    if run.result_kind == "json":
+    if run.result_kind is ResultKind.JSON:
         ok, value = load_json_result(run.result)
         if not ok:
             value = run.result.decode("utf-8", "replace")
@@ -70,7 +70,7 @@ def render_result(run: RunView) -> RenderedResult:
 def result_size(run: RunView) -> list[str]:
     """What a finished run produced, by size: rows, files, wall time."""
     parts = []
-    if run.result_kind == "json" and run.result and not run.result_truncated:
+    if run.result_kind is ResultKind.JSON and run.result and not run.result_truncated:
         ok, value = load_json_result(run.result)
         if ok and isinstance(value, list):
             parts.append(f"{len(value):,} row{'s' * (len(value) != 1)}")
