@@ -69,6 +69,27 @@ class TaskState(enum.StrEnum):
     FAILED = "failed"
 
 
+class VersionState(enum.StrEnum):
+    READY = "ready"  # its checks passed (or it has none): it may become current
+    DRAFT = "draft"  # its checks never passed: kept, but never current
+
+
+class RequestKind(enum.StrEnum):
+    """What asked for a version: the task's description, or a reply refining it."""
+
+    CREATE = "create"
+    REFINE = "refine"
+
+
+class ResultKind(enum.StrEnum):
+    """How a run's stored result reads."""
+
+    JSON = "json"
+    TEXT = "text"
+    BYTES = "bytes"
+    NONE = "none"
+
+
 class TaskType(enum.StrEnum):
     PASSTHROUGH = "passthrough"  # takes an input file
     GENERATOR = "generator"  # takes none
@@ -126,7 +147,7 @@ class TaskVersion(Base):
     number: Mapped[int] = mapped_column(Integer)
     code: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
-    request_kind: Mapped[str] = mapped_column(String(16))  # create | refine
+    request_kind: Mapped[str] = mapped_column(String(16))  # a RequestKind
     request_text: Mapped[str] = mapped_column(Text)
     requested_by: Mapped[str] = mapped_column(String(64))
     change_summary: Mapped[str | None] = mapped_column(Text)
@@ -136,8 +157,10 @@ class TaskVersion(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     model_requests: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # "ready" when its checks passed (it may become current), "draft" when they never did.
-    state: Mapped[str] = mapped_column(String(16), default="ready", server_default="ready")
+    # A VersionState: "ready" when its checks passed (it may become current), "draft" when not.
+    state: Mapped[str] = mapped_column(
+        String(16), default=VersionState.READY.value, server_default=VersionState.READY.value
+    )
     checks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     check_results: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     replaced_checks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
@@ -166,7 +189,7 @@ class Run(Base):
     input_sha256: Mapped[str | None] = mapped_column(String(64))
     # The file as the model is told of it on a refinement (bot/services/inputs.py).
     input_profile: Mapped[str | None] = mapped_column(Text)
-    result_kind: Mapped[str | None] = mapped_column(String(8))  # json | text | bytes | none
+    result_kind: Mapped[str | None] = mapped_column(String(8))  # a ResultKind
     result: Mapped[bytes | None] = mapped_column(LargeBinary)
     result_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     stdout: Mapped[str | None] = mapped_column(Text)

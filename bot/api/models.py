@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from bot.services.checks import Check
 from bot.services.tasks import MAX_DESCRIPTION
 from bot.services.views import Refinement, TaskDetail, TaskSummary, TaskView, VersionView
-from storage.models import TaskState, TaskType
+from storage.models import RequestKind, RunStatus, TaskState, TaskType, VersionState
 
 MAX_VERSION = 2**31 - 1
 
@@ -113,15 +114,15 @@ class Checks(Answer):
     @classmethod
     def of(cls, view: VersionView) -> Checks:
         """The version's self-checks: counts, a summary line, each check with its outcome."""
-        outcomes = {str(r.get("name")): r for r in view.check_results}
+        outcomes = {r.name: r for r in view.check_results}
 
-        def item(check: Any) -> CheckItem:
-            outcome = outcomes.get(str(check.get("name")), {})
+        def item(check: Check) -> CheckItem:
+            outcome = outcomes.get(check.name)
             return CheckItem(
-                name=str(check.get("name")),
-                code=str(check.get("code")),
-                ok=bool(outcome.get("ok")),
-                error=outcome.get("error"),
+                name=check.name,
+                code=check.code,
+                ok=outcome is not None and outcome.ok,
+                error=outcome.error if outcome is not None else None,
             )
 
         return cls(
@@ -129,7 +130,7 @@ class Checks(Answer):
             total=len(view.check_results),
             summary=view.check_summary,
             items=[item(c) for c in view.checks],
-            replaced=[dict(r) for r in view.replaced_checks],
+            replaced=[{"name": r.name, "reason": r.reason} for r in view.replaced_checks],
         )
 
 
@@ -175,7 +176,7 @@ class TaskOut(Answer):
     metadata: dict[str, Any]
     code: str
     change_summary: str | None
-    version_state: str
+    version_state: VersionState
     checks: Checks
     cost: Cost
     created_at: datetime
@@ -220,7 +221,7 @@ class RefinementOut(TaskOut):
 
 class VersionOut(Answer):
     version: int
-    request_kind: str
+    request_kind: RequestKind
     request_text: str
     requested_by: str
     change_summary: str | None
@@ -231,7 +232,7 @@ class VersionOut(Answer):
     prompt_version: str
     input_tokens: int
     output_tokens: int
-    state: str
+    state: VersionState
     checks: Checks
     cost: Cost
     created_at: datetime
@@ -274,7 +275,7 @@ class TaskListItem(Answer):
     source: str
     created_at: datetime
     updated_at: datetime
-    last_run_status: str | None
+    last_run_status: RunStatus | None
 
     @classmethod
     def of(cls, summary: TaskSummary) -> TaskListItem:

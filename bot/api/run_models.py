@@ -13,7 +13,7 @@ from bot.services.outcomes import load_json_result
 from bot.services.runs import RunView
 from bot.services.tables import as_table
 from bot.services.usage import Spend, UsageReport
-from storage.models import RunStatus
+from storage.models import ResultKind, RunStatus
 
 FILE_INLINE_LIMIT = 1024 * 1024
 """Output files up to this size carry their content (base64); larger ones only name and size."""
@@ -81,12 +81,12 @@ def _result(view: RunView) -> tuple[Encoding | None, Any]:
     A stored JSON result that does not parse (cut at the output limit, too deep, stored by an
     older version) is returned as text; NaN and Infinity become null."""
     data = view.result
-    if data is None or view.result_kind in (None, "none"):
+    if data is None or view.result_kind in (None, ResultKind.NONE):
         return None, None
-    if view.result_kind == "json":
+    if view.result_kind is ResultKind.JSON:
         ok, value = load_json_result(data)
         return ("json", value) if ok else ("text", data.decode("utf-8", "replace"))
-    if view.result_kind == "text":
+    if view.result_kind is ResultKind.TEXT:
         return "text", data.decode("utf-8", "replace")
     return "base64", base64.b64encode(data).decode("ascii")
 
@@ -121,7 +121,7 @@ class RunOut(Answer):
     finished_at: datetime | None
     duration_seconds: float | None
     input: RunInput | None
-    result_kind: str | None
+    result_kind: ResultKind | None
     result_encoding: Encoding | None
     result: Any = Field(description="The run's return value; see `result_encoding`.")
     result_truncated: bool

@@ -29,6 +29,7 @@ from bot.services.errors import InvalidInput, NotAllowed, ServiceError
 from bot.services.runs import RunView
 from bot.services.views import TaskView
 from storage.errors import StorageUnavailable
+from storage.models import ResultKind, TaskType
 
 Fetch = Callable[[str], tuple[str, bytes]]  # a Slack file URL -> (name, bytes)
 ASGIApp = Callable[[Any, Any, Any], Any]
@@ -40,7 +41,7 @@ def _task(view: TaskView) -> dict[str, Any]:
         "id": view.id,
         "name": view.name,
         "task_type": view.task_type.value,
-        "needs_input_file": view.task_type.value == "passthrough",
+        "needs_input_file": view.task_type is TaskType.PASSTHROUGH,
         "current_version": view.current_version,
         "pinned_version": view.pinned_version,
         "runs_version": view.trigger_version,
@@ -50,14 +51,14 @@ def _task(view: TaskView) -> dict[str, Any]:
 
 def _run(run: RunView) -> dict[str, Any]:
     result: Any = None
-    if run.result is not None and run.result_kind == "json":
+    if run.result is not None and run.result_kind is ResultKind.JSON:
         try:
             result = json.loads(run.result)
         except ValueError:
             result = run.result.decode("utf-8", "replace")
-    elif run.result is not None and run.result_kind == "text":
+    elif run.result is not None and run.result_kind is ResultKind.TEXT:
         result = run.result.decode("utf-8", "replace")
-    elif run.result is not None and run.result_kind == "bytes":
+    elif run.result is not None and run.result_kind is ResultKind.BYTES:
         result = {"base64": base64.b64encode(run.result).decode()}
     return {
         "run_id": run.id,

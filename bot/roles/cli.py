@@ -24,6 +24,7 @@ from bot.services.errors import InvalidInput, ServiceError
 from bot.services.views import TaskDetail, checks_listing
 from bot.worker.sandbox import SandboxUnavailable
 from storage.errors import StorageUnavailable
+from storage.models import RequestKind, TaskType, VersionState
 from storage.private import restrict_umask
 
 logger = logging.getLogger("bot")
@@ -59,7 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     create = task.add_parser("create", help="generate a new task; prints its id and code")
     create.add_argument("description")
     create.add_argument(
-        "--type", dest="task_type", default="passthrough", choices=["passthrough", "generator"]
+        "--type",
+        dest="task_type",
+        default=TaskType.PASSTHROUGH.value,
+        choices=[t.value for t in TaskType],
     )
     create.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     refine = task.add_parser("refine", help="generate the next version from your feedback")
@@ -105,14 +109,14 @@ def print_detail(detail: TaskDetail, out: TextIO, *, diff: str | None = None) ->
         f"# {version.metadata.get('title', task.name)} (v{version.number}, {task.task_type})\n"
     )
     out.write(f"# asked: {task.desired_action}\n")
-    if version.request_kind == "refine":
+    if version.request_kind is RequestKind.REFINE:
         out.write(f"# v{version.number} asked: {version.request_text}\n")
     out.write(json.dumps(dict(version.metadata), indent=2, ensure_ascii=False) + "\n")
-    state = " (draft: not current)" if version.state == "draft" else ""
+    state = " (draft: not current)" if version.state is VersionState.DRAFT else ""
     out.write(f"# checks: {version.check_summary}{state}\n")
     out.write(f"# cost: {version.cost_line} (prompt {version.prompt_version})\n")
     for replaced in version.replaced_checks:
-        out.write(f"#   replaced {replaced.get('name')}: {replaced.get('reason')}\n")
+        out.write(f"#   replaced {replaced.name}: {replaced.reason}\n")
     if version.change_summary:
         out.write(f"\n# changed: {version.change_summary}\n")
     if diff:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.roles.cli_run import for_terminal
+from storage.models import RunStatus
 
 TIMEOUT = 30.0
 WAIT_SECONDS = 20.0  # per request, well within TIMEOUT (the server allows up to 30)
@@ -165,7 +166,7 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     if value is not None:
         text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
         out.write(for_terminal(text) + ("" if text.endswith("\n") else "\n"))
-    if run["status"] != "succeeded":
+    if run["status"] != RunStatus.SUCCEEDED:
         failure = run.get("failure") or {}
         detail = failure.get("message") or failure.get("killed_reason") or failure.get("type")
         raise RemoteError(f"run {run['run_id']} {run['status']}: {detail or 'no detail'}")

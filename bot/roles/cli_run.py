@@ -20,7 +20,7 @@ from bot.services.outcomes import load_json_result
 from bot.services.runs import RunOutcome, RunView
 from bot.services.tables import as_table, terminal_table
 from bot.worker.sandbox import probe_host
-from storage.models import RunStatus
+from storage.models import ResultKind, RunStatus
 
 # Terminal controls a run could print: C0 but tab and newline, DEL, C1 (CSI, OSC 52 clipboard,
 # OSC 8 links, titles, screen clears all start with one of these), bidi overrides, surrogates.
@@ -164,7 +164,8 @@ def run_task(args: argparse.Namespace, services: Services, out: TextIO) -> int:
 def write_result(view: RunView, *, out: TextIO, err: TextIO) -> None:
     """The result on standard output: a table for a person at a terminal, else exact."""
     shown = for_terminal if out.isatty() else _encodable  # piped: the exact result, for a file
-    parsed = load_json_result(view.result) if view.result_kind == "json" and view.result else None
+    json_result = view.result if view.result_kind is ResultKind.JSON else None
+    parsed = load_json_result(json_result) if json_result else None
     table = as_table(parsed[1]) if parsed is not None and parsed[0] else None
     if table is not None and out.isatty():  # a person reads a table; a pipe gets the JSON
         rows, columns = table.shape
@@ -172,14 +173,14 @@ def write_result(view: RunView, *, out: TextIO, err: TextIO) -> None:
         err.write(f"({rows:,} rows, {columns} columns; pipe the output for JSON)\n")
     elif parsed is not None and parsed[0]:
         out.write(shown(json.dumps(parsed[1], indent=2, ensure_ascii=False)) + "\n")
-    elif view.result_kind in ("json", "text") and view.result is not None:
+    elif view.result_kind in (ResultKind.JSON, ResultKind.TEXT) and view.result is not None:
         text = shown(view.result.decode("utf-8", "replace"))
         out.write(text if text.endswith("\n") else text + "\n")
-    elif view.result_kind == "bytes" and view.result is not None and out.isatty():
+    elif view.result_kind is ResultKind.BYTES and view.result is not None and out.isatty():
         err.write(
             f"(a {len(view.result)}-byte binary result; redirect standard output to keep it)\n"
         )
-    elif view.result_kind == "bytes" and view.result is not None:
+    elif view.result_kind is ResultKind.BYTES and view.result is not None:
         out.flush()
         getattr(out, "buffer", sys.stdout.buffer).write(view.result)
 

@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.services.checks import Execution
 from bot.slack.app import build_flows
 from bot.slack.messages import CheckDone, CheckRun, Message, QueuedRun, RunChanged, Stop
+from storage.models import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
         except Exception as exc:
             logger.exception("a check run failed in the flow process")
             execution = Execution(
-                status="failed",
+                status=RunStatus.FAILED,
                 result=b"",
                 error_type="SandboxError",
                 error_message=f"The sandbox could not run the checks: {exc}",

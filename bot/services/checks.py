@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from bot.services.model_output import parse_python
 from bot.services.validation import top_level_imports
+from storage.models import RunStatus
 
 MAX_CHECKS = 8
 MAX_CHECK_BYTES = 4000
@@ -67,7 +68,7 @@ class CheckReport:
 class Execution:
     """What the sandbox said about the harness run (a subset of a run's outcome)."""
 
-    status: str
+    status: RunStatus
     result: bytes
     error_type: str | None
     error_message: str | None
@@ -275,7 +276,7 @@ class SandboxChecker:
         started = time.perf_counter()
         outcome = self._execute(harness(code, checks))
         seconds = time.perf_counter() - started
-        if outcome.status == "succeeded":
+        if outcome.status is RunStatus.SUCCEEDED:
             try:
                 raw = json.loads(outcome.result)
                 results = tuple(
@@ -284,9 +285,9 @@ class SandboxChecker:
                 return CheckReport(results, seconds, outcome.cpu_seconds)
             except (ValueError, KeyError, TypeError):
                 reason = "the checks' results could not be read"
-        elif outcome.status == "timed_out":
+        elif outcome.status is RunStatus.TIMED_OUT:
             reason = "the checks ran past the wall-time limit"
-        elif outcome.status == "killed":
+        elif outcome.status is RunStatus.KILLED:
             reason = f"the checks were stopped: over the {outcome.killed_reason} limit"
         else:
             reason = f"{outcome.error_type}: {outcome.error_message}"

@@ -16,6 +16,7 @@ from bot.services.errors import BudgetExceeded, GenerationFailed, ModelUnavailab
 from bot.services.model_output import MAX_ANSWER_CHARS
 from bot.services.steps import Progress, Step, StepEvent, no_progress
 from bot.services.validation import check_code
+from storage.models import TaskType
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +32,12 @@ def answer_schema() -> dict[str, Any]:
 PROMPT_VERSION = "2026-12-01.1"
 MAX_REPAIR_ROUNDS = 2
 
-_TYPE_RULES = {
-    "passthrough": (
+_TYPE_RULES: dict[str, str] = {
+    TaskType.PASSTHROUGH: (
         "The task type is passthrough: `run(input_path)` is called with the path (a str) of "
         "one input file the user supplied, and returns the result."
     ),
-    "generator": (
+    TaskType.GENERATOR: (
         "The task type is generator: `run(input_path)` is called with None (there is no input) "
         "and returns the result."
     ),
@@ -51,7 +52,7 @@ def system_prompt(*, task_type: str, packages: Sequence[str]) -> str:
             "in a sandbox on files people share in Slack.",
             "Rules:",
             "- Define a top-level function `run(input_path)` taking exactly one argument.",
-            f"- {_TYPE_RULES.get(task_type, _TYPE_RULES['passthrough'])}",
+            f"- {_TYPE_RULES.get(task_type, _TYPE_RULES[TaskType.PASSTHROUGH])}",
             "- Return JSON-serialisable data (a list of flat records shows as a table), a str, or "
             "bytes. Files written under the relative directory `output/` are also shown to the "
             "user (images inline, several as one gallery; .xlsx and .csv by their names).",

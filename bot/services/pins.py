@@ -6,6 +6,7 @@ from __future__ import annotations
 from bot.services.errors import InvalidInput, NotFound
 from bot.services.task_reads import TaskReads
 from bot.services.views import TaskView
+from storage.models import VersionState
 from storage.uow import UnitOfWorkFactory
 
 
@@ -22,7 +23,7 @@ class PinService:
             if row is None:
                 latest = uow.tasks.latest_version_number(task.id)
                 raise NotFound(f"Task {task.id[:8]} has no version {version} (latest: v{latest}).")
-            if row.state != "ready":
+            if row.state != VersionState.READY:
                 raise InvalidInput(
                     f"v{version} of task {task.id[:8]} is a draft (its checks failed): "
                     "pin a working version."

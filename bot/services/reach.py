@@ -64,7 +64,7 @@ class ReachService:
         tasks = self.tasks(team_id=team_id, user_id=user_id, channels=channels, limit=40)
         with self._uow() as uow:
             last = uow.runs.latest_for_tasks([t.id for t in tasks])
-            summaries = [TaskSummary(t, last[t.id].status if t.id in last else None) for t in tasks]
+            summaries = [TaskSummary.of(t, last.get(t.id)) for t in tasks]
             by_id = {t.id: t for t in tasks}
             runs = tuple(
                 RecentRun(RunView.of(r), by_id[r.task_id])

@@ -20,7 +20,7 @@ class PendingReply:
     run: RunView
     target: ReplyTarget
     message_ts: str
-    shown_status: str | None
+    shown_status: RunStatus | None
     attempts: int = 0  # updates that failed for now, in a row
 
 
@@ -58,7 +58,9 @@ class RunReplies:
                             thread_ts=run.reply_thread_ts,
                         ),
                         message_ts=run.reply_ts,
-                        shown_status=run.notified_status,
+                        shown_status=(
+                            RunStatus(run.notified_status) if run.notified_status else None
+                        ),
                         attempts=run.reply_attempts or 0,
                     )
                 )

@@ -25,7 +25,7 @@ from bot.services.outcomes import OutputFileView, RunOutcome, stored_files, stor
 from bot.services.tasks import TaskService
 from bot.services.usage import UsageService
 from bot.services.validation import check_code
-from storage.models import Run, RunFile, RunStatus, TaskType
+from storage.models import ResultKind, Run, RunFile, RunStatus, TaskType
 from storage.uow import UnitOfWorkFactory
 
 __all__ = ["OutputFileView", "RunOutcome", "RunRecords", "RunService", "RunView"]
@@ -49,7 +49,7 @@ class RunView:
     input_name: str | None
     input_size: int | None
     input_sha256: str | None
-    result_kind: str | None
+    result_kind: ResultKind | None
     result: bytes | None
     result_truncated: bool
     stdout: str | None
@@ -82,7 +82,7 @@ class RunView:
             input_name=run.input_name,
             input_size=run.input_size,
             input_sha256=run.input_sha256,
-            result_kind=run.result_kind,
+            result_kind=ResultKind(run.result_kind) if run.result_kind else None,
             result=run.result,
             result_truncated=run.result_truncated,
             stdout=run.stdout,
@@ -367,7 +367,7 @@ class RunService(RunRecords):
             # The run is safely queued in the database; recovery hands it out again.
             logger.exception("could not hand run %s to the queue; it stays queued", run_id)
 
-    def attach_reply(self, run_id: str, *, message_ts: str, shown_status: str) -> None:
+    def attach_reply(self, run_id: str, *, message_ts: str, shown_status: RunStatus) -> None:
         with self._uow() as uow:
             if not uow.runs.set_reply(run_id, message_ts=message_ts, shown_status=shown_status):
                 raise NotFound(f"No run {run_id}.")

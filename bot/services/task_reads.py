@@ -56,10 +56,7 @@ class TaskReads:
         with self._uow() as uow:
             tasks = uow.tasks.recent(team_id=team_id, channel_id=channel_id, limit=limit)
             runs = uow.runs.latest_for_tasks([t.id for t in tasks])
-            return [
-                TaskSummary(TaskView.of(t), runs[t.id].status if t.id in runs else None)
-                for t in tasks
-            ]
+            return [TaskSummary.of(TaskView.of(t), runs.get(t.id)) for t in tasks]
 
     def export(
         self,

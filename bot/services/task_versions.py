@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.services.generation import PROMPT_VERSION, Generated
-from storage.models import TaskVersion
+from storage.models import RequestKind, TaskVersion, VersionState
 
 
 def new_version(
@@ -15,7 +15,7 @@ def new_version(
     generated: Generated,
     *,
     task_type: str,
-    request_kind: str,
+    request_kind: RequestKind,
     request_text: str,
     requested_by: str,
     at: datetime,
@@ -39,7 +39,7 @@ def new_version(
         number=number,
         code=generated.code,
         meta=metadata,
-        request_kind=request_kind,
+        request_kind=request_kind.value,
         request_text=request_text,
         requested_by=requested_by,
         change_summary=generated.change_summary or None,
@@ -59,5 +59,6 @@ def new_version(
         {"name": name, "reason": reason} for name, reason in generated.replaced_checks
     ]
     version.check_seconds = generated.check_seconds
-    version.state = "ready" if generated.checks_passed else "draft"
+    state = VersionState.READY if generated.checks_passed else VersionState.DRAFT
+    version.state = state.value
     return version

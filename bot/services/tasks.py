@@ -40,7 +40,7 @@ from bot.services.views import (
     VersionView,
     Workspace,
 )
-from storage.models import RunStatus, Task, TaskState, TaskType
+from storage.models import RequestKind, RunStatus, Task, TaskState, TaskType
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class TaskService(TaskReads):
         self,
         *,
         description: str,
-        task_type: str = "passthrough",
+        task_type: str = TaskType.PASSTHROUGH,
         requested_by: str,
         source: str,
         workspace: Workspace = LOCAL,
@@ -156,7 +156,7 @@ class TaskService(TaskReads):
         return self._store_version(
             task.id,
             generated,
-            request_kind="create",
+            request_kind=RequestKind.CREATE,
             request_text=task.desired_action,
             requested_by=task.creator,
             expected_previous=0,
@@ -166,7 +166,7 @@ class TaskService(TaskReads):
         self,
         *,
         description: str,
-        task_type: str = "passthrough",
+        task_type: str = TaskType.PASSTHROUGH,
         requested_by: str,
         source: str,
         workspace: Workspace = LOCAL,
@@ -216,7 +216,7 @@ class TaskService(TaskReads):
                 last_run.input_profile if last_run is not None else None, self.run_errors
             )
             failed = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.KILLED)
-            if last_run is not None and last_run.status in {s.value for s in failed}:
+            if last_run is not None and RunStatus(last_run.status) in failed:
                 last_error = shared_error(
                     status=last_run.status,
                     error_type=last_run.error_type or last_run.killed_reason,
@@ -233,10 +233,10 @@ class TaskService(TaskReads):
             previous_metadata=previous.metadata,
             feedback=feedback,
             last_error=last_error,
-            previous_checks=[Check(str(c["name"]), str(c["code"])) for c in previous.checks],
+            previous_checks=list(previous.checks),
             input_file=input_file,
         )
-        kept = tuple(Check(str(c["name"]), str(c["code"])) for c in previous.checks)
+        kept = previous.checks
         generated = self._generate(
             view,
             messages,
@@ -248,7 +248,7 @@ class TaskService(TaskReads):
         detail = self._store_version(
             view.id,
             generated,
-            request_kind="refine",
+            request_kind=RequestKind.REFINE,
             request_text=feedback,
             requested_by=requested_by,
             expected_previous=latest,
@@ -319,7 +319,7 @@ class TaskService(TaskReads):
         task_id: str,
         generated: Generated,
         *,
-        request_kind: str,
+        request_kind: RequestKind,
         request_text: str,
         requested_by: str,
         expected_previous: int,

@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.models import Task, TaskState, TaskType, TaskVersion
+from bot.services.checks import Check, CheckResult
+from storage.models import (
+    RequestKind,
+    Run,
+    RunStatus,
+    Task,
+    TaskState,
+    TaskType,
+    TaskVersion,
+    VersionState,
+)
 
 
 def money(cost_usd: float | None) -> str:
@@ -74,12 +84,29 @@ class TaskView:
 
 
 @dataclass(frozen=True)
+class ReplacedCheck:
+    """An earlier version's check the model said this version no longer keeps, and why."""
+
+    name: str
+    reason: str
+
+
+def _stored(rows: Any) -> list[Mapping[str, Any]]:
+    """The dicts of a stored JSON list of checks (anything else in it is left out)."""
+    return [r for r in rows or () if isinstance(r, Mapping)]
+
+
+def _error(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
 class VersionView:
     task_id: str
     number: int
     code: str
     metadata: Mapping[str, Any]
-    request_kind: str
+    request_kind: RequestKind
     request_text: str
     requested_by: str
     change_summary: str | None
@@ -89,10 +116,10 @@ class VersionView:
     output_tokens: int
     model_requests: int
     created_at: datetime
-    state: str = "ready"
-    checks: tuple[Mapping[str, Any], ...] = ()
-    check_results: tuple[Mapping[str, Any], ...] = ()
-    replaced_checks: tuple[Mapping[str, Any], ...] = ()
+    state: VersionState = VersionState.READY
+    checks: tuple[Check, ...] = ()
+    check_results: tuple[CheckResult, ...] = ()
+    replaced_checks: tuple[ReplacedCheck, ...] = ()
     check_seconds: float | None = None
     check_cpu_seconds: float | None = None
     cost_usd: float | None = None  # None: the model's price is unknown
@@ -117,7 +144,7 @@ class VersionView:
 
     @property
     def checks_passed(self) -> int:
-        return sum(1 for r in self.check_results if r.get("ok"))
+        return sum(1 for r in self.check_results if r.ok)
 
     @property
     def check_summary(self) -> str:
@@ -125,7 +152,7 @@ class VersionView:
         total = len(self.check_results)
         if not total:
             return "unchecked: the model wrote no usable checks"
-        failed = [str(r.get("name")) for r in self.check_results if not r.get("ok")]
+        failed = [r.name for r in self.check_results if not r.ok]
         if not failed:
             return f"{total} check{'s' if total != 1 else ''} passed"
         return f"{len(failed)} of {total} checks failed: {', '.join(failed)}"
@@ -137,7 +164,7 @@ class VersionView:
             number=version.number,
             code=version.code,
             metadata=dict(version.meta),
-            request_kind=version.request_kind,
+            request_kind=RequestKind(version.request_kind),
             request_text=version.request_text,
             requested_by=version.requested_by,
             change_summary=version.change_summary,
@@ -147,10 +174,18 @@ class VersionView:
             output_tokens=version.output_tokens,
             model_requests=version.model_requests,
             created_at=version.created_at,
-            state=version.state or "ready",
-            checks=tuple(version.checks or ()),
-            check_results=tuple(version.check_results or ()),
-            replaced_checks=tuple(version.replaced_checks or ()),
+            state=VersionState(version.state or VersionState.READY),
+            checks=tuple(
+                Check(str(c.get("name")), str(c.get("code") or "")) for c in _stored(version.checks)
+            ),
+            check_results=tuple(
+                CheckResult(str(r.get("name")), bool(r.get("ok")), _error(r.get("error")))
+                for r in _stored(version.check_results)
+            ),
+            replaced_checks=tuple(
+                ReplacedCheck(str(r.get("name")), str(r.get("reason") or ""))
+                for r in _stored(version.replaced_checks)
+            ),
             check_seconds=version.check_seconds,
             check_cpu_seconds=version.check_cpu_seconds,
             cost_usd=version.cost_usd,
@@ -167,7 +202,11 @@ class TaskDetail:
 @dataclass(frozen=True)
 class TaskSummary:
     task: TaskView
-    last_run_status: str | None
+    last_run_status: RunStatus | None
+
+    @classmethod
+    def of(cls, task: TaskView, last_run: Run | None) -> TaskSummary:
+        return cls(task, RunStatus(last_run.status) if last_run is not None else None)
 
 
 @dataclass(frozen=True)
@@ -180,10 +219,11 @@ class Refinement:
 
 def checks_listing(version: VersionView) -> str:
     """Every check's code, as one block of text."""
-    outcomes = {str(r.get("name")): r for r in version.check_results}
+    outcomes = {r.name: r for r in version.check_results}
     parts = []
     for check in version.checks:
-        outcome = outcomes.get(str(check.get("name")), {})
-        mark = "passed" if outcome.get("ok") else f"FAILED: {outcome.get('error')}"
-        parts.append(f"# {check.get('name')}: {mark}\n{str(check.get('code', '')).rstrip()}")
+        outcome = outcomes.get(check.name)
+        ok = outcome is not None and outcome.ok
+        mark = "passed" if ok else f"FAILED: {outcome.error if outcome else None}"
+        parts.append(f"# {check.name}: {mark}\n{check.code.rstrip()}")
     return "\n\n".join(parts)

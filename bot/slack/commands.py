@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot.slack import trigger_commands as triggers
 from bot.slack.token_commands import TOKEN_USAGE, VERBS, TokenCommand, parse_token_command
+from storage.models import TaskType
 
 USAGE = (
     "*Taskbot* turns a plain-language request into a small Python program and runs it on your "
@@ -31,7 +32,7 @@ USAGE = (
 @dataclass(frozen=True)
 class Create:
     description: str
-    task_type: str
+    task_type: TaskType
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,14 @@ def parse(text: str) -> Command:
         return Help()
     verb, rest = words[0].lower(), (words[1].strip() if len(words) > 1 else "")
     if verb == "create":
-        task_type = "passthrough"
+        task_type = TaskType.PASSTHROUGH
         match = _TYPE.match(rest)
         if match:
-            task_type, rest = match.group(1).lower(), rest[match.end() :]
-            if task_type not in ("passthrough", "generator"):
-                return Help(f"Unknown task type `{task_type}`: use `passthrough` or `generator`.")
+            word, rest = match.group(1).lower(), rest[match.end() :]
+            try:
+                task_type = TaskType(word)
+            except ValueError:
+                return Help(f"Unknown task type `{word}`: use `passthrough` or `generator`.")
         if not rest.strip():
             return Help("Say what the task should do: `/task create count the rows per country`.")
         return Create(rest.strip(), task_type)

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.services.errors import NotAllowed
 from bot.services.views import TaskView
-from bot.slack.blocks import Message, _escape, _mrkdwn
+from bot.slack.block_kit import Message, escape_mrkdwn, section
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,7 +26,7 @@ NOT_CREATOR = "Only the person who created this task can delete it."
 
 
 def _label(task: TaskView) -> str:
-    return f"*{_escape(task.name or task.desired_action[:60])}* (`{task.id[:8]}`)"
+    return f"*{escape_mrkdwn(task.name or task.desired_action[:60])}* (`{task.id[:8]}`)"
 
 
 def delete_question(task: TaskView) -> Message:
@@ -50,13 +50,13 @@ def delete_question(task: TaskView) -> Message:
         },
     }
     return Message(
-        f"Delete task {task.id[:8]}?", [_mrkdwn(text), {"type": "actions", "elements": [button]}]
+        f"Delete task {task.id[:8]}?", [section(text), {"type": "actions", "elements": [button]}]
     )
 
 
 def task_deleted(task: TaskView, *, user_id: str) -> Message:
     text = f"Task {_label(task)} was deleted by <@{user_id}>."
-    return Message(f"Task {task.id[:8]} was deleted.", [_mrkdwn(text)])
+    return Message(f"Task {task.id[:8]} was deleted.", [section(text)])
 
 
 def ask(

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.services.errors import InvalidInput
-from bot.slack.blocks import escape_inline
+from bot.slack.block_kit import escape_inline
 from bot.slack.flows import Say, SlackFlows
 from bot.slack.messages import Message
 

@@ -27,6 +27,7 @@ from bot.config import Settings
 from bot.services.checks import Execution
 from bot.services.events import RunSignal
 from bot.slack.messages import CheckDone, CheckRun, Message, QueuedRun, RunChanged, Stop
+from storage.models import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class FlowProcess:
         except FutureTimeout:
             logger.error("the flow process did not answer a check run in time")
             return Execution(
-                status="failed",
+                status=RunStatus.FAILED,
                 result=b"",
                 error_type="ChecksUnavailable",
                 error_message="the checks could not be run now; try again in a moment",

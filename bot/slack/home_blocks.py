@@ -7,8 +7,8 @@ from typing import Any
 
 from bot.services.reach import Reach, RecentRun
 from bot.services.views import TaskSummary
-from bot.slack.blocks import escape_inline as inline
-from bot.slack.blocks import run_headline
+from bot.slack.block_kit import escape_inline as inline
+from bot.slack.run_blocks import run_headline
 
 HOME_RUN_ACTION = "home_run"
 HOME_SHOW_ACTION = "home_show"

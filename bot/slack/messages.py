@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.services.checks import Execution
+from storage.models import TaskType
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Message:
 @dataclass(frozen=True, kw_only=True)
 class CreateTask(Message):
     description: str
-    task_type: str
+    task_type: TaskType
     direct: bool = False
 
 

@@ -22,7 +22,7 @@ from bot.services.errors import NotAllowed, NotFound
 from bot.services.steps import GenerationStopped, Step, StepEvent
 from bot.services.stops import may_stop
 from bot.services.views import TaskView
-from bot.slack.blocks import escape_inline
+from bot.slack.block_kit import escape_inline
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
 
 logger = logging.getLogger(__name__)

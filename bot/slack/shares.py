@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot.services.fairness import FairPool, Ticket
-from bot.slack.blocks import inline
+from bot.slack.block_kit import escape_inline as inline
 from bot.slack.messages import Origin
 
 Say = Callable[[str], None]

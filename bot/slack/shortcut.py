@@ -22,7 +22,8 @@ from slack_sdk.errors import SlackApiError
 from bot.services.container import Services
 from bot.services.errors import InvalidInput
 from bot.services.views import TaskView
-from bot.slack.blocks import escape_inline, notice
+from bot.slack.block_kit import escape_inline
+from bot.slack.blocks import notice
 from bot.slack.flows import Say, SlackFlows, post
 from bot.slack.messages import Dispatcher, Message, Origin, Reply
 from storage.models import TaskType

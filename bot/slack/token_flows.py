@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from bot.services.audit import AuditPage
 from bot.services.principal import Principal, PrincipalKind, parse_scopes, scopes_text
 from bot.services.tokens import IssuedToken, TokenView
-from bot.slack.blocks import Block, Message, _context, _inline, _mrkdwn
+from bot.slack.block_kit import Block, Message, context, escape_inline, section
 from bot.slack.token_commands import IssueToken, ListTokens, RevokeToken, ShowAudit
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def issued_message(issued: IssuedToken) -> Message:
     token = issued.token
     text = f"Your token `{token.name}` (shown once; copy it now)."
     body: list[Block] = [
-        _mrkdwn(
+        section(
             f"*Your token `{token.name}`* acts as you: it sees and runs what you can in Slack. "
             "It is shown only this once; keep it like a password."
         ),
@@ -40,7 +40,7 @@ def issued_message(issued: IssuedToken) -> Message:
                 }
             ],
         },
-        _context(
+        context(
             f"scopes: {scopes_text(token.scopes)} · expires {_when(token.expires_at)} · "
             f"use: `Authorization: Bearer <token>`, or `TASKBOT_TOKEN=<token> python -m bot task "
             f"--server <url> list` · revoke: `/task revoke {token.name}`"
@@ -52,7 +52,7 @@ def issued_message(issued: IssuedToken) -> Message:
 def tokens_message(tokens: Sequence[TokenView], *, now: datetime, everyone: bool) -> Message:
     if not tokens:
         return Message(
-            "No tokens yet.", [_mrkdwn("No tokens yet: `/task token <name>` makes one.")]
+            "No tokens yet.", [section("No tokens yet: `/task token <name>` makes one.")]
         )
     lines = []
     for t in tokens[-40:]:
@@ -67,21 +67,21 @@ def tokens_message(tokens: Sequence[TokenView], *, now: datetime, everyone: bool
             f"last used {_when(t.last_used_at)}"
         )
     title = "The workspace's tokens" if everyone else "Your tokens"
-    return Message(title, [_mrkdwn(f"*{title}*\n" + "\n".join(lines))])
+    return Message(title, [section(f"*{title}*\n" + "\n".join(lines))])
 
 
 def audit_message(page: AuditPage) -> Message:
     if not page.entries:
-        return Message("No audit entries.", [_mrkdwn("No requests made with tokens (yet).")])
+        return Message("No audit entries.", [section("No requests made with tokens (yet).")])
     lines = [
-        f"`{e.id}` {_when(e.at)} <@{e.user_id}> `{_inline(e.token_name)}` "
-        f"{_inline(e.action)}{' ' + _inline(e.target) if e.target else ''} → {e.status} "
-        f"{_inline(e.outcome)}"
+        f"`{e.id}` {_when(e.at)} <@{e.user_id}> `{escape_inline(e.token_name)}` "
+        f"{escape_inline(e.action)}{' ' + escape_inline(e.target) if e.target else ''} "
+        f"→ {e.status} {escape_inline(e.outcome)}"
         for e in page.entries
     ]
-    body: list[Block] = [_mrkdwn("*Requests made with tokens*\n" + "\n".join(lines)[:2900])]
+    body: list[Block] = [section("*Requests made with tokens*\n" + "\n".join(lines)[:2900])]
     if page.next_before is not None:
-        body.append(_context(f"Older: `/task audit {page.next_before}`"))
+        body.append(context(f"Older: `/task audit {page.next_before}`"))
     return Message("Requests made with tokens", body)
 
 

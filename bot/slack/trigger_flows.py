@@ -29,7 +29,7 @@ from bot.slack.trigger_messages import (
     UnscheduleTask,
     WorkflowStep,
 )
-from storage.models import RunStatus, TaskType
+from storage.models import ResultKind, RunStatus, TaskType
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,9 @@ def result_text(run: RunView) -> str:
     if run.status is not RunStatus.SUCCEEDED:
         reason = f"{run.error_type or run.status.value}: {run.error_message or ''}".strip(": ")
         return blocks.escape_inline(reason)[:RESULT_OUTPUT_LIMIT]
-    if run.result is None or run.result_kind in (None, "none"):
+    if run.result is None or run.result_kind in (None, ResultKind.NONE):
         return "(no result)"
-    if run.result_kind == "bytes":
+    if run.result_kind is ResultKind.BYTES:
         return f"({len(run.result)} bytes)"
     text = run.result.decode("utf-8", "replace")
     return blocks.escape_mrkdwn(text)[:RESULT_OUTPUT_LIMIT]

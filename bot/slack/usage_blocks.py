@@ -7,7 +7,7 @@ from collections.abc import Set
 
 from bot.services.usage import Spend, UsageReport, amount
 from bot.services.views import money
-from bot.slack.blocks import Block, Message
+from bot.slack.block_kit import Block, Message
 
 _UNITS = {"tokens": "model tokens", "usd": "model spend", "cpu_seconds": "sandbox CPU"}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{1,20}$")

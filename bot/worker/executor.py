@@ -167,7 +167,7 @@ def check_execute(holder: SandboxHolder) -> Execute:
     def execute(code: str) -> Execution:
         result = holder.get().run(code=code, input_path=None)
         return Execution(
-            status=result.status,
+            status=RunStatus(result.status),
             result=result.result,
             error_type=result.error_type,
             error_message=result.error_message,

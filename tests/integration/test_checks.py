@@ -10,8 +10,10 @@ import pytest
 from bot.composition import Services, build_services
 from bot.config import Settings
 from bot.services.errors import ChecksFailed
+from bot.services.views import ReplacedCheck
 from storage import migrate
 from storage.db import make_engine
+from storage.models import VersionState
 from tests.fakes.model import FakeCodeGenerator
 from tests.fakes.openai_server import answer_json
 
@@ -50,9 +52,9 @@ def model(services: Services) -> FakeCodeGenerator:
 def test_a_version_whose_checks_pass_becomes_current(services: Services) -> None:
     model(services).queue(answer_json(code=COUNT, checks=[LINES_CHECK]))
     detail = services.tasks.create(description="count lines", requested_by="U1", source="cli")
-    assert detail.task.current_version == 1 and detail.version.state == "ready"
+    assert detail.task.current_version == 1 and detail.version.state is VersionState.READY
     assert detail.version.check_summary == "1 check passed"
-    assert detail.version.checks[0]["name"] == "check_counts_lines"
+    assert detail.version.checks[0].name == "check_counts_lines"
     assert detail.version.check_seconds is not None and detail.version.check_seconds > 0
     assert "check_<what>()" in model(services).prompts[0][0].content
 
@@ -80,7 +82,10 @@ def test_a_version_that_never_passes_is_kept_as_a_draft_never_current(services: 
     (summary,) = services.tasks.list()
     assert summary.task.current_version is None and summary.task.state == "failed"
     draft = services.tasks.show(summary.task.id, version=1).version
-    assert draft.state == "draft" and draft.check_summary == "1 of 1 checks failed: check_counts_lines"
+    assert (
+        draft.state is VersionState.DRAFT
+        and draft.check_summary == "1 of 1 checks failed: check_counts_lines"
+    )
     with pytest.raises(Exception, match="no working version"):
         services.tasks.show(summary.task.id)
 
@@ -98,7 +103,7 @@ def test_a_refinement_that_breaks_an_earlier_check_is_repaired(services: Service
     assert "check_counts_lines" in prompt and "replaced_checks" in prompt
     assert "check_counts_lines: AssertionError" in model(services).prompts[2][-1].content
     assert result.version.number == 2 and result.version.code == WORDS_FIXED
-    assert {c["name"] for c in result.version.checks} == {"check_counts_lines", "check_counts_words"}
+    assert {c.name for c in result.version.checks} == {"check_counts_lines", "check_counts_words"}
     assert result.version.check_summary == "2 checks passed"
 
 
@@ -111,7 +116,7 @@ def test_a_refinement_that_keeps_breaking_a_check_is_refused(services: Services)
         services.tasks.refine(task.id, feedback="also count words", requested_by="U1")
     after = services.tasks.get(task.id)
     assert after.current_version == 1 and after.state == "ready"
-    assert services.tasks.show(task.id, version=2).version.state == "draft"
+    assert services.tasks.show(task.id, version=2).version.state is VersionState.DRAFT
     # the next refinement starts again from the current version and numbers after the draft
     model(services).queue(answer_json(code=WORDS_FIXED, checks=[WORDS_CHECK]))
     again = services.tasks.refine(task.id, feedback="also count words", requested_by="U1")
@@ -124,13 +129,20 @@ def test_a_replaced_check_is_dropped_with_its_reason(services: Services) -> None
     model(services).queue(
         answer_json(
             code=OFF_BY_ONE,
-            checks=[{"name": "check_counts_plus_one", "code": "def check_counts_plus_one():\n    open('s', 'w').write('a\\n')\n    assert run('s')['lines'] == 2\n"}],
+            checks=[
+                {
+                    "name": "check_counts_plus_one",
+                    "code": "def check_counts_plus_one():\n    open('s', 'w').write('a\\n')\n    assert run('s')['lines'] == 2\n",
+                }
+            ],
             replaced_checks=[{"name": "check_counts_lines", "reason": "the user wants one more"}],
         )
     )
     result = services.tasks.refine(task.id, feedback="add one to the count", requested_by="U1")
-    assert [c["name"] for c in result.version.checks] == ["check_counts_plus_one"]
-    assert result.version.replaced_checks == ({"name": "check_counts_lines", "reason": "the user wants one more"},)
+    assert [c.name for c in result.version.checks] == ["check_counts_plus_one"]
+    assert result.version.replaced_checks == (
+        ReplacedCheck("check_counts_lines", "the user wants one more"),
+    )
 
 
 def test_checks_run_under_the_sandbox_limits(services: Services) -> None:

@@ -111,7 +111,7 @@ def test_a_loose_answer_with_misnamed_checks_is_normalised_in_one_request(
     version = services.tasks.show(task_id).version
     assert version.model_requests == 1
     assert version.check_summary == "1 check passed"
-    assert str(version.checks[0]["name"]).startswith("check_")
+    assert version.checks[0].name.startswith("check_")
     works(services, task_id)
 
 
@@ -139,7 +139,7 @@ def test_malformed_checks_are_dropped_and_the_good_ones_kept(make: Make) -> None
     task_id = create(services)
     assert len(server.requests) == 1
     version = services.tasks.show(task_id).version
-    assert [c["name"] for c in version.checks] == ["check_lines"]
+    assert [c.name for c in version.checks] == ["check_lines"]
     assert version.check_summary == "1 check passed"
 
 
@@ -187,7 +187,7 @@ def test_a_markdown_module_with_its_checks_inline_has_them_moved_out(make: Make)
     task_id = create(services)
     version = services.tasks.show(task_id).version
     assert version.code.strip() == COUNT_LINES.strip()
-    assert [c["name"] for c in version.checks] == ["check_two"]
+    assert [c.name for c in version.checks] == ["check_two"]
     assert version.check_summary == "1 check passed"
     assert version.metadata["name"] == "task"  # no metadata given: a plain default name
     works(services, task_id)

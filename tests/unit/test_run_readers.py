@@ -21,7 +21,7 @@ from bot.api.run_models import RunOut
 from bot.roles.cli_run import run_task
 from bot.services.runs import OutputFileView, RunView
 from bot.slack import blocks
-from storage.models import RunStatus
+from storage.models import ResultKind, RunStatus
 
 DEEP = b"[" * 10_000 + b"]" * 10_000
 NON_FINITE = b'{"mean": NaN, "max": Infinity, "min": -Infinity, "big": 1e999}'
@@ -41,7 +41,7 @@ def _view(**fields: Any) -> RunView:
         input_name=None,
         input_size=None,
         input_sha256=None,
-        result_kind="json",
+        result_kind=ResultKind.JSON,
         result=b"1",
         result_truncated=False,
         stdout="",
@@ -117,7 +117,7 @@ def test_every_reader_copes_with_any_stored_json(
 def test_terminal_gets_no_escape_sequences(monkeypatch: pytest.MonkeyPatch) -> None:
     view = _view(
         status=RunStatus.FAILED,
-        result_kind="text",
+        result_kind=ResultKind.TEXT,
         result=ESCAPES.encode(),
         stdout=ESCAPES + "\rfake line\n",
         stderr=ESCAPES,
@@ -137,7 +137,7 @@ def test_terminal_gets_no_escape_sequences(monkeypatch: pytest.MonkeyPatch) -> N
 def test_slack_run_message_has_no_fake_lines_mentions_or_links() -> None:
     view = _view(
         status=RunStatus.FAILED,
-        result_kind="none",
+        result_kind=ResultKind.NONE,
         result=None,
         error_type="ValueError\n:white_check_mark: *Run succeeded* in 0.01 s\n",
         error_message="<!channel> @here see <http://evil.example|docs>",

@@ -131,7 +131,12 @@ def ready_task(uow: FakeUnitOfWork, task_id: str, *, task_type: TaskType, team: 
         )
     )
     uow.tasks.versions_of[(task_id, 1)] = TaskVersion(
-        task_id=task_id, number=1, code=CODE, meta={"name": "one"}, created_at=NOW
+        task_id=task_id,
+        number=1,
+        code=CODE,
+        meta={"name": "one"},
+        request_kind="create",
+        created_at=NOW,
     )
 
 
