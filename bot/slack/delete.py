@@ -63,7 +63,7 @@ def ask(
     flows: SlackFlows, origin: Origin, *, ref: str, say_blocks: Callable[[Message], None]
 ) -> None:
     flows.gate(origin)
-    task = flows._task_for(origin, ref)
+    task = flows.task_for(origin, ref)
     if task.creator != origin.user_id:
         raise NotAllowed(NOT_CREATOR)
     say_blocks(delete_question(task))
@@ -71,7 +71,7 @@ def ask(
 
 def delete(flows: SlackFlows, client: WebClient, origin: Origin, *, task_id: str, say: Say) -> None:
     flows.gate(origin)
-    task = flows._task_for(origin, task_id)
+    task = flows.task_for(origin, task_id)
     flows.services.housekeeping.delete(task.id, requested_by=origin.user_id, team_id=origin.team_id)
     if task.channel_id and task.thread_ts:
         gone = task_deleted(task, user_id=origin.user_id)

@@ -47,7 +47,7 @@ def run_direct(flows: SlackFlows, client: WebClient, m: DirectFile, say: Say) ->
             "Which task should run on this file? Send it again with the task's id in the text "
             "(its first 6 characters are enough)."
         )
-    task = flows._task_for(m.origin, ref)
+    task = flows.task_for(m.origin, ref)
     for file in m.event.get("files") or []:
         name, data = flows.files.download(client, file)
         flows.start_run(client, m.origin, task=task, data=data, name=name)

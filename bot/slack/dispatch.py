@@ -9,7 +9,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot.slack import blocks, delete, stop, token_flows
+from bot.slack import blocks, delete, read_flows, stop, token_flows
 from bot.slack.flows import Say, SlackFlows
 from bot.slack.messages import (
     CreateTask,
@@ -98,10 +98,10 @@ class Handlers:
         self.flows.thread_message(client, m.origin, event=m.event, say=say)
 
     def show(self, m: ShowTask, client: WebClient, _: Say, show: SayBlocks) -> None:
-        self.flows.show(client, m.origin, ref=m.ref, version=m.version, say_blocks=show)
+        read_flows.show(self.flows, client, m.origin, ref=m.ref, version=m.version, say_blocks=show)
 
     def list_tasks(self, m: ListTasks, client: WebClient, _: Say, show: SayBlocks) -> None:
-        self.flows.list_tasks(m.origin, show)
+        read_flows.list_tasks(self.flows, m.origin, show)
 
     def delete_ask(self, m: DeleteAsk, client: WebClient, _: Say, show: SayBlocks) -> None:
         delete.ask(self.flows, m.origin, ref=m.ref, say_blocks=show)
@@ -110,7 +110,7 @@ class Handlers:
         delete.delete(self.flows, client, m.origin, task_id=m.task_id, say=say)
 
     def spend(self, m: Spend, client: WebClient, _: Say, show: SayBlocks) -> None:
-        self.flows.spend(m.origin, days=m.days, say_blocks=show)
+        read_flows.spend(self.flows, m.origin, days=m.days, say_blocks=show)
 
     def usage(self, m: Usage, client: WebClient, say: Say, _: SayBlocks) -> None:
         say(m.text)

@@ -22,35 +22,17 @@ from bot.services.views import TaskDetail, TaskView, Workspace
 from bot.slack import blocks
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
 from bot.slack.messages import Origin
+from bot.slack.posting import NOT_IN_CHANNEL, Say, not_here, post, update
+from bot.slack.posting import nobody as _nobody
 from bot.slack.progress import GenerationStops, live_steps
 from bot.slack.shares import capped, model_turn
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
-from bot.slack.usage_blocks import usage_message
 from storage.errors import StorageUnavailable
 from storage.models import TaskType
 
 logger = logging.getLogger(__name__)
 
-Say = Callable[[str], None]  # tells the user something only they see, where they are
-NOT_IN_CHANNEL = ("not_in_channel", "channel_not_found", "is_archived")
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
-
-
-def _nobody(text: str) -> None:
-    logger.warning("nobody to tell: %s", text)
-
-
-def post(
-    client: WebClient, channel: str, message: blocks.Message, thread_ts: str | None = None
-) -> str:
-    response = client.chat_postMessage(
-        channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts
-    )
-    return str(response["ts"])
-
-
-def update(client: WebClient, channel: str, ts: str, message: blocks.Message) -> None:
-    client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
 
 
 class SlackFlows:
@@ -121,7 +103,7 @@ class SlackFlows:
             allowed_users=self.allowed_users,
         )
 
-    def _task_for(self, origin: Origin, ref: str) -> TaskView:
+    def task_for(self, origin: Origin, ref: str) -> TaskView:
         task = self.services.tasks.get(ref, team_id=origin.team_id)
         check_task_access(
             task, team_id=origin.team_id, channel_id=origin.channel_id, user_id=origin.user_id
@@ -229,14 +211,14 @@ class SlackFlows:
         say: Say,
     ) -> None:
         self.gate(origin)
-        task = self._task_for(origin, ref)
+        task = self.task_for(origin, ref)
         self._run_or_ask(client, origin, task=task, text=text, trigger_id=trigger_id, say=say)
 
     def run_button(
         self, client: WebClient, origin: Origin, *, task_id: str, trigger_id: str, say: Say
     ) -> None:
         self.gate(origin)
-        task = self._task_for(origin, task_id)
+        task = self.task_for(origin, task_id)
         self._run_or_ask(client, origin, task=task, text=None, trigger_id=trigger_id, say=say)
 
     def _run_or_ask(
@@ -274,7 +256,7 @@ class SlackFlows:
     ) -> None:
         self.gate(origin)
         task_id = str(json.loads(metadata or "{}").get("task", ""))
-        task = self._task_for(origin, task_id)
+        task = self.task_for(origin, task_id)
         if not files:
             raise InvalidInput("Add at least one file to run the task on.")
         for file in capped(files, cap=self.max_files, say=say):
@@ -407,62 +389,5 @@ class SlackFlows:
         self.post_version(client, detail, channel=channel, thread_ts=thread)
         update(client, channel, thread, blocks.task_ready(detail))
 
-    # --- list and show --------------------------------------------------------------------------
 
-    def list_tasks(self, origin: Origin, say_blocks: Callable[[blocks.Message], None]) -> None:
-        self.gate(origin)
-        summaries = self.services.tasks.list(
-            team_id=origin.team_id, channel_id=origin.channel_id, limit=15
-        )
-        say_blocks(blocks.task_list(summaries))
-
-    def show(
-        self,
-        client: WebClient,
-        origin: Origin,
-        *,
-        ref: str,
-        version: int | None,
-        say_blocks: Callable[[blocks.Message], None],
-    ) -> None:
-        self.gate(origin)
-        task = self._task_for(origin, ref)
-        detail = self.services.tasks.show(task.id, version=version, team_id=origin.team_id)
-        permalink = None
-        if task.channel_id and task.thread_ts:
-            try:
-                permalink = client.chat_getPermalink(
-                    channel=task.channel_id, message_ts=task.thread_ts
-                ).get("permalink")
-            except SlackApiError:
-                logger.warning("no permalink for task %s", task.id)
-        say_blocks(blocks.task_show(detail, permalink=permalink))
-
-    def spend(
-        self, origin: Origin, *, days: int, say_blocks: Callable[[blocks.Message], None]
-    ) -> None:
-        """``/task usage``: the workspace's spend; tasks named only where the user may see them."""
-        self.gate(origin)
-        report = self.services.usage.report(
-            team_id=origin.team_id, user_id=origin.user_id, days=days
-        )
-        visible = set()
-        for line in report.by_task:
-            try:
-                self._task_for(origin, line.key)
-            except ServiceError:
-                continue
-            visible.add(line.key)
-        say_blocks(usage_message(report, visible_tasks=visible))
-
-
-def not_here(*, direct: bool) -> str:
-    if direct:  # nobody can invite an app into a direct message between people
-        return (
-            "I can't post in a direct message between people. Run the command in a channel "
-            "I'm in, or in my own Messages tab (find Taskbot under Apps)."
-        )
-    return (
-        "I'm not in this channel, so I can't post the task here. Invite me with "
-        "`/invite @Taskbot`, then run the command again."
-    )
+__all__ = ["NOT_IN_CHANNEL", "Say", "SlackFlows", "not_here", "post", "update"]

@@ -183,7 +183,7 @@ def opened(flows: SlackFlows, client: WebClient, m: ShortcutOpened, say: Say) ->
 
 def run(flows: SlackFlows, client: WebClient, m: ShortcutRun, say: Say) -> None:
     flows.gate(m.origin)
-    task = flows._task_for(m.origin, m.task_id)  # the /task run rule, from the file's channel
+    task = flows.task_for(m.origin, m.task_id)  # the /task run rule, from the file's channel
     if task.current_version is None:
         raise InvalidInput(f"Task `{task.id[:8]}` has no working version yet.")
     if not task.channel_id or not task.thread_ts:

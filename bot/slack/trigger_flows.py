@@ -80,7 +80,7 @@ class TriggerFlows:
 
     def schedule(self, m: ScheduleTask, client: WebClient, say: Say, _: SayBlocks) -> None:
         self.flows.gate(m.origin)
-        task = self.flows._task_for(m.origin, m.ref)
+        task = self.flows.task_for(m.origin, m.ref)
         if not task.channel_id or not task.thread_ts:
             raise InvalidInput(f"Task `{task.id[:8]}` has no Slack thread to post its runs in.")
         person: Mapping[str, Any] = client.users_info(user=m.origin.user_id).get("user") or {}
@@ -149,7 +149,7 @@ class TriggerFlows:
 
     def pin(self, m: PinVersion, client: WebClient, say: Say, _: SayBlocks) -> None:
         self.flows.gate(m.origin)
-        task = self.flows._task_for(m.origin, m.ref)
+        task = self.flows.task_for(m.origin, m.ref)
         pins = self.services.pins
         if m.version is None:
             task = pins.unpin(task.id, team_id=m.origin.team_id)
