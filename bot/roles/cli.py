@@ -15,7 +15,8 @@ from typing import TextIO
 from sqlalchemy.exc import OperationalError
 
 from bot.composition import SchemaOutOfDate, build_services
-from bot.config import ConfigError, Settings, current_env, example_env, load_settings
+from bot.config import ConfigError, Settings
+from bot.env_files import current_env, example_env, load_settings
 from bot.prog import bot_command, hint
 from bot.progress import Progress, interruptibly, wanted
 from bot.roles import cli_remote
