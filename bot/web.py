@@ -16,8 +16,6 @@ import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
-
 if TYPE_CHECKING:
     from bot.services.container import Services
 
@@ -53,6 +51,8 @@ async def send_json(send: Send, status: int, body: Any) -> None:
 
 def health_checks(services: Services) -> dict[str, str]:
     """``ok`` or a short reason, for the database and the queue."""
+    from sqlalchemy import text  # here: the bare servers of bench/ share this module
+
     report: dict[str, str] = {}
     try:
         with services.engine.connect() as conn:

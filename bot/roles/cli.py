@@ -15,10 +15,10 @@ from typing import TextIO
 from sqlalchemy.exc import OperationalError
 
 from bot.composition import SchemaOutOfDate, build_services
-from bot.config import ConfigError, Settings, current_env, example_env, load_settings
+from bot.config import ConfigError, Settings
+from bot.env_files import current_env, example_env, load_settings
 from bot.prog import bot_command, hint
 from bot.progress import Progress, interruptibly, wanted
-from bot.roles import cli_remote
 from bot.services.container import Services
 from bot.services.errors import InvalidInput, ServiceError
 from bot.services.views import TaskDetail, checks_listing
@@ -294,6 +294,8 @@ def main(
             from bot.roles.worker import run_worker
 
             return run_worker(settings)
+        from bot.roles import cli_remote  # not for serve: urllib and the terminal's tables
+
         if command == "task" and cli_remote.wanted(args):
             return cli_remote.run_remote(args, out, err)
         runs_here = command == "task" and args.action == "run"

@@ -14,7 +14,6 @@ from typing import Any
 from bot.composition import Runner, build_services
 from bot.config import Settings
 from bot.services.checks import Execution
-from bot.slack.app import build_flows
 from bot.slack.messages import CheckDone, CheckRun, Message, QueuedRun, RunChanged, Stop
 from storage.models import RunStatus
 
@@ -33,6 +32,10 @@ def _die_with_parent() -> None:
 
 def main(settings: Settings, inbox: Any, replies: Any) -> None:
     """Entry point of the flow process (spawned: a fresh interpreter, no inherited threads)."""
+    # Imported here: the web process imports this module only to name this function as the
+    # flow process's target, and must not hold the slow half's modules (bench/bench_rss.py).
+    from bot.slack.app import build_flows
+
     # Acks come first: the web process keeps the CPU when both want it. And this process must
     # not outlive the web process that feeds it.
     os.setpriority(os.PRIO_PROCESS, 0, FLOW_NICENESS)

@@ -22,7 +22,7 @@ def slack_fetch(services: Services) -> Any:
     settings = services.settings
     if not settings.slack_bot_token:
         return None
-    from bot.slack.app import web_client
+    from bot.slack.clients import web_client
     from bot.slack.files import SlackFiles
 
     client = web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)

@@ -64,7 +64,7 @@ class SlackState:
             self._thread.start()
 
     def _recheck(self) -> None:
-        from bot.slack.app import check_slack
+        from bot.slack.clients import check_slack
 
         while not self._stop.wait(self._every):
             check = check_slack(self._settings)
@@ -178,7 +178,7 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
     with nothing started; Slack unreachable over HTTP is one warning line, then the HTTP API,
     /healthz (``"slack": "unreachable: ..."``) and /slack/events are served while it is
     checked again every 30 s."""
-    from bot.slack.app import check_slack
+    from bot.slack.clients import check_slack
 
     check = check_slack(settings)
     if check.fatal:

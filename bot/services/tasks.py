@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -253,6 +252,8 @@ class TaskService(TaskReads):
             requested_by=requested_by,
             expected_previous=latest,
         )
+        import difflib  # on a refine only (the web process hands refines on)
+
         diff = "".join(
             difflib.unified_diff(
                 previous.code.splitlines(keepends=True),

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
 from bot.services.errors import InvalidInput
 
 EXAMPLES = (
@@ -46,6 +44,8 @@ class When:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first tick strictly after ``moment`` (an aware datetime), in UTC terms."""
+        from croniter import croniter  # on use: the web process never steps a schedule
+
         local = moment.astimezone(ZoneInfo(self.timezone))
         found: datetime = croniter(self.cron, local).get_next(datetime)
         return found
@@ -100,6 +100,8 @@ def parse_when(text: str, *, timezone: str) -> When:
         if not _MIN_MINUTES <= every <= 59:
             raise InvalidInput(f"Every {_MIN_MINUTES} to 59 minutes, please (got {every}).")
         return When(f"*/{every} * * * *", tz)
+    from croniter import croniter
+
     fields = said.split()
     if len(fields) == 5 and croniter.is_valid(said):
         when = When(said, tz)

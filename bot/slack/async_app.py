@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
@@ -18,11 +18,14 @@ from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.container import Services
-from bot.slack.app import BOT_SCOPES, FlowRuntime, build_flows, installations_of
 from bot.slack.async_stores import ThreadedInstallationStore, ThreadedStateStore
+from bot.slack.clients import BOT_SCOPES, installations_of
 from bot.slack.listeners import register_listeners
 from bot.slack.messages import Dispatcher, Message
 from bot.slack.tracked import TrackedPool
+
+if TYPE_CHECKING:
+    from bot.slack.app import FlowRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +133,8 @@ def build_slack(
     flows = None
     off_loop = None
     if dispatcher is None:
+        from bot.slack.app import build_flows  # the slow half here (tests), not in serve
+
         flows = build_flows(services, client=client)
         off_loop = OffLoop(flows)
         dispatcher = off_loop

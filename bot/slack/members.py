@@ -58,7 +58,7 @@ def slack_members(
     *, bot_token: str, api_url: str, installations: InstallationStore | None
 ) -> SlackMembers:
     """Members over the one bot token, or each workspace's installation when there are many."""
-    from bot.slack.app import web_client
+    from bot.slack.clients import web_client
 
     default = web_client(token=None if installations else bot_token, base_url=api_url)
     return SlackMembers(ClientSource(default=default, installations=installations))

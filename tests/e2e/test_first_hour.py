@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from bot.config import SETTINGS
+from bot.env_files import SETTINGS
 from tests.fakes.openai_server import COUNT_LINES, FakeOpenAIServer, answer_json
 
 ROOT = Path(__file__).resolve().parents[2]

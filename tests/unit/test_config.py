@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SETTINGS, ConfigError, Settings, example_env
+from bot.config import ConfigError, Settings
+from bot.env_files import SETTINGS, example_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +58,7 @@ def test_missing_slack_settings_say_where_to_find_them() -> None:
 def test_a_relative_sqlite_path_in_env_file_is_relative_to_that_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.config import load_settings
+    from bot.env_files import load_settings
 
     for setting in SETTINGS:
         monkeypatch.delenv(setting.name, raising=False)
@@ -76,7 +77,7 @@ def test_a_relative_sqlite_path_in_env_file_is_relative_to_that_file(
 
 
 def test_redaction_hides_secrets_and_url_passwords_only() -> None:
-    from bot.config import redact_value
+    from bot.env_files import redact_value
 
     assert redact_value("API_TOKEN", "abc") == "  # set (hidden)"
     assert redact_value("SLACK_CLIENT_SECRET", "") == "  # not set"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.slack.app import BOT_SCOPES
+from bot.slack.clients import BOT_SCOPES
 
 ROOT = Path(__file__).resolve().parents[2]
 
