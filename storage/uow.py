@@ -15,6 +15,7 @@ from storage.repositories import (
     TaskRepository,
     UsageRepository,
 )
+from storage.scrubber import WalScrubber
 
 
 class UnitOfWork:
@@ -77,6 +78,15 @@ class UnitOfWorkFactory:
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
+        self.scrubber = WalScrubber(session_factory.kw["bind"])
 
     def __call__(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
+
+    def scrub_soon(self) -> None:
+        """After a commit that deleted users' data: leave no copy of it on disk, shortly and
+        off the caller's path (``storage.scrubber``)."""
+        self.scrubber.soon()
+
+    def close(self) -> None:
+        self.scrubber.close()

@@ -85,4 +85,5 @@ class Services:
             self.pool.close()
         if self.sandboxes is not None:
             self.sandboxes.close()
+        self.uow.close()  # a WAL scrub still pending is done now
         self.engine.dispose()

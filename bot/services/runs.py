@@ -222,8 +222,7 @@ class RunRecords:
         else:
             self.signal.changed(run_id)
             if dropped:
-                with self._uow() as uow:
-                    uow.scrub()  # the input went with the outcome: no copy left in the WAL
+                self._uow.scrub_soon()  # the input went with the outcome: no copy in the WAL
         return recorded
 
     def wait(self, run_id: str, *, timeout: float, sweep: float = 2.0) -> RunView:

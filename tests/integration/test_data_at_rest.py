@@ -131,7 +131,8 @@ def test_a_dropped_input_leaves_no_bytes_in_the_data_directory(
     run = services.runs.request(task_id, requested_by="U1", input_data=data)
     done = services.runs.wait(run.id, timeout=30)
     assert done.status == "succeeded" and done.result == str(len(data)).encode()
-    assert services.pool is not None and services.pool.wait_idle(timeout=30)  # its scrub too
+    assert services.pool is not None and services.pool.wait_idle(timeout=30)
+    assert services.uow.scrubber.wait_idle(timeout=30)  # the WAL scrub after it
     assert _found(b"line 4", data_dir)  # the profile, as documented
     assert _found(marker, data_dir) == []
 
