@@ -297,6 +297,21 @@ def _api(base: str, method: str, path: str, body: object = None) -> dict[str, ob
         return answer
 
 
+def _wait_for_a_napping_run(
+    base: str, openai_server: FakeOpenAIServer
+) -> tuple[dict[str, object], float]:
+    """Create a task that naps, run it, and once it is running wait on it with ``?wait=30``:
+    the answer and how long the wait took."""
+    openai_server.reply_code(NAPS)
+    task = _api(base, "POST", "/api/task/create", {"desired_action": "rest a while"})
+    accepted = _api(base, "POST", f"/api/task/{task['id']}/run", {"input_text": "x"})
+    run_path = accepted["links"]["run"]  # type: ignore[index]
+    _until_running(base, run_path)
+    asked = time.monotonic()
+    waited = _api(base, "GET", f"{run_path}?wait=30")
+    return waited, time.monotonic() - asked
+
+
 def _until_running(base: str, run_path: str) -> None:
     """Poll (with a deadline: a server in another process has no event to offer before the
     end) until the run started; it then naps 3 s, so the wait that follows starts before
@@ -325,14 +340,7 @@ def test_an_api_wait_hears_a_run_end_in_the_flow_process(
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_up(proc, base)
-        openai_server.reply_code(NAPS)
-        task = _api(base, "POST", "/api/task/create", {"desired_action": "rest a while"})
-        accepted = _api(base, "POST", f"/api/task/{task['id']}/run", {"input_text": "x"})
-        run_path = accepted["links"]["run"]  # type: ignore[index]
-        _until_running(base, run_path)
-        asked = time.monotonic()
-        waited = _api(base, "GET", f"{run_path}?wait=30")
-        took = time.monotonic() - asked
+        waited, took = _wait_for_a_napping_run(base, openai_server)
         assert (waited["final"], waited["status"]) == (True, "succeeded"), waited
         # Woken by the event: the answer came with the run's end (a 3 s nap), not when the
         # wait ran out at 30 s (the sweep, at 60 s, never came).
@@ -376,14 +384,7 @@ def test_with_celery_an_api_wait_hears_the_worker_over_redis(
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_up(serve, base)
-        openai_server.reply_code(NAPS)
-        task = _api(base, "POST", "/api/task/create", {"desired_action": "rest a while"})
-        accepted = _api(base, "POST", f"/api/task/{task['id']}/run", {"input_text": "x"})
-        run_path = accepted["links"]["run"]  # type: ignore[index]
-        _until_running(base, run_path)
-        asked = time.monotonic()
-        waited = _api(base, "GET", f"{run_path}?wait=30")
-        took = time.monotonic() - asked
+        waited, took = _wait_for_a_napping_run(base, openai_server)
         assert (waited["final"], waited["status"]) == (True, "succeeded"), waited
         assert took < 20, f"the wait answered after {took:.1f} s: it heard no event"
     finally:
