@@ -16,8 +16,9 @@ from bot.slack.block_kit import Message, escape_mrkdwn, section
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from bot.slack.flows import Say, SlackFlows
+    from bot.slack.flows import SlackFlows
     from bot.slack.messages import Origin
+    from bot.slack.posting import Say
 
 logger = logging.getLogger(__name__)
 

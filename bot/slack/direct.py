@@ -14,8 +14,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.services.errors import InvalidInput
 from bot.slack.block_kit import escape_inline
-from bot.slack.flows import Say, SlackFlows
+from bot.slack.flows import SlackFlows
 from bot.slack.messages import Message
+from bot.slack.posting import Say
 
 _TASK_REF = re.compile(r"\b([0-9a-fA-F][0-9a-fA-F-]{5,35})\b")
 

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from bot.slack import blocks, delete, read_flows, stop, token_flows
-from bot.slack.flows import Say, SlackFlows
+from bot.slack.flows import SlackFlows
 from bot.slack.messages import (
     CreateTask,
     DeleteAsk,
@@ -26,6 +26,7 @@ from bot.slack.messages import (
     ThreadMessage,
     Usage,
 )
+from bot.slack.posting import Say
 from bot.slack.token_commands import IssueToken, ListTokens, RevokeToken, ShowAudit
 from bot.slack.trigger_flows import TriggerFlows
 

@@ -22,8 +22,7 @@ from bot.services.views import TaskDetail, TaskView, Workspace
 from bot.slack import blocks
 from bot.slack.files import SlackFiles, Upload, upload_to_thread
 from bot.slack.messages import Origin
-from bot.slack.posting import NOT_IN_CHANNEL, Say, not_here, post, update
-from bot.slack.posting import nobody as _nobody
+from bot.slack.posting import NOT_IN_CHANNEL, Say, nobody, not_here, post, update
 from bot.slack.progress import GenerationStops, live_steps
 from bot.slack.shares import capped, model_turn
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
@@ -341,7 +340,7 @@ class SlackFlows:
             self.generators.release(ticket)
             raise
         self.submit(
-            _nobody,
+            nobody,
             lambda: self._refine(
                 client, origin, task=task, feedback=feedback, placeholder=placeholder
             ),
@@ -388,6 +387,3 @@ class SlackFlows:
         detail = TaskDetail(result.task, result.version)
         self.post_version(client, detail, channel=channel, thread_ts=thread)
         update(client, channel, thread, blocks.task_ready(detail))
-
-
-__all__ = ["NOT_IN_CHANNEL", "Say", "SlackFlows", "not_here", "post", "update"]

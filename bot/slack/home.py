@@ -23,11 +23,12 @@ from slack_sdk.errors import SlackApiError
 from bot.services.errors import NotAllowed
 from bot.services.reach import reachable
 from bot.slack import blocks
-from bot.slack.flows import Say, SlackFlows
+from bot.slack.flows import SlackFlows
 from bot.slack.home_blocks import HOME_RUN_ACTION, HOME_SHOW_ACTION, home_view
 from bot.slack.messages import Dispatcher, Message, Origin, Reply
 from bot.slack.notifier import ClientSource
 from bot.slack.outcomes import Uninstalled
+from bot.slack.posting import Say
 
 logger = logging.getLogger(__name__)
 

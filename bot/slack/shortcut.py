@@ -24,8 +24,9 @@ from bot.services.errors import InvalidInput
 from bot.services.views import TaskView
 from bot.slack.block_kit import escape_inline
 from bot.slack.blocks import notice
-from bot.slack.flows import Say, SlackFlows, post
+from bot.slack.flows import SlackFlows
 from bot.slack.messages import Dispatcher, Message, Origin, Reply
+from bot.slack.posting import Say, post
 from storage.models import TaskType
 
 logger = logging.getLogger(__name__)

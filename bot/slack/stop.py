@@ -16,8 +16,9 @@ from slack_sdk import WebClient
 
 from bot.services.errors import NotFound
 from bot.services.stops import StopResult
-from bot.slack.flows import Say, SlackFlows
+from bot.slack.flows import SlackFlows
 from bot.slack.messages import Dispatcher, Message, Origin, Reply
+from bot.slack.posting import Say
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, STOP_RUN_ACTION
 from storage.models import RunStatus
 

@@ -9,9 +9,9 @@ import threading
 
 from bot.services.housekeeping import ABANDONED, TaskHousekeeping
 from bot.slack import blocks
-from bot.slack.flows import update
 from bot.slack.notifier import ClientSource
 from bot.slack.outcomes import Uninstalled
+from bot.slack.posting import update
 
 logger = logging.getLogger(__name__)
 

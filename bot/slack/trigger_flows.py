@@ -18,8 +18,9 @@ from bot.services.runs import RunView
 from bot.services.schedules import ScheduleView
 from bot.services.views import TaskView
 from bot.slack import blocks
-from bot.slack.flows import Say, SlackFlows, update
+from bot.slack.flows import SlackFlows
 from bot.slack.messages import Message, Origin
+from bot.slack.posting import Say, update
 from bot.slack.tracked import TrackedPool
 from bot.slack.trigger_messages import (
     ListSchedules,
