@@ -33,6 +33,7 @@ _SET_REPLY = (
     .where(_runs.c.id == bindparam("run_id"))
     .values(reply_ts=bindparam("p_reply_ts"), notified_status=bindparam("p_notified"))
 )
+_STATUS = select(_runs.c.status).where(_runs.c.id == bindparam("run_id"))
 _CLAIM_REPLY_FROM_NONE = (
     update(_runs)
     .where(
@@ -119,10 +120,14 @@ class RunRepository:
             "input_data": row.data,
         }
 
-    def set_reply(self, run_id: str, *, message_ts: str, shown_status: str) -> bool:
-        """Where the run's Slack message is and what it shows; False when there is no run."""
+    def set_reply(self, run_id: str, *, message_ts: str, shown_status: str) -> str | None:
+        """Where the run's Slack message is and what it shows; the run's status as of then
+        (in this transaction), or None when there is no run."""
         params = {"run_id": run_id, "p_reply_ts": message_ts, "p_notified": shown_status}
-        return self._execute(_SET_REPLY, params) > 0
+        if not self._execute(_SET_REPLY, params):
+            return None
+        status = self.session.connection().execute(_STATUS, {"run_id": run_id}).scalar()
+        return None if status is None else str(status)
 
     def record_outcome(
         self, run_id: str, *, values: dict[str, Any], files: Sequence[tuple[str, int, bytes]]

@@ -20,13 +20,17 @@ Listener = Callable[[str], None]
 class RunSignal:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._on_start: dict[int, Listener] = {}  # by index in _listeners
         self._relays: list[Listener] = []
         self._changed = threading.Condition()
         self._count = 0
 
-    def subscribe(self, listener: Listener) -> None:
-        """``listener(run_id)`` after every change, on the changing thread: keep it short."""
+    def subscribe(self, listener: Listener, *, on_start: Listener | None = None) -> None:
+        """``listener(run_id)`` after every change, on the changing thread: keep it short.
+        With ``on_start``, a run's start here (``started``) calls that instead."""
         self._listeners.append(listener)
+        if on_start is not None:
+            self._on_start[len(self._listeners) - 1] = on_start
 
     def relay(self, send: Listener) -> None:
         """``send(run_id)`` forwards this process's own changes to other processes."""
@@ -41,14 +45,26 @@ class RunSignal:
             except Exception:
                 logger.exception("could not relay the change of run %s", run_id)
 
-    def heard(self, run_id: str) -> None:
+    def started(self, run_id: str) -> None:
+        """A run was claimed here and is running (committed): as ``changed``, but a listener
+        with an ``on_start`` hears it there (the run-message watcher need not read a run that
+        has only just started). Other processes hear a plain change."""
+        self.heard(run_id, start=True)
+        for send in self._relays:
+            try:
+                send(run_id)
+            except Exception:
+                logger.exception("could not relay the start of run %s", run_id)
+
+    def heard(self, run_id: str, *, start: bool = False) -> None:
         """A run's state changed (here or in another process): tell this process."""
         with self._changed:
             self._count += 1
             self._changed.notify_all()
-        for listener in self._listeners:
+        for index, listener in enumerate(self._listeners):
+            hear = self._on_start.get(index, listener) if start else listener
             try:
-                listener(run_id)
+                hear(run_id)
             except Exception:
                 logger.exception("a listener to run %s failed", run_id)
 

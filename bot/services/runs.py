@@ -189,7 +189,7 @@ class RunRecords:
                 return None
             row = uow.runs.job(run_id)
             uow.commit()
-        self.signal.changed(run_id)
+        self.signal.started(run_id)
         if row is None:
             raise NotReady(f"Run {run_id} names a version that does not exist.")
         job = RunJob(run_id=run_id, **row)
@@ -368,11 +368,18 @@ class RunService(RunRecords):
 
     def attach_reply(self, run_id: str, *, message_ts: str, shown_status: RunStatus) -> None:
         with self._uow() as uow:
-            if not uow.runs.set_reply(run_id, message_ts=message_ts, shown_status=shown_status):
+            status = uow.runs.set_reply(run_id, message_ts=message_ts, shown_status=shown_status)
+            if status is None:
                 raise NotFound(f"No run {run_id}.")
             uow.commit()
-        # The run may have moved on while its message was being posted: look at it again.
-        self.signal.changed(run_id)
+        shown = RunStatus(shown_status)
+        if status == RunStatus.RUNNING.value and shown is RunStatus.QUEUED:
+            # It started while its message was being posted: shown running only later.
+            self.signal.started(run_id)
+        elif status != shown.value:
+            # The run moved on while its message was being posted (its own change was heard
+            # before there was a message to update): look at it again.
+            self.signal.changed(run_id)
 
 
 @functools.lru_cache(maxsize=256)

@@ -104,7 +104,6 @@ def build_flows(services: Services, *, client: WebClient | None = None) -> FlowR
         files=files,
         workers=workers,
         generators=generators,
-        on_run_queued=watcher.poke,
     )
     sweep = GenerationSweep(housekeeping=services.housekeeping, clients=clients)
     ticker = ScheduleTicker(flows, clients, every=settings.schedule_check_seconds)

@@ -42,14 +42,12 @@ class SlackFlows:
         files: SlackFiles,
         workers: ThreadPoolExecutor,
         generators: FairPool,
-        on_run_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.services = services
         self.deliveries = services.deliveries
         self.files = files
         self.workers = workers
         self.generators = generators
-        self.on_run_queued = on_run_queued
         settings = services.settings
         self.allowed_channels = settings.allowed_channels
         self.allowed_users = settings.allowed_users
@@ -297,7 +295,6 @@ class SlackFlows:
                 self.services.stops.stop_run(run.id, by=origin.user_id, operator=True)
             raise
         runs.attach_reply(run.id, message_ts=ts, shown_status=run.status)
-        self.on_run_queued()
         return run.id, ts
 
     # --- thread replies -----------------------------------------------------------------------

@@ -94,7 +94,10 @@ class RunWatcher:
         self.replies = replies
         self.clients = clients
         self.interval = interval
-        self._due: list[float] = []  # when deferred updates come due (monotonic), a heap
+        # When deferred updates come due (monotonic), a heap of (when, run id); a run id of ""
+        # (a back-off ending) looks at every message that is behind.
+        self._due: list[tuple[float, str]] = []
+        self._swept = time.monotonic()  # the last pass that looked everywhere
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskbot-run-watcher", daemon=True)
@@ -108,7 +111,7 @@ class RunWatcher:
         # What woke the watcher: runs that changed (looked up by id), or anything else, which
         # looks at every message that is behind (None).
         self._changed: set[str] | None = None
-        signal.subscribe(self._run_changed)
+        signal.subscribe(self._run_changed, on_start=self._run_started)
 
     def start(self) -> None:
         self._thread.start()
@@ -138,6 +141,11 @@ class RunWatcher:
                 self._changed.add(run_id)
         self._wake.set()
 
+    def _run_started(self, run_id: str) -> None:
+        """A run started in this process: its message shows "running" only once it has run
+        ``running_after`` (most runs end sooner: their end is the next change to show)."""
+        self._due_in(self.running_after, run_id)
+
     def _look_everywhere(self) -> None:
         with self._lock:
             self._changed = None
@@ -148,28 +156,35 @@ class RunWatcher:
             woken = self._wake.wait(self._next_wait())
             with self._lock:
                 self._wake.clear()
-                # A sweep (nothing woke it) or a deferred update coming due looks everywhere.
-                ids = self._changed if woken and not self._due_now() else None
+                # A back-off ending, or the sweep (every ``interval`` however busy), looks
+                # everywhere; an event, or a run's deferred update coming due, at those runs.
+                due = self._pop_due()
+                now = time.monotonic()
+                sweep = now - self._swept >= self.interval or not (woken or due)
+                ids = None if sweep or "" in due or self._changed is None else self._changed | due
+                if ids is None:
+                    self._swept = now
                 self._changed = set()
             try:
                 self.pass_once(ids)
             except Exception:
                 logger.exception("updating run messages failed; trying again")
 
-    def _due_now(self) -> bool:
-        return bool(self._due) and self._due[0] <= time.monotonic()
+    def _pop_due(self) -> set[str]:
+        """The run ids (or "": everywhere) whose deferred update is due; the lock is held."""
+        now, due = time.monotonic(), set()
+        while self._due and self._due[0][0] <= now:
+            due.add(heapq.heappop(self._due)[1])
+        return due
 
     def _next_wait(self) -> float:
-        now = time.monotonic()
         with self._lock:
-            while self._due and self._due[0] <= now:
-                heapq.heappop(self._due)
-            due = self._due[0] - now if self._due else self.interval
+            due = self._due[0][0] - time.monotonic() if self._due else self.interval
         return max(0.0, min(self.interval, due))
 
-    def _due_in(self, delay: float) -> None:
+    def _due_in(self, delay: float, run_id: str = "") -> None:
         with self._lock:
-            heapq.heappush(self._due, time.monotonic() + delay)
+            heapq.heappush(self._due, (time.monotonic() + delay, run_id))
         self._wake.set()
 
     def pass_once(self, ids: set[str] | None = None) -> int:
@@ -188,7 +203,7 @@ class RunWatcher:
             wait = self._too_soon(pending, wall)
             if wait > 0:  # looked at again when it has run long enough (or sooner, if it ends)
                 with self._lock:  # no wake: the loop's next wait already counts it
-                    heapq.heappush(self._due, time.monotonic() + wait)
+                    heapq.heappush(self._due, (time.monotonic() + wait, pending.run.id))
                 continue
             with self._lock:
                 if pending.run.id in self._inflight:
