@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, literal, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.models import (
@@ -16,6 +17,7 @@ from storage.models import (
     Task,
     TaskVersion,
     UsageEvent,
+    utcnow,
 )
 from storage.run_repository import RunRepository
 
@@ -104,13 +106,16 @@ class DeliveryRepository:
         self.session = session
 
     def record(self, key: str, *, kind: str) -> bool:
-        """Record a delivery; False when it was seen before (it must not be processed again)."""
-        try:
-            with self.session.begin_nested():
-                self.session.add(SlackDelivery(key=key, kind=kind))
-        except IntegrityError:
-            return False
-        return True
+        """Record a delivery; False when it was seen before (it must not be processed again).
+        One statement that skips a key already there (no savepoint, no error to catch)."""
+        values = {"key": key, "kind": kind, "received_at": utcnow()}
+        self.session.flush()
+        connection = self.session.connection()
+        if connection.dialect.name == "sqlite":
+            result = connection.execute(_RECORD_SQLITE, values)
+            return bool(getattr(result, "rowcount", 0))
+        # PostgreSQL (psycopg gives no row count here): the row comes back only if inserted.
+        return connection.execute(_RECORD_POSTGRESQL, values).first() is not None
 
     def forget_before(self, moment: datetime) -> int:
         result = self.session.execute(
@@ -119,6 +124,11 @@ class DeliveryRepository:
         return int(getattr(result, "rowcount", 0))
 
 
+_deliveries = cast(Table, SlackDelivery.__table__)
+_RECORD_SQLITE = sqlite_insert(_deliveries).on_conflict_do_nothing()
+_RECORD_POSTGRESQL = (
+    postgresql_insert(_deliveries).on_conflict_do_nothing().returning(_deliveries.c.key)
+)
 _usage = cast(Table, UsageEvent.__table__)
 _RECORD_RUN = insert(_usage).from_select(
     [
