@@ -33,6 +33,8 @@ _SET_REPLY = (
     .where(_runs.c.id == bindparam("run_id"))
     .values(reply_ts=bindparam("p_reply_ts"), notified_status=bindparam("p_notified"))
 )
+_INSERT_RUN = insert(_runs)
+_INSERT_INPUT = insert(cast(Table, RunInput.__table__))
 _STATUS = select(_runs.c.status).where(_runs.c.id == bindparam("run_id"))
 _CLAIM_REPLY_FROM_NONE = (
     update(_runs)
@@ -79,6 +81,16 @@ class RunRepository:
         self.session.add(run)
         if input_data is not None:
             self.session.add(RunInput(run_id=run.id, data=input_data))
+
+    def insert(self, run: Run, *, input_data: bytes | None = None) -> None:
+        """``add`` for a new run that this session need not track: two Core inserts of its
+        set columns (the rest take their defaults), no ORM flush. ``run`` stays transient."""
+        values = {c.key: v for c in _runs.columns if (v := getattr(run, c.key)) is not None}
+        self.session.flush()
+        connection = self.session.connection()
+        connection.execute(_INSERT_RUN, values)
+        if input_data is not None:
+            connection.execute(_INSERT_INPUT, {"run_id": run.id, "data": input_data})
 
     def get(self, run_id: str) -> Run | None:
         return self.session.get(Run, run_id)

@@ -345,12 +345,15 @@ class RunService(RunRecords):
             input_sha256=None if input_data is None else hashlib.sha256(input_data).hexdigest(),
             input_profile=described.describe() if described is not None else None,
             queued_at=self._clock(),
+            result_truncated=False,
+            attempts=0,
+            reply_attempts=0,
         )
         if reply is not None:
             run.reply_team, run.reply_enterprise = reply.team_id, reply.enterprise_id
             run.reply_channel, run.reply_thread_ts = reply.channel_id, reply.thread_ts
         with self._uow() as uow:
-            uow.runs.add(run, input_data=input_data)
+            uow.runs.insert(run, input_data=input_data)
             uow.commit()
             view = RunView.of(run)
         if submit:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Collection
-from pathlib import Path
 
 from bot.config import Settings
 from bot.services.checks import Execute, Execution
@@ -121,17 +118,14 @@ class RunExecutor:
             self.runs.finish(run_id, UNSTORABLE)
 
     def _sandboxed(self, job: RunJob, stop: StopSwitch) -> RunOutcome:
-        if job.input_data is None:
-            return outcome_of(self.sandbox.run(code=job.code, input_path=None, stop=stop))
-        # The input goes through a private file that only this (supervising) process can read;
-        # the sandbox copies it into the run's own directory.
-        with tempfile.TemporaryDirectory(prefix="taskbot-input-") as folder:
-            os.chmod(folder, 0o700)
-            path = Path(folder) / (job.input_name or "input")
-            path.write_bytes(job.input_data)
-            result = self.sandbox.run(
-                code=job.code, input_path=path, input_name=job.input_name, stop=stop
-            )
+        # The input bytes go straight into the run's own directory (no file of ours between).
+        result = self.sandbox.run(
+            code=job.code,
+            input_path=None,
+            input_data=job.input_data,
+            input_name=job.input_name,
+            stop=stop,
+        )
         return outcome_of(result)
 
 

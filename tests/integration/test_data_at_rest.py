@@ -94,17 +94,20 @@ def test_the_database_files_and_every_run_file_are_refused_to_another_account(
         services.signal.wait_after(services.signal.count, 0.05)
     work_root = sandbox._work_root  # the slots' directories, as the host sees them
     assert work_root is not None
-    # While it runs: its input's private copy, and every file under the sandbox's slots.
+    # While it runs: its input, written into the run's own directory (inside its slot's
+    # mount namespace, reached here through /proc), and every file under the sandbox's slots.
+    def slot_files() -> list[Path]:
+        dirs = [work_root, *(slot.host_slot_dir() for slot in sandbox._slots)]
+        return [f for d in dirs for f in _files_under(d)]
+
     def input_copies() -> list[Path]:
-        found = Path(tempfile.gettempdir()).glob("taskbot-input-*")
-        return [f for d in found for f in _files_under(d) if f.read_bytes() == b"private words"]
+        return [f for f in slot_files() if f.read_bytes() == b"private words"]
 
     while not input_copies():  # written just after the claim: poll with a deadline
         deadline -= 1
-        assert deadline, "the run's input copy never appeared"
+        assert deadline, "the run's input never appeared in its directory"
         services.signal.wait_after(services.signal.count, 0.02)
-    inputs = list(Path(tempfile.gettempdir()).glob("taskbot-input-*"))
-    run_files = _files_under(work_root) + [f for d in inputs for f in _files_under(d)]
+    run_files = slot_files()
     database = [p for p in _files_under(data_dir) if p.name.startswith("taskbot.db")]
     assert {p.name for p in database} >= {"taskbot.db", "taskbot.db-wal", "taskbot.db-shm"}
     export = services.tasks.export(task_id, directory=data_dir / "user_tasks")

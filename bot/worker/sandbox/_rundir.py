@@ -64,6 +64,7 @@ def create_run_dir(
     input_name: str | None,
     owner: tuple[int, int] | None,
     max_input_bytes: int,
+    input_data: bytes | None = None,
 ) -> RunDir:
     name = f"run-{secrets.token_hex(8)}"
     host_path = host_slot_dir / name
@@ -75,6 +76,7 @@ def create_run_dir(
                 root,
                 code,
                 input_path=input_path,
+                input_data=input_data,
                 input_name=input_name,
                 owner=owner,
                 max_input_bytes=max_input_bytes,
@@ -85,7 +87,8 @@ def create_run_dir(
         remove_run_dir(host_path)
         raise
     copied = safe_input_name(input_name or (input_path.name if input_path else None))
-    return RunDir(host_path, f"{slot_dir}/{name}", copied if input_path is not None else None)
+    given = input_path is not None or input_data is not None
+    return RunDir(host_path, f"{slot_dir}/{name}", copied if given else None)
 
 
 def _populate(
@@ -93,6 +96,7 @@ def _populate(
     code: str,
     *,
     input_path: Path | None,
+    input_data: bytes | None,
     input_name: str | None,
     owner: tuple[int, int] | None,
     max_input_bytes: int,
@@ -108,6 +112,18 @@ def _populate(
     if input_path is not None:
         target = "work/" + safe_input_name(input_name or input_path.name)
         _copy_input(input_path, root, target=target, limit=max_input_bytes)
+        created.append(target)
+    elif input_data is not None:
+        if len(input_data) > max_input_bytes:
+            raise ValueError(
+                f"input is {len(input_data)} bytes, over the {max_input_bytes}-byte limit"
+            )
+        target = "work/" + safe_input_name(input_name)
+        fd = os.open(target, _NEW_FILE, 0o600, dir_fd=root)
+        try:
+            _write_all(fd, input_data)
+        finally:
+            os.close(fd)
         created.append(target)
     if owner is not None:
         for path in created:

@@ -164,6 +164,7 @@ class Slot:
         input_name: str | None,
         limits: SandboxLimits,
         stop: StopSwitch | None = None,
+        input_data: bytes | None = None,
     ) -> SandboxResult:
         if self.broken or self.ctrl is None:
             raise RuntimeError("sandbox slot is not running")
@@ -174,6 +175,7 @@ class Slot:
             slot_dir=str(self.config.slot_dir),
             code=code,
             input_path=input_path,
+            input_data=input_data,
             input_name=input_name,
             owner=(uid, gid) if uid is not None and gid is not None else None,
             max_input_bytes=limits.max_input_bytes,

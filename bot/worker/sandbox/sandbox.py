@@ -302,11 +302,16 @@ class Sandbox:
         input_name: str | None = None,
         limits: SandboxLimits | None = None,
         stop: StopSwitch | None = None,
+        input_data: bytes | None = None,
     ) -> SandboxResult:
-        """Run `code` (a module defining run(input_path)) in a free slot; thread-safe. Flipping
-        ``stop`` kills the run (killed, reason "stopped")."""
+        """Run `code` (a module defining run(input_path)) in a free slot; thread-safe. The
+        input is the file ``input_path``, or ``input_data`` (named ``input_name``) written into
+        the run's directory as it is. Flipping ``stop`` kills the run (killed, reason
+        "stopped")."""
         if not self._started or self._closed:
             raise RuntimeError("Sandbox.start() first (or it was closed)")
+        if input_path is not None and input_data is not None:
+            raise ValueError("an input file or input bytes, not both")
         effective = limits or self._limits
         if input_path is not None and not input_path.is_file():
             raise FileNotFoundError(f"input {input_path} is not a readable regular file")
@@ -324,6 +329,7 @@ class Sandbox:
                         input_name=input_name,
                         limits=effective,
                         stop=stop,
+                        input_data=input_data,
                     )
                     break
                 except OSError:  # the zygote vanished under us: restart it and retry once

@@ -190,3 +190,36 @@ def test_input_over_limit_is_refused(sandbox: Sandbox, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="limit"):
         run(sandbox, "def run(p):\n    return 1\n", input_path=big)
     assert_healthy(sandbox)
+
+
+def test_input_bytes_arrive_as_the_named_file(sandbox: Sandbox) -> None:
+    """The worker hands a run's stored input over as bytes: they become the one file in the
+    run's directory, under the (made safe) name, readable only there."""
+    code = (
+        "import os, stat\n"
+        "def run(input_path):\n"
+        "    mode = stat.S_IMODE(os.stat(input_path).st_mode)\n"
+        "    return {'cwd': sorted(os.listdir('.')), 'name': os.path.basename(input_path),\n"
+        "            'data': open(input_path, 'rb').read().hex(), 'mode': oct(mode)}\n"
+    )
+    data = b"a,b\n1,2\n\x00\xff"
+    result = run(sandbox, code, input_data=data, input_name="../q3 figures.csv")
+    assert result.status == "succeeded", result
+    value = json.loads(result.result)
+    assert value == {
+        "cwd": ["output", "q3 figures.csv"],
+        "name": "q3 figures.csv",
+        "data": data.hex(),
+        "mode": "0o600",
+    }
+
+
+def test_input_bytes_over_limit_are_refused(sandbox: Sandbox) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        run(
+            sandbox,
+            "def run(p):\n    return 1\n",
+            input_data=b"x" * (TEST_LIMITS.max_input_bytes + 1),
+            input_name="big.csv",
+        )
+    assert_healthy(sandbox)
