@@ -247,13 +247,16 @@ class Stack:
         return proc
 
     def stop(self) -> None:
-        for proc in self.procs:
+        """The apps first, each waited for, and the fakes last: an app shutting down still
+        talks to Slack (its flow process finishes what it took), and a mock already gone
+        would answer it "connection refused"."""
+        for proc in reversed(self.procs):
             proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=20)
+            try:  # Taskbot's serve waits up to 25 s for its flow process
+                proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
 
 
 def finished(runs: dict[str, int]) -> int:

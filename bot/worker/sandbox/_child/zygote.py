@@ -154,7 +154,10 @@ class Zygote:
                 self._reap()  # (a dying init waits for the spare, its namespace's last process)
             if self.ctrl.fileno() not in ready:
                 continue
-            data, fds, _flags, _addr = socket.recv_fds(self.ctrl, 1 << 16, 4)
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(self.ctrl, 1 << 16, 4)
+            except ConnectionResetError:  # the supervisor died with a message of ours unread
+                return
             if not data:
                 return
             message = protocol.decode_message(data)
@@ -292,7 +295,10 @@ class Zygote:
                 for fd, _event in poller.poll(remaining * 1000):
                     if fd == pidfd:
                         return False, None
-                    data = self.ctrl.recv(1 << 16)
+                    try:
+                        data = self.ctrl.recv(1 << 16)
+                    except ConnectionResetError:  # gone with a message of ours unread
+                        data = b""
                     if not data:  # supervisor gone: stop the run, exit after the sweep
                         kill_group(pid)
                         raise SystemExit(0)
@@ -364,12 +370,21 @@ class Zygote:
             kill_group(child)
 
     def _send(self, message: dict[str, Any]) -> None:
-        self.ctrl.send(protocol.encode_message(message))
+        try:
+            self.ctrl.send(protocol.encode_message(message))
+        except (BrokenPipeError, ConnectionResetError):  # supervisor gone: exit after the sweep
+            raise SystemExit(0) from None
 
 
 def main() -> None:
     ctrl = socket.socket(fileno=int(sys.argv[2]))
-    config = protocol.decode_message(ctrl.recv(1 << 20))
+    try:
+        data = ctrl.recv(1 << 20)
+    except ConnectionResetError:
+        data = b""
+    if not data:  # the supervisor went away before it said what to do
+        return
+    config = protocol.decode_message(data)
     zygote = Zygote(ctrl, config)
     try:
         conf = zygote.setup()
