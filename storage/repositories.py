@@ -10,13 +10,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, literal, or_, sel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.models import (
-    Run,
-    SlackDelivery,
-    Task,
-    TaskVersion,
-    UsageEvent,
-)
+from storage.models import Run, SlackDelivery, Task, TaskVersion, UsageEvent
 from storage.run_repository import RunRepository
 
 __all__ = ["DeliveryRepository", "RunRepository", "TaskRepository", "UsageRepository"]

@@ -24,7 +24,7 @@ from bot.services.errors import InvalidInput, ServiceError
 from bot.services.views import TaskDetail, checks_listing
 from bot.worker.sandbox import SandboxUnavailable
 from storage.errors import StorageUnavailable
-from storage.models import RequestKind, TaskType, VersionState
+from storage.kinds import RequestKind, TaskType, VersionState
 from storage.private import restrict_umask
 
 logger = logging.getLogger("bot")

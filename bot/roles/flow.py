@@ -15,7 +15,7 @@ from bot.composition import Runner, build_services
 from bot.config import Settings
 from bot.services.checks import Execution
 from bot.slack.messages import CheckDone, CheckRun, Message, QueuedRun, RunChanged, Stop
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 
 logger = logging.getLogger(__name__)
 

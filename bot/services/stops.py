@@ -17,7 +17,7 @@ from bot.services.events import RunSignal
 from bot.services.outcomes import RunOutcome
 from bot.services.runs import RunRecords
 from bot.services.views import TaskView
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)

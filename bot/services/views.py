@@ -8,16 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.services.checks import Check, CheckResult
-from storage.models import (
-    RequestKind,
-    Run,
-    RunStatus,
-    Task,
-    TaskState,
-    TaskType,
-    TaskVersion,
-    VersionState,
-)
+from storage.kinds import RequestKind, RunStatus, TaskState, TaskType, VersionState
+from storage.models import Run, Task, TaskVersion
 
 
 def money(cost_usd: float | None) -> str:

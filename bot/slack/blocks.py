@@ -29,7 +29,7 @@ from bot.slack.block_kit import (
 )
 from bot.slack.run_blocks import RenderedResult, render_result, run_headline, run_message
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
-from storage.models import TaskType, VersionState
+from storage.kinds import TaskType, VersionState
 
 __all__ = [
     "CODE_INLINE_LIMIT",

@@ -23,7 +23,7 @@ from bot.slack.block_kit import (
 )
 from bot.slack.stop_blocks import STOP_RUN_ACTION, stop_button, stopped_by
 from bot.slack.tables import SlackTable, table_block, table_note
-from storage.models import ResultKind, RunStatus
+from storage.kinds import ResultKind, RunStatus
 
 RESULT_INLINE_LIMIT = 2500  # longer results are previewed and attached in full
 

@@ -27,7 +27,7 @@ from bot.slack.blocks import notice
 from bot.slack.flows import SlackFlows
 from bot.slack.messages import Dispatcher, Message, Origin, Reply
 from bot.slack.posting import Say, post
-from storage.models import TaskType
+from storage.kinds import TaskType
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from bot.slack.flows import SlackFlows
 from bot.slack.messages import Dispatcher, Message, Origin, Reply
 from bot.slack.posting import Say
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, STOP_RUN_ACTION
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 
 _RUN_ID_LENGTH = 36
 _GENERATION = StopResult("", "", RunStatus.RUNNING)  # stands for "its generation" in a reply
