@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.services.checks import Check, CheckResult
 from storage.kinds import RequestKind, RunStatus, TaskState, TaskType, VersionState
-from storage.models import Run, Task, TaskVersion
+
+if TYPE_CHECKING:  # views are read without the ORM (the web edge's listeners)
+    from storage.models import Run, Task, TaskVersion
 
 
 def money(cost_usd: float | None) -> str:
