@@ -32,7 +32,7 @@ from bot.services.tasks import TaskService
 from bot.services.tokens import TokenService
 from bot.services.usage import Budgets, Prices, UsageService
 from storage import migrate
-from storage.db import is_sqlite, make_engine, make_session_factory
+from storage.db import make_engine, make_session_factory
 from storage.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:
@@ -44,29 +44,11 @@ if TYPE_CHECKING:
     from bot.worker.relay import RedisRelay
     from bot.worker.sandbox import Sandbox
 
-__all__ = ["Runner", "SchemaOutOfDate", "Services", "build_generator", "build_services"]
+__all__ = ["Runner", "Services", "build_generator", "build_services"]
 
 logger = logging.getLogger(__name__)
 
 Runner = Literal["none", "local", "celery"]
-
-
-class SchemaOutOfDate(RuntimeError):
-    """The database needs ``python -m bot migrate``."""
-
-
-def prepare_schema(engine: Engine) -> None:
-    """SQLite (one machine) upgrades itself; PostgreSQL is migrated by the release step."""
-    if is_sqlite(str(engine.url)):
-        if not migrate.is_current(engine):
-            logger.info("upgrading the SQLite schema to %s", migrate.head_revision(engine))
-            migrate.upgrade(engine)
-        return
-    if not migrate.is_current(engine):
-        raise SchemaOutOfDate(
-            f"The database schema is not up to date: run `{hint('migrate')}` "
-            "(the Procfile's release step does this on deploy)."
-        )
 
 
 def build_generator(settings: Settings) -> CodeGenerator:
@@ -109,7 +91,7 @@ def build_services(
     process's, over its pipe)."""
     engine = engine or make_engine(settings.database_url)
     if check_schema:
-        prepare_schema(engine)
+        migrate.prepare(engine, migrate_command=hint("migrate"))
     uow = UnitOfWorkFactory(make_session_factory(engine))
     generator = generator or build_generator(settings)
     from bot.services.checks import SandboxChecker
@@ -175,7 +157,7 @@ def build_services(
     runs = RunService(
         tasks=tasks,
         queue=queue,
-        max_input_bytes=settings.sandbox_max_input_mb * 2**20,
+        max_input_bytes=settings.max_input_bytes,
         uow=uow,
         packages=settings.sandbox_packages,
         max_code_bytes=settings.code_max_bytes,

@@ -308,6 +308,11 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise ConfigError("; ".join(_explain(e) for e in exc.errors())) from None
 
+    @property
+    def max_input_bytes(self) -> int:
+        """``SANDBOX_MAX_INPUT_MB`` in bytes: the largest run input any door accepts."""
+        return self.sandbox_max_input_mb * 2**20
+
     def missing_for_slack(self) -> list[str]:
         """Settings that must be set before Slack can be served, each with how to get it."""
         missing: list[str] = []

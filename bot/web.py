@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.services.container import Services
+    from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +49,18 @@ async def send_json(send: Send, status: int, body: Any) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def health_checks(services: Services) -> dict[str, str]:
-    """``ok`` or a short reason, for the database and the queue."""
+def health_checks(engine: Engine, queue: object | None) -> dict[str, str]:
+    """``ok`` or a short reason, for the database and the queue (``ping``ed when it can be)."""
     from sqlalchemy import text  # here: the bare servers of bench/ share this module
 
     report: dict[str, str] = {}
     try:
-        with services.engine.connect() as conn:
+        with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         report["database"] = "ok"
     except Exception as exc:
         logger.warning("health: database unreachable: %s", exc)
         report["database"] = f"unreachable: {type(exc).__name__}"
-    queue = services.runs.queue
     ping = getattr(queue, "ping", None)
     if queue is None:
         report["queue"] = "none"

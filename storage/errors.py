@@ -8,3 +8,7 @@ class StorageUnavailable(Exception):
 
     def __str__(self) -> str:
         return "The database is unreachable right now. Try again in a minute."
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database needs ``python -m bot migrate``."""

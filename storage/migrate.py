@@ -7,6 +7,7 @@ that starts on a current schema (the web process) does not hold alembic's 11 MiB
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,8 +15,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from storage.db import is_sqlite
+from storage.errors import SchemaOutOfDate
+
 if TYPE_CHECKING:
     from alembic.config import Config
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _REVISION = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]*)"|None)\s*$', re.MULTILINE)
@@ -85,3 +91,18 @@ def is_current(engine: Engine) -> bool:
     if head is not None and _stamped(engine) == [head]:
         return True
     return current_revision(engine) == head_revision(engine)
+
+
+def prepare(engine: Engine, *, migrate_command: str) -> None:
+    """SQLite (one machine) upgrades itself; PostgreSQL is migrated by the release step, and
+    ``SchemaOutOfDate`` names ``migrate_command`` when it was not."""
+    if is_sqlite(str(engine.url)):
+        if not is_current(engine):
+            logger.info("upgrading the SQLite schema to %s", head_revision(engine))
+            upgrade(engine)
+        return
+    if not is_current(engine):
+        raise SchemaOutOfDate(
+            f"The database schema is not up to date: run `{migrate_command}` "
+            "(the Procfile's release step does this on deploy)."
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from storage.kinds import RunStatus, TaskState, VersionState
 
 
 def utcnow() -> datetime:
@@ -61,51 +62,6 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-
-
-class TaskState(enum.StrEnum):
-    GENERATING = "generating"
-    READY = "ready"
-    FAILED = "failed"
-
-
-class VersionState(enum.StrEnum):
-    READY = "ready"  # its checks passed (or it has none): it may become current
-    DRAFT = "draft"  # its checks never passed: kept, but never current
-
-
-class RequestKind(enum.StrEnum):
-    """What asked for a version: the task's description, or a reply refining it."""
-
-    CREATE = "create"
-    REFINE = "refine"
-
-
-class ResultKind(enum.StrEnum):
-    """How a run's stored result reads."""
-
-    JSON = "json"
-    TEXT = "text"
-    BYTES = "bytes"
-    NONE = "none"
-
-
-class TaskType(enum.StrEnum):
-    PASSTHROUGH = "passthrough"  # takes an input file
-    GENERATOR = "generator"  # takes none
-
-
-class RunStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
-    KILLED = "killed"
-
-    @property
-    def final(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 class Task(Base):

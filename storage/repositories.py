@@ -11,14 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from storage.models import (
-    Run,
-    SlackDelivery,
-    Task,
-    TaskVersion,
-    UsageEvent,
-    utcnow,
-)
+from storage.models import Run, SlackDelivery, Task, TaskVersion, UsageEvent, utcnow
 from storage.run_repository import RunRepository
 
 __all__ = ["DeliveryRepository", "RunRepository", "TaskRepository", "UsageRepository"]

@@ -11,7 +11,8 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.models import Run, RunFile, RunInput, RunStatus, Task, TaskVersion
+from storage.kinds import RunStatus
+from storage.models import Run, RunFile, RunInput, Task, TaskVersion
 
 _runs = cast(Table, Run.__table__)
 _inputs = cast(Table, RunInput.__table__)

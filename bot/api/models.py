@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from bot.services.checks import Check
 from bot.services.tasks import MAX_DESCRIPTION
 from bot.services.views import Refinement, TaskDetail, TaskSummary, TaskView, VersionView
-from storage.models import RequestKind, RunStatus, TaskState, TaskType, VersionState
+from storage.kinds import RequestKind, RunStatus, TaskState, TaskType, VersionState
 
 MAX_VERSION = 2**31 - 1
 

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 from bot.web import json_body
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bot.config import Settings
     from bot.services.container import Services
     from bot.web import ASGIApp, Receive, Scope, Send
 
@@ -21,9 +24,9 @@ OFF = {"error": {"code": "not_found", "message": "The API is off (no API_TOKEN i
 
 
 class ApiMount:
-    def __init__(self, services: Services) -> None:
-        self._services = services
-        self._on = api_is_on(services)
+    def __init__(self, settings: Settings, services: Callable[[], Services]) -> None:
+        self._services = services  # built with the app, on the first request
+        self._on = api_is_on(settings)
         self._lock = threading.Lock()
         self._built: list[ASGIApp] = []  # the FastAPI app, once built (a cache, not state)
 
@@ -33,7 +36,7 @@ class ApiMount:
                 from bot.api.app import TaskbotApi
                 from bot.api.audit import AuditRecorder
 
-                services = self._services
+                services = self._services()
                 app = TaskbotApi(services, max_input_bytes=services.runs.max_input_bytes)
                 self._built.append(AuditRecorder(app, services))  # requests with a token audited
             return self._built[0]
@@ -61,12 +64,11 @@ async def _send_off(send: Send) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def api_is_on(services: Services) -> bool:
+def api_is_on(s: Settings) -> bool:
     """With ``API_TOKEN`` (the operator's door) or Slack (where personal tokens are issued)."""
-    s = services.settings
     return bool(s.api_token or s.slack_bot_token or (s.slack_client_id and s.slack_client_secret))
 
 
 def make_api_app(services: Services) -> ApiMount:
     """The API as an ASGI application; mount it with ``WebApp(api=...)``."""
-    return ApiMount(services)
+    return ApiMount(services.settings, lambda: services)

@@ -13,7 +13,7 @@ from bot.services.outcomes import load_json_result
 from bot.services.runs import RunView
 from bot.services.tables import as_table
 from bot.services.usage import Spend, UsageReport
-from storage.models import ResultKind, RunStatus
+from storage.kinds import ResultKind, RunStatus
 
 FILE_INLINE_LIMIT = 1024 * 1024
 """Output files up to this size carry their content (base64); larger ones only name and size."""

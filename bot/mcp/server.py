@@ -29,7 +29,7 @@ from bot.services.errors import InvalidInput, NotAllowed, ServiceError
 from bot.services.runs import RunView
 from bot.services.views import TaskView
 from storage.errors import StorageUnavailable
-from storage.models import ResultKind, TaskType
+from storage.kinds import ResultKind, TaskType
 
 Fetch = Callable[[str], tuple[str, bytes]]  # a Slack file URL -> (name, bytes)
 ASGIApp = Callable[[Any, Any, Any], Any]

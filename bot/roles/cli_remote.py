@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.roles.cli_run import for_terminal
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 
 TIMEOUT = 30.0
 WAIT_SECONDS = 20.0  # per request, well within TIMEOUT (the server allows up to 30)

@@ -20,7 +20,7 @@ from bot.services.outcomes import load_json_result
 from bot.services.runs import RunOutcome, RunView
 from bot.services.tables import as_table, terminal_table
 from bot.worker.sandbox import probe_host
-from storage.models import ResultKind, RunStatus
+from storage.kinds import ResultKind, RunStatus
 
 # Terminal controls a run could print: C0 but tab and newline, DEL, C1 (CSI, OSC 52 clipboard,
 # OSC 8 links, titles, screen clears all start with one of these), bidi overrides, surrogates.

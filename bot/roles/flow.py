@@ -9,13 +9,15 @@ import logging
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.composition import Runner, build_services
 from bot.config import Settings
 from bot.services.checks import Execution
 from bot.slack.messages import CheckDone, CheckRun, Message, QueuedRun, RunChanged, Stop
-from storage.models import RunStatus
+from storage.kinds import RunStatus
+
+if TYPE_CHECKING:
+    from bot.composition import Runner
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,10 @@ def _die_with_parent() -> None:
 def main(settings: Settings, inbox: Any, replies: Any) -> None:
     """Entry point of the flow process (spawned: a fresh interpreter, no inherited threads)."""
     # Imported here: the web process imports this module only to name this function as the
-    # flow process's target, and must not hold the slow half's modules (bench/bench_rss.py).
+    # flow process's target, and must not hold the slow half's modules nor the services' ORM
+    # (bench/bench_rss.py).
+    from bot.composition import build_services
+    from bot.roles.sweeper import Sweeper
     from bot.slack.app import build_flows
 
     # Acks come first: the web process keeps the CPU when both want it. And this process must
@@ -55,6 +60,9 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
         services.pool.recover(services.runs)
     flows = build_flows(services)
     flows.start()
+    # Retention and audit purges: database work that needs no Slack request, done here, where the
+    # services (and the ORM) are loaded anyway, not in the web process.
+    sweeper = Sweeper(services, abandoned=False)
     checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="taskbot-checks")
 
     def check(item: CheckRun) -> None:
@@ -88,6 +96,7 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
             except Exception:
                 logger.exception("the flow process could not take %r", item)
     finally:
+        sweeper.stop()
         checks.shutdown(wait=False, cancel_futures=True)
         flows.close()
         services.close()

@@ -1,8 +1,9 @@
-"""The web role's minutely chores, at start and then every minute, each on its own so one
-failing stops no other: run data past its retention is removed (bot.services.retention), so are
-audit entries past theirs, and, where no Slack flow runtime sweeps them itself
-(bot.slack.sweep), generations nobody is working on any more are failed, so nothing stays
-``generating`` past the model's timeout."""
+"""The minutely chores of ``serve``, in its flow process (``bot.roles.flow``), where the
+services are loaded anyway: at start and then every minute, each on its own so one failing
+stops no other: run data past its retention is removed (bot.services.retention), so are audit
+entries past theirs, and, where no Slack flow runtime sweeps them itself (bot.slack.sweep),
+generations nobody is working on any more are failed, so nothing stays ``generating`` past the
+model's timeout."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class Sweeper:
             ),
         )
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="web-sweep", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="sweep", daemon=True)
         self._thread.start()
 
     def sweep(self) -> None:

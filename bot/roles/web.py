@@ -8,26 +8,56 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from bot.api.mount import api_is_on
-from bot.composition import Runner, build_services
+from bot.api.mount import ApiMount, api_is_on
 from bot.config import Settings
 from bot.edge_limits import EdgeLimits, RequestLimits
 from bot.prog import hint
-from bot.roles.sweeper import Sweeper
-from bot.services.container import Services
 from bot.services.events import RunSignal
-from bot.services.runs import RunQueue
 from bot.web import WebApp, health_checks, listen, run_server, uvicorn_server
+from storage import migrate
+from storage.db import make_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from bot.services.container import Services
 
 logger = logging.getLogger(__name__)
 
 
+class ServicesOnFirstUse:
+    """The services, built the first time something asks for them (an API request, a personal
+    token to look up, the shortcut's task picker, MCP): Slack's acks and /healthz need only the
+    settings and the engine, so an idle web process holds neither the services nor the ORM under
+    them (``bench/bench_rss.py``)."""
+
+    def __init__(self, build: Callable[[], Services], *, engine: Engine | None = None) -> None:
+        self._build = build
+        self._engine = engine  # disposed on close when the services were never built
+        self._lock = threading.Lock()
+        self._built: list[Services] = []  # the services, once built
+
+    def __call__(self) -> Services:
+        with self._lock:
+            if not self._built:
+                self._built.append(self._build())
+            return self._built[0]
+
+    def close(self) -> None:
+        with self._lock:
+            for services in self._built:
+                services.close()
+            if not self._built and self._engine is not None:
+                self._engine.dispose()
+
+
 @dataclass
 class Server:
-    services: Services
+    services: ServicesOnFirstUse
     web: WebApp | RequestLimits
     slack: Any  # SlackRuntime (bot.slack is imported lazily: it needs Slack settings)
     socket_mode: Any = None
@@ -49,6 +79,12 @@ def api_app(services: Services) -> Any:
     from bot.api import make_api_app
 
     return make_api_app(services)
+
+
+def _built(settings: Settings, **given: Any) -> Services:
+    from bot.composition import build_services
+
+    return build_services(settings, **given)
 
 
 class SlackState:
@@ -102,39 +138,64 @@ def build_server(
 ) -> Server:
     """The web app. With ``flow_process`` the slow half (Slack flows, model calls, run
     messages and, with TASK_QUEUE=local, the worker pool) runs in a process of its own and this
-    one only acks, serves the API and /healthz; otherwise everything runs here (tests)."""
+    one only acks, serves the API and /healthz, its services built on first use; otherwise
+    everything runs here (tests)."""
     from bot.slack.async_app import build_slack, start_socket_mode
 
     flows = None
+    engine = services.engine if services is not None else make_engine(settings.database_url)
     if flow_process:
         from bot.roles import flow
         from bot.slack.flowproc import FlowProcess
 
+        if services is None:  # upgraded (SQLite) or found current before anything starts
+            migrate.prepare(engine, migrate_command=hint("migrate"))
         if settings.task_queue != "celery":
             _check_isolation(settings)  # before the flow process starts the worker pool
         # What the flow process's pool changes is heard here too (API waits on a run).
         run_signal = services.signal if services is not None else RunSignal()
         flows = FlowProcess(settings, target=flow.main, signal=run_signal)
         flows.start()
+        execute = flows.execute
         if services is None and settings.task_queue == "celery":
-            # Runs go to Celery, and their changes come back from the workers over Redis.
-            services = build_services(
-                settings, runner="celery", execute=flows.execute, signal=run_signal
+            # Runs go to Celery, and their changes come back from the workers over Redis (at
+            # once: an API wait may listen for them).
+            services = _built(
+                settings,
+                engine=engine,
+                check_schema=False,
+                runner="celery",
+                execute=execute,
+                signal=run_signal,
             )
         elif services is None:
             # Checks run where runs run: the web process never starts sandbox processes.
-            queue: RunQueue = flows
-            services = build_services(
-                settings, queue=queue, execute=flows.execute, signal=run_signal
+            queue = flows
+            lazy = ServicesOnFirstUse(
+                lambda: _built(
+                    settings,
+                    engine=engine,
+                    check_schema=False,
+                    queue=queue,
+                    execute=execute,
+                    signal=run_signal,
+                ),
+                engine=engine,
             )
     elif services is None:
-        runner: Runner = "celery" if settings.task_queue == "celery" else "local"
-        services = build_services(settings, runner=runner)
+        runner = "celery" if settings.task_queue == "celery" else "local"
+        services = _built(settings, engine=engine, runner=runner)
         if services.pool is not None:
             services.pool.recover(services.runs)
-    slack = build_slack(services, client=slack_client, dispatcher=flows)
+    if services is not None:
+        ready = services
+        lazy = ServicesOnFirstUse(lambda: ready)
+        run_queue: object | None = ready.runs.queue
+    else:
+        run_queue = flows
+    slack = build_slack(settings, engine, lazy, client=slack_client, dispatcher=flows)
     slack.start()
-    server = Server(services, WebApp(health=lambda: {}), slack, None, flows, slack_state)
+    server = Server(lazy, WebApp(health=lambda: {}), slack, None, flows, slack_state)
     app_token = settings.slack_app_token
 
     async def connect_socket_mode() -> None:
@@ -147,7 +208,7 @@ def build_server(
             server.socket_mode = None
 
     def health() -> dict[str, str]:
-        report = health_checks(services)
+        report = health_checks(engine, run_queue)
         if slack_state is not None:
             report["slack"] = slack_state.value
         return report
@@ -156,21 +217,25 @@ def build_server(
     if settings.mcp_enabled:  # issue 18: the SDK is imported only then
         from bot.roles.mcp import mcp_app
 
-        mcp = mcp_app(services)
+        mcp = mcp_app(lazy())
     app = WebApp(
         health=health,
         slack=None if app_token else slack.handler,  # type: ignore[arg-type]
-        api=api_app(services),
+        api=ApiMount(settings, lazy),
         on_startup=((connect_socket_mode,) if app_token else ()) + ((mcp.startup,) if mcp else ()),
         on_shutdown=((close_socket_mode,) if app_token else ()) + ((mcp.shutdown,) if mcp else ()),
         mcp=mcp,
     )
     # What any request may cost before it is authenticated (bot/edge_limits.py).
-    personal = api_is_on(services) or settings.mcp_enabled  # personal tokens are checked
+    personal = api_is_on(settings) or settings.mcp_enabled  # personal tokens are checked
+
+    def known_token(token: str) -> bool:  # on a thread; the first one builds the services
+        return lazy().tokens.known(token)
+
     limits = EdgeLimits.for_input(
-        max_input_bytes=services.runs.max_input_bytes,
+        max_input_bytes=settings.max_input_bytes,
         api_token=settings.api_token,
-        known_token=services.tokens.known if personal else None,
+        known_token=known_token if personal else None,
     )
     server.web = RequestLimits(app, limits=limits)
     return server
@@ -210,7 +275,6 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
         err.write(f"error: cannot listen on port {settings.port} (PORT): {exc.strerror}\n")
         return 1
     server = build_server(settings, flow_process=True, slack_state=SlackState(settings, check))
-    sweeper = Sweeper(server.services, abandoned=server.slack is None)
     web = uvicorn_server(server.web)
     # What start-up built lives as long as the process: out of the collector's way. Else a
     # full collection walks it (about 100k objects, 0.35 s under load in bench/bench_ack.py)
@@ -228,7 +292,6 @@ def serve(settings: Settings, *, err: TextIO = sys.stderr) -> int:
         pass  # uvicorn stopped on Ctrl-C or SIGTERM and raised it again: the quiet way out
     finally:
         signal.signal(signal.SIGTERM, previous)  # a second SIGTERM while closing ends it
-        sweeper.stop()
         sock.close()
         server.close()
     if not web.started and settings.slack_app_token:

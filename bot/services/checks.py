@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from bot.services.model_output import parse_python
 from bot.services.validation import top_level_imports
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 
 MAX_CHECKS = 8
 MAX_CHECK_BYTES = 4000

@@ -24,7 +24,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.services.errors import ServiceError
-from storage.models import Run, RunStatus, Task
+from storage.kinds import RunStatus
+from storage.models import Run, Task
 from storage.uow import UnitOfWorkFactory
 
 

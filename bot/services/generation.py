@@ -16,7 +16,7 @@ from bot.services.errors import BudgetExceeded, GenerationFailed, ModelUnavailab
 from bot.services.model_output import MAX_ANSWER_CHARS
 from bot.services.steps import Progress, Step, StepEvent, no_progress
 from bot.services.validation import check_code
-from storage.models import TaskType
+from storage.kinds import TaskType
 
 logger = logging.getLogger(__name__)
 

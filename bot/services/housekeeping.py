@@ -16,7 +16,8 @@ from sqlalchemy import delete, func, select, update
 from bot.services.errors import NotAllowed, NotReady
 from bot.services.tasks import TaskService
 from bot.services.views import TaskView
-from storage.models import Run, RunStatus, Task, TaskState
+from storage.kinds import RunStatus, TaskState
+from storage.models import Run, Task
 from storage.uow import UnitOfWorkFactory
 
 INTERRUPTED = "Generation was interrupted before the code was written: create it again."

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot.services.errors import InvalidInput, NotFound
 from bot.services.task_reads import TaskReads
 from bot.services.views import TaskView
-from storage.models import VersionState
+from storage.kinds import VersionState
 from storage.uow import UnitOfWorkFactory
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.services.access import check_task_access
 from bot.services.errors import ServiceError
-from bot.services.runs import RunView
 from bot.services.views import TaskSummary, TaskView
-from storage.uow import UnitOfWorkFactory
+
+if TYPE_CHECKING:  # the rule (``reachable``) and the Home tab's types are read without the ORM
+    from bot.services.runs import RunView
+    from storage.uow import UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class ReachService:
         ]
 
     def home(self, *, team_id: str, user_id: str, channels: Sequence[str]) -> Reach:
+        from bot.services.runs import RunView
+
         tasks = self.tasks(team_id=team_id, user_id=user_id, channels=channels, limit=40)
         with self._uow() as uow:
             last = uow.runs.latest_for_tasks([t.id for t in tasks])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.services.runs import ReplyTarget, RunView
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 from storage.uow import UnitOfWorkFactory
 
 

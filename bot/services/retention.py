@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from storage.models import Run, RunFile, RunInput, RunStatus
+from storage.kinds import RunStatus
+from storage.models import Run, RunFile, RunInput
 from storage.uow import UnitOfWorkFactory
 
 _ENDED = tuple(s.value for s in RunStatus if s not in (RunStatus.QUEUED, RunStatus.RUNNING))

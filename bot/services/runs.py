@@ -25,7 +25,8 @@ from bot.services.outcomes import OutputFileView, RunOutcome, stored_files, stor
 from bot.services.tasks import TaskService
 from bot.services.usage import UsageService
 from bot.services.validation import check_code
-from storage.models import ResultKind, Run, RunFile, RunStatus, TaskType
+from storage.kinds import ResultKind, RunStatus, TaskType
+from storage.models import Run, RunFile
 from storage.uow import UnitOfWorkFactory
 
 __all__ = ["OutputFileView", "RunOutcome", "RunRecords", "RunService", "RunView"]

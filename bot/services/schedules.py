@@ -20,7 +20,8 @@ from bot.services.errors import InvalidInput, NotAllowed, NotFound
 from bot.services.task_reads import TaskReads
 from bot.services.views import TaskView
 from bot.services.when import When, describe, parse_when
-from storage.models import RunStatus, Schedule, TaskType
+from storage.kinds import RunStatus, TaskType
+from storage.models import Schedule
 from storage.schedules import ScheduleRepository
 from storage.uow import UnitOfWorkFactory
 

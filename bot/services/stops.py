@@ -11,14 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.services.errors import NotAllowed, NotFound
 from bot.services.events import RunSignal
 from bot.services.outcomes import RunOutcome
-from bot.services.runs import RunRecords
 from bot.services.views import TaskView
-from storage.models import RunStatus
-from storage.uow import UnitOfWorkFactory
+from storage.kinds import RunStatus
+
+if TYPE_CHECKING:  # the edges read STOPPED and StopResult without the ORM
+    from bot.services.runs import RunRecords
+    from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from bot.services.errors import AlreadyExists, AmbiguousId, InvalidInput, NotFound, NotReady
 from bot.services.views import TaskDetail, TaskSummary, TaskView, VersionView
-from storage.models import Task, TaskState
+from storage.kinds import TaskState
+from storage.models import Task
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 MIN_PREFIX = 6

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.services.generation import PROMPT_VERSION, Generated
-from storage.models import RequestKind, TaskVersion, VersionState
+from storage.kinds import RequestKind, VersionState
+from storage.models import TaskVersion
 
 
 def new_version(

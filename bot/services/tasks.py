@@ -39,7 +39,8 @@ from bot.services.views import (
     VersionView,
     Workspace,
 )
-from storage.models import RequestKind, RunStatus, Task, TaskState, TaskType
+from storage.kinds import RequestKind, RunStatus, TaskState, TaskType
+from storage.models import Task
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)

@@ -5,19 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.services.checks import Check, CheckResult
-from storage.models import (
-    RequestKind,
-    Run,
-    RunStatus,
-    Task,
-    TaskState,
-    TaskType,
-    TaskVersion,
-    VersionState,
-)
+from storage.kinds import RequestKind, RunStatus, TaskState, TaskType, VersionState
+
+if TYPE_CHECKING:  # views are read without the ORM (the web edge's listeners)
+    from storage.models import Run, Task, TaskVersion
 
 
 def money(cost_usd: float | None) -> str:

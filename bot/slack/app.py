@@ -82,7 +82,8 @@ def _client(services: Services, client: WebClient | None) -> WebClient:
 def build_flows(services: Services, *, client: WebClient | None = None) -> FlowRuntime:
     settings = services.settings
     clients = ClientSource(
-        default=_client(services, client), installations=installations_of(services)
+        default=_client(services, client),
+        installations=installations_of(services.settings, services.engine),
     )
     workers = TrackedPool(max_workers=16, thread_name_prefix="taskbot-slack")
     generators = FairPool(

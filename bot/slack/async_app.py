@@ -17,7 +17,7 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services.container import Services
+from bot.config import Settings
 from bot.slack.async_stores import ThreadedInstallationStore, ThreadedStateStore
 from bot.slack.clients import BOT_SCOPES, installations_of
 from bot.slack.listeners import register_listeners
@@ -25,6 +25,11 @@ from bot.slack.messages import Dispatcher, Message
 from bot.slack.tracked import TrackedPool
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy import Engine
+
+    from bot.services.container import Services
     from bot.slack.app import FlowRuntime
 
 logger = logging.getLogger(__name__)
@@ -94,15 +99,17 @@ def _bolt_logger() -> logging.Logger:
 
 
 def build_slack(
-    services: Services,
+    settings: Settings,
+    engine: Engine,
+    services: Callable[[], Services],
     *,
     client: WebClient | None = None,
     dispatcher: Dispatcher | None = None,
 ) -> SlackRuntime:
-    """The Bolt app. Without a ``dispatcher`` the slow half runs in this process (on
-    Taskbot's own pools, with ``client`` for the Web API)."""
-    settings = services.settings
-    installations = installations_of(services)
+    """The Bolt app, over the app's database (``engine``: installations, OAuth state) and the
+    ``services``, built when a listener first needs them. Without a ``dispatcher`` the slow half
+    runs in this process (on Taskbot's own pools, with ``client`` for the Web API)."""
+    installations = installations_of(settings, engine)
     kwargs: dict[str, Any] = {}
     if installations is not None:
         from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
@@ -115,7 +122,7 @@ def build_slack(
             scopes=list(BOT_SCOPES),
             installation_store=store,
             state_store=ThreadedStateStore(
-                SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=services.engine)
+                SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
             ),
             install_path="/slack/install",
             redirect_uri_path="/slack/oauth_redirect",
@@ -135,7 +142,7 @@ def build_slack(
     if dispatcher is None:
         from bot.slack.app import build_flows  # the slow half here (tests), not in serve
 
-        flows = build_flows(services, client=client)
+        flows = build_flows(services(), client=client)
         off_loop = OffLoop(flows)
         dispatcher = off_loop
     register_listeners(app, dispatcher, revocations=installations is not None, services=services)

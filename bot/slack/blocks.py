@@ -18,6 +18,7 @@ from bot.services.views import (
     VersionView,
     checks_listing,
 )
+from bot.slack.actions import FILE_ACTION, FILE_BLOCK, RUN_ACTION, RUN_MODAL
 from bot.slack.block_kit import (
     Block,
     Message,
@@ -29,14 +30,10 @@ from bot.slack.block_kit import (
 )
 from bot.slack.run_blocks import RenderedResult, render_result, run_headline, run_message
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
-from storage.models import TaskType, VersionState
+from storage.kinds import TaskType, VersionState
 
 __all__ = [
     "CODE_INLINE_LIMIT",
-    "FILE_ACTION",
-    "FILE_BLOCK",
-    "RUN_ACTION",
-    "RUN_MODAL",
     "Block",
     "Message",
     "RenderedResult",
@@ -61,10 +58,6 @@ __all__ = [
 ]
 
 CODE_INLINE_LIMIT = 2800  # longer code goes as a .py file
-RUN_ACTION = "run_task"
-RUN_MODAL = "run_with_file"
-FILE_BLOCK = "input_files"
-FILE_ACTION = "files"
 
 
 def run_button(task_id: str) -> Block:

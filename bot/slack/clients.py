@@ -16,9 +16,9 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.oauth.installation_store import InstallationStore
+from sqlalchemy import Engine
 
 from bot.config import Settings
-from bot.services.container import Services
 
 BOT_SCOPES = (
     "commands",
@@ -52,13 +52,12 @@ def web_client(*, token: str | None, base_url: str) -> WebClient:
     )
 
 
-def installations_of(services: Services) -> InstallationStore | None:
-    settings = services.settings
+def installations_of(settings: Settings, engine: Engine) -> InstallationStore | None:
     if not (settings.slack_client_id and settings.slack_client_secret):
         return None
     from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 
-    return SQLAlchemyInstallationStore(client_id=settings.slack_client_id, engine=services.engine)
+    return SQLAlchemyInstallationStore(client_id=settings.slack_client_id, engine=engine)
 
 
 # auth.test errors that mean the token itself is wrong: they do not go away by waiting.

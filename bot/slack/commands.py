@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot.slack import trigger_commands as triggers
 from bot.slack.token_commands import TOKEN_USAGE, VERBS, TokenCommand, parse_token_command
-from storage.models import TaskType
+from storage.kinds import TaskType
 
 USAGE = (
     "*Taskbot* turns a plain-language request into a small Python program and runs it on your "

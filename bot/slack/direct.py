@@ -7,16 +7,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.services.errors import InvalidInput
 from bot.slack.block_kit import escape_inline
-from bot.slack.flows import SlackFlows
 from bot.slack.messages import Message
 from bot.slack.posting import Say
+
+if TYPE_CHECKING:
+    from bot.slack.flows import SlackFlows
 
 _TASK_REF = re.compile(r"\b([0-9a-fA-F][0-9a-fA-F-]{5,35})\b")
 

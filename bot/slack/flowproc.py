@@ -27,7 +27,7 @@ from bot.config import Settings
 from bot.services.checks import Execution
 from bot.services.events import RunSignal
 from bot.slack.messages import CheckDone, CheckRun, Message, QueuedRun, RunChanged, Stop
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from bot.slack.progress import GenerationStops, live_steps
 from bot.slack.shares import capped, model_turn
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, stop_button
 from storage.errors import StorageUnavailable
-from storage.models import TaskType
+from storage.kinds import TaskType
 
 logger = logging.getLogger(__name__)
 

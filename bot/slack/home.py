@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk import WebClient
@@ -23,12 +23,14 @@ from slack_sdk.errors import SlackApiError
 from bot.services.errors import NotAllowed
 from bot.services.reach import reachable
 from bot.slack import blocks
-from bot.slack.flows import SlackFlows
 from bot.slack.home_blocks import HOME_RUN_ACTION, HOME_SHOW_ACTION, home_view
 from bot.slack.messages import Dispatcher, Message, Origin, Reply
-from bot.slack.notifier import ClientSource
 from bot.slack.outcomes import Uninstalled
 from bot.slack.posting import Say
+
+if TYPE_CHECKING:
+    from bot.slack.flows import SlackFlows
+    from bot.slack.notifier import ClientSource
 
 logger = logging.getLogger(__name__)
 

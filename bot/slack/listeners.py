@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
-from bot.services.container import Services
-from bot.slack import blocks, commands, direct, home, shortcut, stop
+from bot.slack import commands, direct, home, shortcut, stop
 from bot.slack import messages as m
+from bot.slack.actions import FILE_ACTION, FILE_BLOCK, RUN_ACTION, RUN_MODAL
 from bot.slack.delete import DELETE_ACTION
 from bot.slack.messages import Dispatcher, Origin, Reply
 from bot.slack.token_commands import TokenCommand, to_message
 from bot.slack.trigger_commands import Pin, Schedule, Schedules, Unschedule
 from bot.slack.trigger_messages import message_for
 from bot.slack.workflow_step import register_workflow_step
+
+if TYPE_CHECKING:
+    from bot.services.container import Services
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def register_listeners(
     dispatcher: Dispatcher,
     *,
     revocations: bool = False,
-    services: Services | None = None,
+    services: Callable[[], Services] | None = None,
 ) -> None:
     """Every listener parses, acks and hands one typed message (``bot.slack.messages``) to the
     dispatcher; nothing else.
@@ -113,7 +116,7 @@ def register_listeners(
             message = m.ListTasks(**base)
         dispatcher.dispatch(message)
 
-    @app.action(blocks.RUN_ACTION)
+    @app.action(RUN_ACTION)
     async def on_run_button(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
     ) -> None:
@@ -144,16 +147,14 @@ def register_listeners(
         )
         dispatcher.dispatch(message)
 
-    @app.view(blocks.RUN_MODAL)
+    @app.view(RUN_MODAL)
     async def on_run_modal(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
     ) -> None:
         values = view.get("state", {}).get("values", {})
-        files = values.get(blocks.FILE_BLOCK, {}).get(blocks.FILE_ACTION, {}).get("files") or []
+        files = values.get(FILE_BLOCK, {}).get(FILE_ACTION, {}).get("files") or []
         if not files:
-            await ack(
-                response_action="errors", errors={blocks.FILE_BLOCK: "Add at least one file."}
-            )
+            await ack(response_action="errors", errors={FILE_BLOCK: "Add at least one file."})
             return
         await ack()
         metadata = view.get("private_metadata", "")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.services.checks import Execution
-from storage.models import TaskType
+from storage.kinds import TaskType
 
 
 @dataclass(frozen=True)

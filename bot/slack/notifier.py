@@ -26,7 +26,7 @@ from bot.slack import blocks
 from bot.slack.files import Upload, upload_to_thread
 from bot.slack.outcomes import Uninstalled, classify
 from bot.slack.tracked import TrackedPool
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from slack_sdk import WebClient
 
-from bot.slack import blocks
+from bot.slack.block_kit import Message
 
 logger = logging.getLogger(__name__)
 
@@ -20,16 +20,14 @@ def nobody(text: str) -> None:
     logger.warning("nobody to tell: %s", text)
 
 
-def post(
-    client: WebClient, channel: str, message: blocks.Message, thread_ts: str | None = None
-) -> str:
+def post(client: WebClient, channel: str, message: Message, thread_ts: str | None = None) -> str:
     response = client.chat_postMessage(
         channel=channel, text=message.text, blocks=message.blocks, thread_ts=thread_ts
     )
     return str(response["ts"])
 
 
-def update(client: WebClient, channel: str, ts: str, message: blocks.Message) -> None:
+def update(client: WebClient, channel: str, ts: str, message: Message) -> None:
     client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.services.outcomes import load_json_result
 from bot.services.run_errors import RunErrorSharing, refine_notice
-from bot.services.runs import RunView
 from bot.services.stops import STOPPED
 from bot.services.tables import as_table
 from bot.slack.block_kit import (
@@ -23,7 +22,10 @@ from bot.slack.block_kit import (
 )
 from bot.slack.stop_blocks import STOP_RUN_ACTION, stop_button, stopped_by
 from bot.slack.tables import SlackTable, table_block, table_note
-from storage.models import ResultKind, RunStatus
+from storage.kinds import ResultKind, RunStatus
+
+if TYPE_CHECKING:
+    from bot.services.runs import RunView
 
 RESULT_INLINE_LIMIT = 2500  # longer results are previewed and attached in full
 

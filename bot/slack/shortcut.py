@@ -13,21 +13,23 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.services.container import Services
 from bot.services.errors import InvalidInput
 from bot.services.views import TaskView
 from bot.slack.block_kit import escape_inline
 from bot.slack.blocks import notice
-from bot.slack.flows import SlackFlows
 from bot.slack.messages import Dispatcher, Message, Origin, Reply
 from bot.slack.posting import Say, post
-from storage.models import TaskType
+from storage.kinds import TaskType
+
+if TYPE_CHECKING:
+    from bot.services.container import Services
+    from bot.slack.flows import SlackFlows
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ def register(
     *,
     origin: Callable[..., Origin],
     delivery: Any,
-    services: Services,
+    services: Callable[[], Services],
 ) -> None:
     @app.shortcut(SHORTCUT)
     async def on_shortcut(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -123,14 +125,17 @@ def register(
     async def on_options(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         meta = _metadata(body.get("view") or {})
         search = str(body.get("value") or "").strip()[:50]
-        tasks = await asyncio.to_thread(
-            services.reach.tasks,
-            team_id=str(context.team_id or ""),
-            user_id=str(context.user_id or ""),
-            channels=[str(meta.get("channel") or "")],
-            search=search,
-            limit=MAX_OPTIONS,
-        )
+
+        def reachable() -> list[TaskView]:  # on a thread: the database, the services built once
+            return services().reach.tasks(
+                team_id=str(context.team_id or ""),
+                user_id=str(context.user_id or ""),
+                channels=[str(meta.get("channel") or "")],
+                search=search,
+                limit=MAX_OPTIONS,
+            )
+
+        tasks = await asyncio.to_thread(reachable)
         options = [
             {"text": {"type": "plain_text", "text": _label(t)}, "value": t.id}
             for t in tasks

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk import WebClient
 
 from bot.services.errors import NotFound
 from bot.services.stops import StopResult
-from bot.slack.flows import SlackFlows
 from bot.slack.messages import Dispatcher, Message, Origin, Reply
 from bot.slack.posting import Say
 from bot.slack.stop_blocks import STOP_GENERATION_ACTION, STOP_RUN_ACTION
-from storage.models import RunStatus
+from storage.kinds import RunStatus
+
+if TYPE_CHECKING:
+    from bot.slack.flows import SlackFlows
 
 _RUN_ID_LENGTH = 36
 _GENERATION = StopResult("", "", RunStatus.RUNNING)  # stands for "its generation" in a reply

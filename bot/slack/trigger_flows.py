@@ -30,7 +30,7 @@ from bot.slack.trigger_messages import (
     UnscheduleTask,
     WorkflowStep,
 )
-from storage.models import ResultKind, RunStatus, TaskType
+from storage.kinds import ResultKind, RunStatus, TaskType
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from bot.config import Settings
 from bot.services.container import Executor
 from bot.services.runs import RunRecords
 from bot.worker.local import local_worker_alive
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from bot.services.runs import OutputFileView, RunJob, RunOutcome, RunRecords
 from bot.worker.identity import worker_id
 from bot.worker.sandbox import Sandbox, SandboxLimits, SandboxResult, StopSwitch
 from bot.worker.stopwatch import StopWatch
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from bot.services.errors import ChecksFailed
 from bot.services.views import ReplacedCheck
 from storage import migrate
 from storage.db import make_engine
-from storage.models import VersionState
+from storage.kinds import VersionState
 from tests.fakes.model import FakeCodeGenerator
 from tests.fakes.openai_server import answer_json
 

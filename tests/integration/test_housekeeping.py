@@ -15,7 +15,8 @@ from bot.services.errors import NotAllowed, NotFound, NotReady
 from bot.services.housekeeping import ABANDONED, INTERRUPTED, generation_deadline
 from storage import migrate
 from storage.db import make_engine
-from storage.models import Run, RunFile, RunInput, RunStatus, TaskVersion
+from storage.kinds import RunStatus
+from storage.models import Run, RunFile, RunInput, TaskVersion
 from tests.fakes.model import FakeCodeGenerator
 from tests.fakes.openai_server import COUNT_LINES, answer_json
 

@@ -11,7 +11,7 @@ from bot.services.replies import RunReplies
 from bot.services.runs import ReplyTarget
 from storage import migrate
 from storage.db import make_engine
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 from tests.fakes.model import FakeCodeGenerator
 from tests.fakes.openai_server import answer_json
 

@@ -14,7 +14,8 @@ from bot.services.outcomes import OutputFileView, RunOutcome
 from bot.services.retention import Removed, Retention, RetentionPolicy
 from storage import migrate
 from storage.db import make_engine
-from storage.models import Run, RunInput, RunStatus
+from storage.kinds import RunStatus
+from storage.models import Run, RunInput
 from tests.fakes.model import FakeCodeGenerator
 from tests.fakes.openai_server import answer_json
 

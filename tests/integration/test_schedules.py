@@ -19,7 +19,7 @@ from bot.services.views import TaskView, Workspace
 from bot.services.when import describe, parse_when
 from storage import migrate
 from storage.db import make_engine
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 from tests.fakes.model import FakeCodeGenerator
 from tests.fakes.openai_server import answer_json
 

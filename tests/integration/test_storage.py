@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from storage import migrate
 from storage.db import make_engine, make_session_factory
-from storage.models import Run, RunStatus, Task, TaskVersion
+from storage.kinds import RunStatus
+from storage.models import Run, Task, TaskVersion
 from storage.uow import UnitOfWorkFactory
 
 TABLES = {

@@ -22,7 +22,8 @@ from bot.services.errors import (
 )
 from storage import migrate
 from storage.db import make_engine
-from storage.models import Run, RunStatus, TaskVersion
+from storage.kinds import RunStatus
+from storage.models import Run, TaskVersion
 from tests.fakes.openai_server import COUNT_LINES, FakeOpenAIServer, answer_json
 
 V2 = COUNT_LINES.replace("sum(1 for _ in f)", "sum(1 for line in f if line.strip())")

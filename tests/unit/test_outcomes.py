@@ -11,7 +11,7 @@ from bot.services.outcomes import (
     stored_values,
 )
 from bot.services.runs import OutputFileView, RunOutcome
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 
 
 def test_results_are_bounded_in_depth_and_size() -> None:

@@ -12,7 +12,7 @@ from bot.services.views import TaskView
 from bot.slack import commands
 from bot.slack.direct import is_direct_file, task_ref
 from bot.slack.stop_blocks import stopped_by
-from storage.models import TaskState, TaskType
+from storage.kinds import TaskState, TaskType
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ from bot.api.run_models import RunOut
 from bot.roles.cli_run import run_task
 from bot.services.runs import OutputFileView, RunView
 from bot.slack import blocks
-from storage.models import ResultKind, RunStatus
+from storage.kinds import ResultKind, RunStatus
 
 DEEP = b"[" * 10_000 + b"]" * 10_000
 NON_FINITE = b'{"mean": NaN, "max": Infinity, "min": -Infinity, "big": 1e999}'

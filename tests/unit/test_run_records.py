@@ -11,7 +11,8 @@ from typing import Any
 
 from bot.services.events import RunSignal
 from bot.services.runs import RunOutcome, RunRecords
-from storage.models import Run, RunStatus
+from storage.kinds import RunStatus
+from storage.models import Run
 
 CODE = "def run(input_path):\n    return 1\n"
 

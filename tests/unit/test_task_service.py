@@ -15,7 +15,8 @@ from bot.services.runs import ReplyTarget, RunService
 from bot.services.tasks import TaskService
 from bot.services.usage import Budgets, Prices, UsageService
 from bot.services.views import Workspace
-from storage.models import Run, RunStatus, Task, TaskState, TaskType, TaskVersion
+from storage.kinds import RunStatus, TaskState, TaskType
+from storage.models import Run, Task, TaskVersion
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 CODE = "def run(input_path):\n    return 1\n"

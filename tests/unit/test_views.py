@@ -9,7 +9,7 @@ from bot.services.generation import Generated
 from bot.services.task_versions import new_version
 from bot.services.views import ReplacedCheck, VersionView, checks_listing
 from bot.slack import commands
-from storage.models import RequestKind, TaskType, VersionState
+from storage.kinds import RequestKind, TaskType, VersionState
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 CHECK = "def check_counts():\n    assert run('s') == 1\n"

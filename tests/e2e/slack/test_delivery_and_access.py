@@ -17,7 +17,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 from tests.e2e.slack.conftest import SECRET, Stack, close_stack, drain, make_stack
 from tests.e2e.slack.test_flows import CSV_ROWS, PEOPLE, create, wait_run
 from tests.fakes.openai_server import answer_json

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.services.runs import RunView
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 from tests.e2e.slack.conftest import Stack, close_stack, make_stack
 from tests.e2e.slack.test_flows import create, wait_run
 from tests.fakes.slack_api import text_of

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import update
 
 from bot.roles import cli
-from storage.models import ApiToken, RunStatus
+from storage.kinds import RunStatus
+from storage.models import ApiToken
 from tests.e2e.slack.conftest import Stack, close_stack, install, make_stack, oauth_stack
 from tests.e2e.slack.test_delete import answer
 from tests.e2e.slack.test_flows import CSV_ROWS, create

@@ -169,7 +169,10 @@ def make_api() -> Iterator[MakeApi]:
         services = build_services(
             api_settings(db_url, **extra), engine=engine, generator=model, runner=runner
         )
-        app = WebApp(health=lambda: health_checks(services), api=api_app(services))
+        app = WebApp(
+            health=lambda: health_checks(services.engine, services.runs.queue),
+            api=api_app(services),
+        )
         server = BackgroundServer(app).start()
         made.append((services, server))
         return Api(server.url, services, model)

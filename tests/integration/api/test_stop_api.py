@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from storage.models import RunStatus
+from storage.kinds import RunStatus
 from tests.integration.api.conftest import Api, MakeApi
 
 NAP = "import time\n\ndef run(input_path):\n    time.sleep(20)\n    return 'slept'\n"
