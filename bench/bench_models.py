@@ -27,10 +27,16 @@ from storage.db import make_engine
 from tests.fakes.openai_server import COUNT_LINES, FakeOpenAIServer, answer_json, markdown_answer
 
 CHECK = "def {name}():\n    open('s.txt', 'w').write('a\\nb\\n')\n    assert run('s.txt') == {{'lines': 2}}\n"
-STRICT = answer_json(code=COUNT_LINES, checks=[{"name": "check_two", "code": CHECK.format(name="check_two")}])
-MISNAMED = answer_json(code=COUNT_LINES, checks=[{"name": "probe_task", "code": CHECK.format(name="probe_task")}])
+STRICT = answer_json(
+    code=COUNT_LINES, checks=[{"name": "check_two", "code": CHECK.format(name="check_two")}]
+)
+MISNAMED = answer_json(
+    code=COUNT_LINES, checks=[{"name": "probe_task", "code": CHECK.format(name="probe_task")}]
+)
 NO_CHECKS = answer_json(code=COUNT_LINES, checks=[])
-MARKDOWN = markdown_answer(code=COUNT_LINES, checks=CHECK.format(name="check_two"), metadata_first=True)
+MARKDOWN = markdown_answer(
+    code=COUNT_LINES, checks=CHECK.format(name="check_two"), metadata_first=True
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,12 @@ def measure(case: Case, n: int, tmp: Path) -> tuple[list[int], list[float], int]
     engine = make_engine(url)
     migrate.upgrade(engine)
     settings = Settings(
-        database_url=url, openai_base_url=server.base_url, openai_api_key="sk-bench",
-        openai_model=f"bench-{uuid.uuid4().hex[:8]}", openai_max_retries=0, openai_timeout=10,
+        database_url=url,
+        openai_base_url=server.base_url,
+        openai_api_key="sk-bench",
+        openai_model=f"bench-{uuid.uuid4().hex[:8]}",
+        openai_max_retries=0,
+        openai_timeout=10,
     )
     services = build_services(settings, engine=engine)
     requests, wall, ready = [], [], 0
@@ -72,7 +82,9 @@ def measure(case: Case, n: int, tmp: Path) -> tuple[list[int], list[float], int]
             before = len(server.requests)
             start = time.perf_counter()
             try:
-                detail = services.tasks.create(description=f"count lines {i}", requested_by="b", source="cli")
+                detail = services.tasks.create(
+                    description=f"count lines {i}", requested_by="b", source="cli"
+                )
                 ready += detail.task.state == "ready"
             except ServiceError:
                 pass
@@ -97,8 +109,10 @@ def main() -> None:
     for case, requests, wall, ready in rows:
         later = requests[1:] or requests
         median = statistics.median(wall[1:] or wall)
-        print(f"{case.name:<28} | {ready:>2}/{len(requests):<2} | {requests[0]:>3} req    | "
-              f"{statistics.mean(later):>5.2f} req     | {median * 1000:>8.1f}  | {median / base:.2f}x")
+        print(
+            f"{case.name:<28} | {ready:>2}/{len(requests):<2} | {requests[0]:>3} req    | "
+            f"{statistics.mean(later):>5.2f} req     | {median * 1000:>8.1f}  | {median / base:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -53,15 +53,20 @@ def bare_rate(seconds: float = 3.0, threads: int = 2) -> float:
 def pool_rate(runs: int, database_url: str) -> tuple[float, int]:
     # One user queues them all: no fair-share limit, this measures the pool's throughput.
     settings = Settings(
-        database_url=database_url, worker_concurrency=2, log_level="WARNING",
-        fair_user_queued_runs=0, fair_channel_queued_runs=0,
+        database_url=database_url,
+        worker_concurrency=2,
+        log_level="WARNING",
+        fair_user_queued_runs=0,
+        fair_channel_queued_runs=0,
     )
     engine = make_engine(database_url)
     migrate.upgrade(engine)
     model = FakeCodeGenerator(answer_json(code=TRIVIAL, name="trivial"))
     services = build_services(settings, engine=engine, generator=model, runner="local")
     try:
-        task = services.tasks.create(description="one", task_type="generator", requested_by="b", source="cli").task
+        task = services.tasks.create(
+            description="one", task_type="generator", requested_by="b", source="cli"
+        ).task
         for _ in range(20):  # warm up
             services.runs.request(task.id, requested_by="b")
         assert services.pool is not None
@@ -85,8 +90,10 @@ def main() -> None:
     rate, ok = pool_rate(args.runs, f"sqlite:///{tmp / 'pool.db'}")
     after = bare_rate()
     bare = (baseline + after) / 2
-    print(f"local pool, 2 slots, SQLite: {rate:.0f} runs/s ({ok}/{args.runs} succeeded, each queued, "
-          "claimed, sandboxed and recorded)")
+    print(
+        f"local pool, 2 slots, SQLite: {rate:.0f} runs/s ({ok}/{args.runs} succeeded, each queued, "
+        "claimed, sandboxed and recorded)"
+    )
     print(f"baseline, 2 threads of Popen(python -I -S -c pass): {bare:.0f} starts/s")
     print(f"ratio pool/baseline: {rate / bare:.2f}x   (target >= 150 runs/s)")
 

@@ -44,8 +44,10 @@ class RunReplies:
             rows = uow.runs.reply_pending(
                 limit=limit, now=now, exclude_teams=exclude_teams, ids=ids
             )
-            # The files of every ended run among them, in one query.
-            files = uow.runs.output_files([r.id for r in rows if RunStatus(r.status).final])
+            # The files of every ended run among them that wrote some, in one query.
+            files = uow.runs.output_files(
+                [r.id for r in rows if r.has_files and RunStatus(r.status).final]
+            )
             for run in rows:
                 assert run.reply_channel and run.reply_thread_ts and run.reply_ts
                 pending.append(

@@ -94,7 +94,12 @@ class RunWatcher:
         self.replies = replies
         self.clients = clients
         self.interval = interval
-        self._due: list[float] = []  # when deferred updates come due (monotonic), a heap
+        # When deferred looks come due (monotonic), a heap of (when, run id): a run is shown
+        # running once it has run long enough, and that look reads that run only.
+        self._due: list[tuple[float, str]] = []
+        self._due_runs: set[str] = set()  # runs with a look in ``_due``
+        self._everywhere: list[float] = []  # when looks everywhere come due, a heap
+        self._swept = time.monotonic()  # the last look everywhere
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskbot-run-watcher", daemon=True)
@@ -145,32 +150,58 @@ class RunWatcher:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            woken = self._wake.wait(self._next_wait())
+            self._wake.wait(self._next_wait())
+            now = time.monotonic()
             with self._lock:
                 self._wake.clear()
-                # A sweep (nothing woke it) or a deferred update coming due looks everywhere.
-                ids = self._changed if woken and not self._due_now() else None
+                due = self._take_due(now)
+                ids = self._changed
                 self._changed = set()
+                # The safety net's sweep, however busy: every ``interval`` it looks everywhere.
+                if ids is None or due is None or now - self._swept >= self.interval:
+                    ids = None
+                    self._swept = now
+                else:
+                    ids |= due
             try:
                 self.pass_once(ids)
             except Exception:
                 logger.exception("updating run messages failed; trying again")
 
-    def _due_now(self) -> bool:
-        return bool(self._due) and self._due[0] <= time.monotonic()
+    def _take_due(self, now: float) -> set[str] | None:
+        """(Under the lock.) The runs whose deferred look is due; None to look everywhere."""
+        ids: set[str] = set()
+        while self._due and self._due[0][0] <= now:
+            _, run_id = heapq.heappop(self._due)
+            self._due_runs.discard(run_id)
+            ids.add(run_id)
+        if self._everywhere and self._everywhere[0] <= now:
+            while self._everywhere and self._everywhere[0] <= now:
+                heapq.heappop(self._everywhere)
+            return None
+        return ids
 
     def _next_wait(self) -> float:
         now = time.monotonic()
         with self._lock:
-            while self._due and self._due[0] <= now:
-                heapq.heappop(self._due)
-            due = self._due[0] - now if self._due else self.interval
-        return max(0.0, min(self.interval, due))
+            until = [self._swept + self.interval]
+            if self._due:
+                until.append(self._due[0][0])
+            if self._everywhere:
+                until.append(self._everywhere[0])
+        return max(0.0, min(until) - now)
 
     def _due_in(self, delay: float) -> None:
+        """Look everywhere in ``delay`` seconds (a back-off or a rate limit ends)."""
         with self._lock:
-            heapq.heappush(self._due, time.monotonic() + delay)
+            heapq.heappush(self._everywhere, time.monotonic() + delay)
         self._wake.set()
+
+    def _look_at_in(self, run_id: str, delay: float) -> None:
+        """(Under the lock.) Look at ``run_id`` in ``delay`` seconds, unless a look is due."""
+        if run_id not in self._due_runs:
+            self._due_runs.add(run_id)
+            heapq.heappush(self._due, (time.monotonic() + delay, run_id))
 
     def pass_once(self, ids: set[str] | None = None) -> int:
         """Claim every message that is behind (of the runs ``ids`` only, when given), in one
@@ -188,7 +219,7 @@ class RunWatcher:
             wait = self._too_soon(pending, wall)
             if wait > 0:  # looked at again when it has run long enough (or sooner, if it ends)
                 with self._lock:  # no wake: the loop's next wait already counts it
-                    heapq.heappush(self._due, time.monotonic() + wait)
+                    self._look_at_in(pending.run.id, wait)
                 continue
             with self._lock:
                 if pending.run.id in self._inflight:

@@ -165,7 +165,9 @@ def test_task_run_prints_the_result_of_a_task_made_by_task_create(
     tmp_path: Path, env: dict[str, str], openai_server: FakeOpenAIServer
 ) -> None:
     openai_server.reply_code(COUNT_LINES)
-    task_id = bot(tmp_path, env, "task", "create", "count the lines of the input file").stdout.splitlines()[0]
+    task_id = bot(
+        tmp_path, env, "task", "create", "count the lines of the input file"
+    ).stdout.splitlines()[0]
     data = tmp_path / "three.txt"
     data.write_text("a\nb\nc\n")
     ran = bot(tmp_path, env, "task", "run", task_id[:6], "--input", str(data))
@@ -189,7 +191,9 @@ def test_task_run_reports_a_failure_and_exits_non_zero(
     assert "--- traceback ---" in ran.stderr and ran.stdout == ""
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="this machine's isolation (root, namespaces) is asserted")
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="this machine's isolation (root, namespaces) is asserted"
+)
 def test_doctor_reports_the_isolation(tmp_path: Path, env: dict[str, str]) -> None:
     result = bot(tmp_path, env, "doctor")
     assert result.returncode == 0, result.stdout

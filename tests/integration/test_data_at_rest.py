@@ -20,7 +20,9 @@ from tests.fakes.model import FakeCodeGenerator
 from tests.fakes.openai_server import answer_json
 
 NOBODY = 65534
-SLEEPY = "import time\n\ndef run(input_path):\n    time.sleep(2)\n    return open(input_path).read()\n"
+SLEEPY = (
+    "import time\n\ndef run(input_path):\n    time.sleep(2)\n    return open(input_path).read()\n"
+)
 ECHO = "def run(input_path):\n    return len(open(input_path, 'rb').read())\n"
 
 
@@ -70,7 +72,12 @@ def _readable_by_nobody(paths: list[Path]) -> list[str]:
     )
     done = subprocess.run(
         ["/usr/bin/python3", "-I", "-S", "-c", probe, *map(str, paths)],
-        user=NOBODY, group=NOBODY, extra_groups=[], capture_output=True, text=True, check=True,
+        user=NOBODY,
+        group=NOBODY,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        check=True,
         cwd="/",
     )
     return done.stdout.split()
@@ -94,6 +101,7 @@ def test_the_database_files_and_every_run_file_are_refused_to_another_account(
         services.signal.wait_after(services.signal.count, 0.05)
     work_root = sandbox._work_root  # the slots' directories, as the host sees them
     assert work_root is not None
+
     # While it runs: its input's private copy, and every file under the sandbox's slots.
     def input_copies() -> list[Path]:
         found = Path(tempfile.gettempdir()).glob("taskbot-input-*")

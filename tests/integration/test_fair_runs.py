@@ -23,8 +23,7 @@ def test_a_second_users_run_starts_before_the_first_users_backlog_drains(
     task_id = harness.task(SLOW)
     runs = harness.services.runs
     flood = [
-        runs.request(task_id, requested_by="UA", input_data=b"x", submit=False).id
-        for _ in range(8)
+        runs.request(task_id, requested_by="UA", input_data=b"x", submit=False).id for _ in range(8)
     ]
     single = runs.request(task_id, requested_by="UB", input_data=b"x", submit=False).id
     for run_id in [*flood, single]:  # the queue hears of them in the order they were asked

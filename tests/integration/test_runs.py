@@ -35,7 +35,9 @@ CSV_ROWS = (
     "    with open(input_path, newline='') as f:\n"
     "        return [dict(r) for r in csv.DictReader(f)]\n"
 )
-GENERATOR = "def run(input_path):\n    assert input_path is None\n    return 'hello from a generator'\n"
+GENERATOR = (
+    "def run(input_path):\n    assert input_path is None\n    return 'hello from a generator'\n"
+)
 BROKEN = "def run(input_path):\n    data = {}\n    return data['missing']\n"
 SLEEPY = "import time\n\ndef run(input_path):\n    time.sleep(30)\n    return 1\n"
 WRITES = (
@@ -122,7 +124,10 @@ class CeleryWorker:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bot", "worker"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
@@ -150,7 +155,9 @@ def celery(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[Harnes
     engine = make_engine(postgres_url)
     migrate.upgrade(engine)
     services = build_services(
-        _settings(postgres_url, redis_url), engine=engine, generator=FakeCodeGenerator(),
+        _settings(postgres_url, redis_url),
+        engine=engine,
+        generator=FakeCodeGenerator(),
         runner="celery",
     )
     worker = CeleryWorker(postgres_url, redis_url, tmp_path / "worker.log")
@@ -177,8 +184,9 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 def test_a_run_is_recorded_queued_then_succeeds_with_its_result(harness: Harness) -> None:
     task_id = harness.task(CSV_ROWS)
     data = b"name,country\nada,UK\nlin,CN\n"
-    queued = harness.services.runs.request(task_id, requested_by="U1", input_data=data,
-                                           input_name="../../people.csv")
+    queued = harness.services.runs.request(
+        task_id, requested_by="U1", input_data=data, input_name="../../people.csv"
+    )
     assert queued.status in ("queued", "running", "succeeded")
     assert queued.input_name == "people.csv"
     assert queued.input_size == len(data)
@@ -186,8 +194,10 @@ def test_a_run_is_recorded_queued_then_succeeds_with_its_result(harness: Harness
     done = harness.wait(queued.id)
     assert done.status == "succeeded", (done.error_type, done.error_message)
     assert done.result_kind == "json"
-    assert json.loads(done.result or b"") == [{"name": "ada", "country": "UK"},
-                                             {"name": "lin", "country": "CN"}]
+    assert json.loads(done.result or b"") == [
+        {"name": "ada", "country": "UK"},
+        {"name": "lin", "country": "CN"},
+    ]
     assert done.started_at is not None and done.finished_at is not None
     assert done.queued_at <= done.started_at <= done.finished_at
     assert done.duration_seconds is not None and done.duration_seconds > 0
@@ -203,7 +213,9 @@ def test_generator_text_result(harness: Harness) -> None:
 
 def test_failure_keeps_type_message_and_traceback(harness: Harness) -> None:
     task_id = harness.task(BROKEN)
-    done = harness.wait(harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id)
+    done = harness.wait(
+        harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id
+    )
     assert done.status == "failed"
     assert done.error_type == "KeyError" and "missing" in (done.error_message or "")
     assert "data['missing']" in (done.traceback_tail or "")
@@ -211,18 +223,24 @@ def test_failure_keeps_type_message_and_traceback(harness: Harness) -> None:
 
 def test_timeout(harness: Harness) -> None:
     task_id = harness.task(SLEEPY)
-    done = harness.wait(harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id)
+    done = harness.wait(
+        harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id
+    )
     assert done.status == "timed_out"
     assert done.duration_seconds is not None and 2.5 < done.duration_seconds < 10
 
 
 def test_output_files_and_streams(harness: Harness) -> None:
     task_id = harness.task(WRITES)
-    done = harness.wait(harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id)
+    done = harness.wait(
+        harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id
+    )
     assert done.status == "succeeded", done.error_message
     assert [(f.name, f.content) for f in done.files] == [("report.txt", b"done")]
     task_id = harness.task(PRINTS)
-    done = harness.wait(harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id)
+    done = harness.wait(
+        harness.services.runs.request(task_id, requested_by="U1", input_data=b"x").id
+    )
     assert (done.result_kind, done.result) == ("bytes", b"\x00\x01")
     assert done.stdout == "to stdout\n" and done.stderr == "to stderr\n"
 

@@ -36,7 +36,9 @@ def test_the_sweep_fails_an_abandoned_generation_and_updates_its_root(stack: Sta
     sweep = stack.server.slack.flows.sweep
     sweep.sweep()  # what its timer does every minute (and at start)
     stack.mock.wait_until(
-        lambda calls: [c for c in calls if c.method == "chat.update" and c.params.get("ts") == root],
+        lambda calls: [
+            c for c in calls if c.method == "chat.update" and c.params.get("ts") == root
+        ],
         timeout=10,
         what="the root message updated",
     )

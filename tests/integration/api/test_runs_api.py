@@ -319,9 +319,9 @@ def test_a_waiting_client_gets_the_run_once_it_ends(run_api: Api, api: Api) -> N
     assert done.json["status"] == "succeeded" and done.json["result"] == {"lines": 2}
 
     queued_task = api.create(COUNT_LINES)  # runner "none": the run stays queued
-    queued = api.call(
-        "POST", f"/api/task/{queued_task['id']}/run", json={"input_text": "x"}
-    ).json["run_id"]
+    queued = api.call("POST", f"/api/task/{queued_task['id']}/run", json={"input_text": "x"}).json[
+        "run_id"
+    ]
     waited = api.call("GET", f"/api/run/{queued}?wait=0.3")  # the wait runs out: as it is
     assert waited.status == 200 and waited.json["status"] == "queued"
     assert not waited.json["final"]

@@ -49,7 +49,10 @@ def test_seed_request_creates_a_task(db_api: Api) -> None:
     assert stored.source == "api" and stored.creator == "api" and stored.team_id == ""
     assert body["checks"]["summary"] == "1 check passed"
     assert (body["checks"]["passed"], body["checks"]["total"]) == (1, 1)
-    assert body["checks"]["items"][0]["name"] == "check_defines_run" and body["checks"]["items"][0]["ok"]
+    assert (
+        body["checks"]["items"][0]["name"] == "check_defines_run"
+        and body["checks"]["items"][0]["ok"]
+    )
     versions = db_api.call("GET", f"/api/task/{body['id']}/versions").json["versions"]
     assert versions[0]["checks"]["passed"] == 1 and versions[0]["state"] == "ready"
 
