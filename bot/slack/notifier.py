@@ -135,7 +135,9 @@ class RunWatcher:
         return self._pool.wait_idle(timeout)
 
     def poke(self) -> None:
-        self._look_everywhere()
+        """A run was queued here. Its message's own change (``attach_reply``) already named
+        it to the watcher, so this only wakes it: no look everywhere per queued run."""
+        self._wake.set()
 
     def _run_changed(self, run_id: str) -> None:
         with self._lock:
@@ -173,8 +175,9 @@ class RunWatcher:
         ids: set[str] = set()
         while self._due and self._due[0][0] <= now:
             _, run_id = heapq.heappop(self._due)
-            self._due_runs.discard(run_id)
-            ids.add(run_id)
+            if run_id in self._due_runs:  # not shown meanwhile
+                self._due_runs.discard(run_id)
+                ids.add(run_id)
         if self._everywhere and self._everywhere[0] <= now:
             while self._everywhere and self._everywhere[0] <= now:
                 heapq.heappop(self._everywhere)
@@ -213,33 +216,37 @@ class RunWatcher:
             self._held = {team: until for team, until in self._held.items() if until > now}
             held = list(self._held)
             room = self._workers - len(self._inflight)
-        chosen: list[PendingReply] = []
         wall = datetime.now(UTC)
-        for pending in self.replies.pending(now=wall, exclude_teams=held, ids=ids):
-            wait = self._too_soon(pending, wall)
-            if wait > 0:  # looked at again when it has run long enough (or sooner, if it ends)
-                with self._lock:  # no wake: the loop's next wait already counts it
-                    self._look_at_in(pending.run.id, wait)
-                continue
-            with self._lock:
-                if pending.run.id in self._inflight:
-                    # Its run moved on while its message was being updated: look again then.
-                    self._behind.add(pending.run.id)
+
+        def choose(pending: list[PendingReply]) -> list[PendingReply]:
+            chosen: list[PendingReply] = []
+            for reply in pending:
+                wait = self._too_soon(reply, wall)
+                if wait > 0:  # looked at again when it has run long enough (or when it ends)
+                    with self._lock:  # no wake: the loop's next wait already counts it
+                        self._look_at_in(reply.run.id, wait)
                     continue
-            if len(chosen) >= room:  # claim no more than the pool can start now: a promise
                 with self._lock:
-                    self._full = True
-                break
-            chosen.append(pending)
-        claimed = self.replies.claim_all(
-            [(p.run.id, p.shown_status, p.run.status.value) for p in chosen]
-        )
+                    if reply.run.id in self._inflight:
+                        # Its run moved on while its message was being updated: look again then.
+                        self._behind.add(reply.run.id)
+                        continue
+                if len(chosen) >= room:  # claim no more than the pool can start now: a promise
+                    with self._lock:
+                        self._full = True
+                    break
+                chosen.append(reply)
+            return chosen
+
+        chosen, claimed = self.replies.take(choose, now=wall, exclude_teams=held, ids=ids)
         started = 0
         for pending in chosen:
             if pending.run.id not in claimed:
                 continue  # another process shows it
             with self._lock:
                 self._inflight[pending.run.id] = pending
+                if pending.run.final:  # no later look at it: it has no later status
+                    self._due_runs.discard(pending.run.id)
             self._pool.submit(self._attempt, pending)
             started += 1
         return started
