@@ -117,6 +117,9 @@ def _reply_pending(with_ids: bool, with_now: bool, with_teams: bool) -> Select[A
     )
 
 
+_STOP_REQUESTED = select(_runs.c.id).where(
+    _runs.c.id.in_(bindparam("ids", expanding=True)), _runs.c.stop_requested_by.is_not(None)
+)
 _FILES_OF: Select[Any] = (
     select(_files.c.run_id, _files.c.name, _files.c.size, _files.c.content)
     .where(_files.c.run_id.in_(bindparam("ids", expanding=True)))
@@ -256,8 +259,9 @@ class RunRepository:
         """Those of ``run_ids`` someone asked to stop."""
         if not run_ids:
             return []
-        stmt = select(Run.id).where(Run.id.in_(list(run_ids)), Run.stop_requested_by.is_not(None))
-        return list(self.session.scalars(stmt))
+        self.session.flush()
+        rows = self.session.connection().execute(_STOP_REQUESTED, {"ids": list(run_ids)})
+        return list(rows.scalars())
 
     def active_for_task(self, task_id: str) -> list[Run]:
         stmt = select(Run).where(Run.task_id == task_id, Run.status.in_(_UNENDED))
