@@ -4,11 +4,25 @@ no statement is rebuilt per call and no ORM bookkeeping is done for rows nobody 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from storage.kinds import RunStatus
@@ -16,6 +30,7 @@ from storage.models import Run, RunFile, RunInput, Task, TaskVersion
 
 _runs = cast(Table, Run.__table__)
 _inputs = cast(Table, RunInput.__table__)
+_files = cast(Table, RunFile.__table__)
 _UNENDED = [RunStatus.QUEUED.value, RunStatus.RUNNING.value]
 
 _CLAIM = (
@@ -68,6 +83,54 @@ _JOB = (
 )
 
 
+# What the run-message watcher reads of a run whose message is behind: the run as shown, where
+# its message is, and whether it wrote files (so only those runs' files are read).
+_REPLY_COLUMNS = [
+    c for c in _runs.c if c.name not in {"worker", "input_profile", "reply_retry_at", "reply_error"}
+]
+
+
+@functools.cache
+def _reply_pending(with_ids: bool, with_now: bool, with_teams: bool) -> Select[Any]:
+    """The watcher's query, built once per shape, with bound parameters."""
+    has_files = exists().where(_files.c.run_id == _runs.c.id).label("has_files")
+    conditions: list[ColumnElement[bool]] = []
+    if with_ids:
+        conditions.append(_runs.c.id.in_(bindparam("ids", expanding=True)))
+    conditions += [
+        _runs.c.reply_ts.is_not(None),
+        or_(_runs.c.notified_status.is_(None), _runs.c.notified_status != _runs.c.status),
+        _runs.c.reply_error.is_(None),
+    ]
+    if with_now:
+        conditions.append(
+            or_(_runs.c.reply_retry_at.is_(None), _runs.c.reply_retry_at <= bindparam("now"))
+        )
+    if with_teams:
+        conditions.append(
+            or_(
+                _runs.c.reply_team.is_(None),
+                _runs.c.reply_team.not_in(bindparam("teams", expanding=True)),
+            )
+        )
+    return (
+        select(*_REPLY_COLUMNS, has_files)
+        .where(*conditions)
+        .order_by(_runs.c.queued_at)
+        .limit(bindparam("limit"))
+    )
+
+
+_STOP_REQUESTED = select(_runs.c.id).where(
+    _runs.c.id.in_(bindparam("ids", expanding=True)), _runs.c.stop_requested_by.is_not(None)
+)
+_FILES_OF: Select[Any] = (
+    select(_files.c.run_id, _files.c.name, _files.c.size, _files.c.content)
+    .where(_files.c.run_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_files.c.id)
+)
+
+
 class RunRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -108,13 +171,15 @@ class RunRepository:
         stmt = select(RunFile).where(RunFile.run_id == run_id).order_by(RunFile.id)
         return list(self.session.scalars(stmt))
 
-    def output_files(self, run_ids: Sequence[str]) -> dict[str, list[RunFile]]:
-        """The files of each of ``run_ids`` (those with none are left out), in one query."""
-        found: dict[str, list[RunFile]] = {}
+    def output_files(self, run_ids: Sequence[str]) -> dict[str, list[Row[Any]]]:
+        """The files of each of ``run_ids`` (those with none are left out), in one query: rows
+        with ``name``, ``size`` and ``content``."""
+        found: dict[str, list[Row[Any]]] = {}
         if run_ids:
-            stmt = select(RunFile).where(RunFile.run_id.in_(list(run_ids))).order_by(RunFile.id)
-            for file in self.session.scalars(stmt):
-                found.setdefault(file.run_id, []).append(file)
+            self.session.flush()
+            rows = self.session.connection().execute(_FILES_OF, {"ids": list(run_ids)})
+            for row in rows:
+                found.setdefault(row.run_id, []).append(row)
         return found
 
     def add_file(self, run_file: RunFile) -> None:
@@ -212,8 +277,9 @@ class RunRepository:
         """Those of ``run_ids`` someone asked to stop."""
         if not run_ids:
             return []
-        stmt = select(Run.id).where(Run.id.in_(list(run_ids)), Run.stop_requested_by.is_not(None))
-        return list(self.session.scalars(stmt))
+        self.session.flush()
+        rows = self.session.connection().execute(_STOP_REQUESTED, {"ids": list(run_ids)})
+        return list(rows.scalars())
 
     def active_for_task(self, task_id: str) -> list[Run]:
         stmt = select(Run).where(Run.task_id == task_id, Run.status.in_(_UNENDED))
@@ -231,24 +297,23 @@ class RunRepository:
         now: datetime | None = None,
         exclude_teams: Sequence[str] = (),
         ids: Collection[str] | None = None,
-    ) -> list[Run]:
+    ) -> list[Row[Any]]:
         """Runs (among ``ids`` when given) with a Slack message that shows another status than
         the run's, whose update has not ended for good and is not waiting out a back-off (until
-        ``now``)."""
-        conditions: list[ColumnElement[bool]] = [] if ids is None else [Run.id.in_(sorted(ids))]
-        conditions += [
-            Run.reply_ts.is_not(None),
-            or_(Run.notified_status.is_(None), Run.notified_status != Run.status),
-            Run.reply_error.is_(None),
-        ]
+        ``now``), oldest first: rows with the run's columns (but for its worker, input profile
+        and the reply's error and retry time) and ``has_files``."""
+        stmt = _reply_pending(ids is not None, now is not None, bool(exclude_teams))
+        params: dict[str, Any] = {"limit": limit}
+        if ids is not None:
+            if not ids:
+                return []
+            params["ids"] = sorted(ids)
         if now is not None:
-            conditions.append(or_(Run.reply_retry_at.is_(None), Run.reply_retry_at <= now))
+            params["now"] = now
         if exclude_teams:
-            conditions.append(
-                or_(Run.reply_team.is_(None), Run.reply_team.not_in(list(exclude_teams)))
-            )
-        stmt = select(Run).where(*conditions).order_by(Run.queued_at).limit(limit)
-        return list(self.session.scalars(stmt))
+            params["teams"] = list(exclude_teams)
+        self.session.flush()
+        return list(self.session.connection().execute(stmt, params))
 
     def claim_reply(self, run_id: str, *, shown: str | None, showing: str | None) -> bool:
         # An update that ended for good is never claimed again, even by a pass that read the

@@ -19,9 +19,9 @@ from collections import deque
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select
 
 from bot.services.errors import ServiceError
 from storage.kinds import RunStatus
@@ -247,6 +247,24 @@ def check_run_limits(
                 )
 
 
+# Prebuilt Core statements on the session's connection (no ORM compile per pick).
+_runs = cast(Table, Run.__table__)
+_QUEUED = (
+    select(_runs.c.id, _runs.c.requested_by)
+    .where(_runs.c.status == RunStatus.QUEUED.value)
+    .order_by(_runs.c.queued_at, _runs.c.id)
+    .limit(bindparam("limit"))
+)
+_LAST_START = (
+    select(_runs.c.requested_by, func.max(_runs.c.started_at))
+    .where(
+        _runs.c.requested_by.in_(bindparam("users", expanding=True)),
+        _runs.c.started_at.is_not(None),
+    )
+    .group_by(_runs.c.requested_by)
+)
+
+
 def fair_order(
     uow_factory: UnitOfWorkFactory, *, among: Collection[str] | None = None, limit: int = 500
 ) -> list[str]:
@@ -256,19 +274,15 @@ def fair_order(
     if among is not None and not among:
         return []
     with uow_factory() as uow:
-        stmt = select(Run.id, Run.requested_by).where(Run.status == RunStatus.QUEUED.value)
-        rows = list(uow.session.execute(stmt.order_by(Run.queued_at, Run.id).limit(limit)))
+        connection = uow.session.connection()
+        rows = list(connection.execute(_QUEUED, {"limit": limit}))
         if among is not None:  # filtered here: a long IN list costs more than the rows
             rows = [row for row in rows if row.id in among]
         users = {row.requested_by for row in rows}
         if not users:
             return []
         last: dict[str, Any] = dict(
-            uow.session.execute(
-                select(Run.requested_by, func.max(Run.started_at))
-                .where(Run.requested_by.in_(users), Run.started_at.is_not(None))
-                .group_by(Run.requested_by)
-            ).all()
+            connection.execute(_LAST_START, {"users": sorted(users)}).tuples().all()
         )
     firsts: dict[str, str] = {}
     for row in rows:

@@ -4,13 +4,13 @@ good, or for now with a back-off), so no update is retried in a storm or holds u
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.services.runs import ReplyTarget, RunView
 from storage.kinds import RunStatus
-from storage.uow import UnitOfWorkFactory
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
@@ -40,31 +40,67 @@ class RunReplies:
         ended for good or waits out a back-off until after ``now``, and those of
         ``exclude_teams``."""
         with self._uow() as uow:
-            pending = []
-            rows = uow.runs.reply_pending(
-                limit=limit, now=now, exclude_teams=exclude_teams, ids=ids
+            return self._pending(uow, limit, now, exclude_teams, ids)
+
+    def take(
+        self,
+        choose: Callable[[list[PendingReply]], list[PendingReply]],
+        *,
+        limit: int = 50,
+        now: datetime | None = None,
+        exclude_teams: Sequence[str] = (),
+        ids: Collection[str] | None = None,
+    ) -> tuple[list[PendingReply], set[str]]:
+        """``pending`` and ``claim_all`` in one unit of work: ``choose`` picks which of the
+        pending messages to claim; returns those and the ids claimed here."""
+        with self._uow() as uow:
+            chosen = choose(self._pending(uow, limit, now, exclude_teams, ids))
+            claimed = self._claim(
+                uow, [(p.run.id, p.shown_status, p.run.status.value) for p in chosen]
             )
-            # The files of every ended run among them, in one query.
-            files = uow.runs.output_files([r.id for r in rows if RunStatus(r.status).final])
-            for run in rows:
-                assert run.reply_channel and run.reply_thread_ts and run.reply_ts
-                pending.append(
-                    PendingReply(
-                        run=RunView.of(run, files.get(run.id, ())),
-                        target=ReplyTarget(
-                            team_id=run.reply_team or "",
-                            enterprise_id=run.reply_enterprise,
-                            channel_id=run.reply_channel,
-                            thread_ts=run.reply_thread_ts,
-                        ),
-                        message_ts=run.reply_ts,
-                        shown_status=(
-                            RunStatus(run.notified_status) if run.notified_status else None
-                        ),
-                        attempts=run.reply_attempts or 0,
-                    )
+            if claimed:
+                uow.commit()
+            return chosen, claimed
+
+    @staticmethod
+    def _pending(
+        uow: UnitOfWork,
+        limit: int,
+        now: datetime | None,
+        exclude_teams: Sequence[str],
+        ids: Collection[str] | None,
+    ) -> list[PendingReply]:
+        pending = []
+        rows = uow.runs.reply_pending(limit=limit, now=now, exclude_teams=exclude_teams, ids=ids)
+        # The files of every ended run among them that wrote some, in one query.
+        files = uow.runs.output_files(
+            [r.id for r in rows if r.has_files and RunStatus(r.status).final]
+        )
+        for run in rows:
+            assert run.reply_channel and run.reply_thread_ts and run.reply_ts
+            pending.append(
+                PendingReply(
+                    run=RunView.of(run, files.get(run.id, ())),
+                    target=ReplyTarget(
+                        team_id=run.reply_team or "",
+                        enterprise_id=run.reply_enterprise,
+                        channel_id=run.reply_channel,
+                        thread_ts=run.reply_thread_ts,
+                    ),
+                    message_ts=run.reply_ts,
+                    shown_status=(RunStatus(run.notified_status) if run.notified_status else None),
+                    attempts=run.reply_attempts or 0,
                 )
-            return pending
+            )
+        return pending
+
+    @staticmethod
+    def _claim(uow: UnitOfWork, claims: Sequence[tuple[str, str | None, str]]) -> set[str]:
+        return {
+            run_id
+            for run_id, shown, showing in claims
+            if uow.runs.claim_reply(run_id, shown=shown, showing=showing)
+        }
 
     def claim(self, run_id: str, *, shown: str | None, showing: str) -> bool:
         """Take the job of showing ``showing``; False when another process already did."""
@@ -79,11 +115,7 @@ class RunReplies:
         if not claims:
             return set()
         with self._uow() as uow:
-            claimed = {
-                run_id
-                for run_id, shown, showing in claims
-                if uow.runs.claim_reply(run_id, shown=shown, showing=showing)
-            }
+            claimed = self._claim(uow, claims)
             uow.commit()
             return claimed
 

@@ -15,7 +15,9 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
+
+from sqlalchemy import Row
 
 from bot.services.errors import InvalidInput, NotFound, NotReady
 from bot.services.events import RunSignal
@@ -73,7 +75,9 @@ class RunView:
         return self.status.final
 
     @classmethod
-    def of(cls, run: Run, files: Sequence[RunFile] = ()) -> RunView:
+    def of(cls, run: Run | Row[Any], files: Sequence[RunFile | Row[Any]] = ()) -> RunView:
+        """From the ORM's run, or a row with the same columns (and files with ``name``,
+        ``size`` and ``content``)."""
         return cls(
             id=run.id,
             task_id=run.task_id,

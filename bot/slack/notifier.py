@@ -94,10 +94,12 @@ class RunWatcher:
         self.replies = replies
         self.clients = clients
         self.interval = interval
-        # When deferred updates come due (monotonic), a heap of (when, run id); a run id of ""
-        # (a back-off ending) looks at every message that is behind.
+        # When deferred looks come due (monotonic), a heap of (when, run id): a run is shown
+        # running once it has run long enough, and that look reads that run only.
         self._due: list[tuple[float, str]] = []
-        self._swept = time.monotonic()  # the last pass that looked everywhere
+        self._due_runs: set[str] = set()  # runs with a look in ``_due``
+        self._everywhere: list[float] = []  # when looks everywhere come due, a heap
+        self._swept = time.monotonic()  # the last look everywhere
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskbot-run-watcher", daemon=True)
@@ -133,7 +135,9 @@ class RunWatcher:
         return self._pool.wait_idle(timeout)
 
     def poke(self) -> None:
-        self._look_everywhere()
+        """A run was queued here. Its message's own change (``attach_reply``) already named
+        it to the watcher, so this only wakes it: no look everywhere per queued run."""
+        self._wake.set()
 
     def _run_changed(self, run_id: str) -> None:
         with self._lock:
@@ -144,7 +148,9 @@ class RunWatcher:
     def _run_started(self, run_id: str) -> None:
         """A run started in this process: its message shows "running" only once it has run
         ``running_after`` (most runs end sooner: their end is the next change to show)."""
-        self._due_in(self.running_after, run_id)
+        with self._lock:
+            self._look_at_in(run_id, self.running_after)
+        self._wake.set()  # the loop's next wait counts it
 
     def _look_everywhere(self) -> None:
         with self._lock:
@@ -153,39 +159,59 @@ class RunWatcher:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            woken = self._wake.wait(self._next_wait())
+            self._wake.wait(self._next_wait())
+            now = time.monotonic()
             with self._lock:
                 self._wake.clear()
-                # A back-off ending, or the sweep (every ``interval`` however busy), looks
-                # everywhere; an event, or a run's deferred update coming due, at those runs.
-                due = self._pop_due()
-                now = time.monotonic()
-                sweep = now - self._swept >= self.interval or not (woken or due)
-                ids = None if sweep or "" in due or self._changed is None else self._changed | due
-                if ids is None:
-                    self._swept = now
+                due = self._take_due(now)
+                ids = self._changed
                 self._changed = set()
+                # The safety net's sweep, however busy: every ``interval`` it looks everywhere.
+                if ids is None or due is None or now - self._swept >= self.interval:
+                    ids = None
+                    self._swept = now
+                else:
+                    ids |= due
             try:
                 self.pass_once(ids)
             except Exception:
                 logger.exception("updating run messages failed; trying again")
 
-    def _pop_due(self) -> set[str]:
-        """The run ids (or "": everywhere) whose deferred update is due; the lock is held."""
-        now, due = time.monotonic(), set()
+    def _take_due(self, now: float) -> set[str] | None:
+        """(Under the lock.) The runs whose deferred look is due; None to look everywhere."""
+        ids: set[str] = set()
         while self._due and self._due[0][0] <= now:
-            due.add(heapq.heappop(self._due)[1])
-        return due
+            _, run_id = heapq.heappop(self._due)
+            if run_id in self._due_runs:  # not shown meanwhile
+                self._due_runs.discard(run_id)
+                ids.add(run_id)
+        if self._everywhere and self._everywhere[0] <= now:
+            while self._everywhere and self._everywhere[0] <= now:
+                heapq.heappop(self._everywhere)
+            return None
+        return ids
 
     def _next_wait(self) -> float:
+        now = time.monotonic()
         with self._lock:
-            due = self._due[0][0] - time.monotonic() if self._due else self.interval
-        return max(0.0, min(self.interval, due))
+            until = [self._swept + self.interval]
+            if self._due:
+                until.append(self._due[0][0])
+            if self._everywhere:
+                until.append(self._everywhere[0])
+        return max(0.0, min(until) - now)
 
-    def _due_in(self, delay: float, run_id: str = "") -> None:
+    def _due_in(self, delay: float) -> None:
+        """Look everywhere in ``delay`` seconds (a back-off or a rate limit ends)."""
         with self._lock:
-            heapq.heappush(self._due, (time.monotonic() + delay, run_id))
+            heapq.heappush(self._everywhere, time.monotonic() + delay)
         self._wake.set()
+
+    def _look_at_in(self, run_id: str, delay: float) -> None:
+        """(Under the lock.) Look at ``run_id`` in ``delay`` seconds, unless a look is due."""
+        if run_id not in self._due_runs:
+            self._due_runs.add(run_id)
+            heapq.heappush(self._due, (time.monotonic() + delay, run_id))
 
     def pass_once(self, ids: set[str] | None = None) -> int:
         """Claim every message that is behind (of the runs ``ids`` only, when given), in one
@@ -197,33 +223,37 @@ class RunWatcher:
             self._held = {team: until for team, until in self._held.items() if until > now}
             held = list(self._held)
             room = self._workers - len(self._inflight)
-        chosen: list[PendingReply] = []
         wall = datetime.now(UTC)
-        for pending in self.replies.pending(now=wall, exclude_teams=held, ids=ids):
-            wait = self._too_soon(pending, wall)
-            if wait > 0:  # looked at again when it has run long enough (or sooner, if it ends)
-                with self._lock:  # no wake: the loop's next wait already counts it
-                    heapq.heappush(self._due, (time.monotonic() + wait, pending.run.id))
-                continue
-            with self._lock:
-                if pending.run.id in self._inflight:
-                    # Its run moved on while its message was being updated: look again then.
-                    self._behind.add(pending.run.id)
+
+        def choose(pending: list[PendingReply]) -> list[PendingReply]:
+            chosen: list[PendingReply] = []
+            for reply in pending:
+                wait = self._too_soon(reply, wall)
+                if wait > 0:  # looked at again when it has run long enough (or when it ends)
+                    with self._lock:  # no wake: the loop's next wait already counts it
+                        self._look_at_in(reply.run.id, wait)
                     continue
-            if len(chosen) >= room:  # claim no more than the pool can start now: a promise
                 with self._lock:
-                    self._full = True
-                break
-            chosen.append(pending)
-        claimed = self.replies.claim_all(
-            [(p.run.id, p.shown_status, p.run.status.value) for p in chosen]
-        )
+                    if reply.run.id in self._inflight:
+                        # Its run moved on while its message was being updated: look again then.
+                        self._behind.add(reply.run.id)
+                        continue
+                if len(chosen) >= room:  # claim no more than the pool can start now: a promise
+                    with self._lock:
+                        self._full = True
+                    break
+                chosen.append(reply)
+            return chosen
+
+        chosen, claimed = self.replies.take(choose, now=wall, exclude_teams=held, ids=ids)
         started = 0
         for pending in chosen:
             if pending.run.id not in claimed:
                 continue  # another process shows it
             with self._lock:
                 self._inflight[pending.run.id] = pending
+                if pending.run.final:  # no later look at it: it has no later status
+                    self._due_runs.discard(pending.run.id)
             self._pool.submit(self._attempt, pending)
             started += 1
         return started
