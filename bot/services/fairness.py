@@ -281,9 +281,10 @@ def fair_order(
         users = {row.requested_by for row in rows}
         if not users:
             return []
-        last: dict[str, Any] = dict(
-            connection.execute(_LAST_START, {"users": sorted(users)}).tuples().all()
-        )
+        last: dict[str, Any] = {
+            user: started
+            for user, started in connection.execute(_LAST_START, {"users": sorted(users)})
+        }
     firsts: dict[str, str] = {}
     for row in rows:
         firsts.setdefault(row.requested_by, row.id)
