@@ -142,3 +142,10 @@ def profile(name: str, data: bytes) -> InputProfile:
 def _second_count(text: str) -> int:
     lines = text.split("\n", 2)
     return lines[1].count(",") if len(lines) > 1 else -1
+
+
+def safe_name(name: str | None) -> str:
+    """A run's input file name as stored and shown: its last path part, of plain characters."""
+    base = (name or "input").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    cleaned = "".join(c for c in base if c.isalnum() or c in "._- ")[:100].strip(". ")
+    return cleaned or "input"

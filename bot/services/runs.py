@@ -22,7 +22,7 @@ from sqlalchemy import Row
 from bot.services.errors import InvalidInput, NotFound, NotReady
 from bot.services.events import RunSignal
 from bot.services.fairness import NO_LIMITS, RunLimits, check_run_limits, fair_order
-from bot.services.inputs import profile
+from bot.services.inputs import profile, safe_name
 from bot.services.outcomes import OutputFileView, RunOutcome, stored_files, stored_values
 from bot.services.tasks import TaskService
 from bot.services.usage import UsageService
@@ -336,7 +336,7 @@ class RunService(RunRecords):
         if self._usage is not None:
             self._usage.check(team_id=task.team_id, user_id=requested_by, model=False)
         check_run_limits(self._uow, self.limits, user=requested_by, channel=task.channel_id)
-        name = _safe_name(input_name) if input_data is not None else None
+        name = safe_name(input_name) if input_data is not None else None
         # A file of a kind Taskbot cannot read is refused here, with what to do instead.
         described = profile(name or "input", input_data) if input_data is not None else None
         run = Run(
@@ -398,9 +398,3 @@ def _code_error(code: str, packages: tuple[str, ...], max_bytes: int) -> str | N
 
 def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
-
-
-def _safe_name(name: str | None) -> str:
-    base = (name or "input").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    cleaned = "".join(c for c in base if c.isalnum() or c in "._- ")[:100].strip(". ")
-    return cleaned or "input"
