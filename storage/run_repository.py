@@ -71,7 +71,13 @@ _CLAIM_REPLY = (
     .values(notified_status=bindparam("p_showing"))
 )
 _JOB = (
-    select(Task.task_type, TaskVersion.code, Run.input_name, RunInput.data)
+    select(
+        Task.task_type,
+        TaskVersion.code,
+        Run.input_name,
+        RunInput.data,
+        Run.stop_requested_by.is_not(None).label("stop_requested"),
+    )
     .select_from(Run)
     .join(Task, Task.id == Run.task_id)
     .join(
@@ -196,6 +202,7 @@ class RunRepository:
             "code": row.code,
             "input_name": row.input_name,
             "input_data": row.data,
+            "stop_requested": bool(row.stop_requested),
         }
 
     def set_reply(self, run_id: str, *, message_ts: str, shown_status: str) -> str | None:

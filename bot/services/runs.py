@@ -126,6 +126,7 @@ class RunJob:
     code: str
     input_name: str | None
     input_data: bytes | None
+    stop_requested: bool = False  # asked before the claim: stopped as soon as it starts
 
 
 def _now() -> datetime:

@@ -100,7 +100,7 @@ class RunExecutor:
 
     def _execute(self, run_id: str, job: RunJob) -> None:
         try:
-            with self.stops.watching(run_id) as stop:
+            with self.stops.watching(run_id, stopped=job.stop_requested) as stop:
                 outcome = self._sandboxed(job, stop)
         except Exception as exc:
             logger.exception("run %s could not be executed", run_id)

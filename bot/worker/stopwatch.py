@@ -30,9 +30,13 @@ class StopWatch:
         runs.signal.subscribe(self._heard)
 
     @contextmanager
-    def watching(self, run_id: str) -> Iterator[StopSwitch]:
-        """A switch for ``run_id`` while it executes; flipped if a stop is (or was) asked."""
+    def watching(self, run_id: str, *, stopped: bool = False) -> Iterator[StopSwitch]:
+        """A switch for ``run_id`` while it executes; flipped if a stop is asked, or was
+        (``stopped``: the claim read it), and no query needed for that."""
         switch = StopSwitch()
+        if stopped:
+            logger.info("run %s: stopping it, as asked before it started", run_id)
+            switch.flip()
         with self._lock:
             self._active[run_id] = switch
             if self._thread is None:
@@ -40,7 +44,6 @@ class StopWatch:
                     target=self._loop, name="taskbot-stopwatch", daemon=True
                 )
                 self._thread.start()
-        self._wake.set()  # a stop asked before the claim is seen at once
         try:
             yield switch
         finally:

@@ -84,5 +84,26 @@ class SandboxResult:
     cpu_seconds: float = 0.0  # user + system CPU time of the run's process (its cost)
 
 
+def stopped_before_start() -> SandboxResult:
+    """A run stopped (its switch flipped) before a slot was free: nothing of it ran."""
+    return SandboxResult(
+        status="killed",
+        result_kind="none",
+        result=b"",
+        result_truncated=False,
+        stdout="",
+        stdout_truncated=False,
+        stderr="",
+        stderr_truncated=False,
+        error_type=None,
+        error_message=None,
+        traceback_tail=None,
+        killed_reason="stopped",
+        duration_seconds=0.0,
+        output_files=(),
+        exit_code=None,
+    )
+
+
 class SandboxUnavailable(Exception):
     """The host cannot isolate untrusted code and the insecure opt-out was not given."""

@@ -20,7 +20,7 @@ from ._interpreter import check_readable
 from ._rundir import remove_tree
 from ._slot import Slot, SlotConfig
 from ._uids import UidLease, uid_in_use
-from .models import SandboxLimits, SandboxResult, SandboxUnavailable
+from .models import SandboxLimits, SandboxResult, SandboxUnavailable, stopped_before_start
 from .probe import HostIsolation, probe_host
 from .switch import StopSwitch
 
@@ -315,8 +315,12 @@ class Sandbox:
         effective = limits or self._limits
         if input_path is not None and not input_path.is_file():
             raise FileNotFoundError(f"input {input_path} is not a readable regular file")
+        if stop is not None and stop.flipped:  # stopped before it was handed over
+            return stopped_before_start()
         light = self._light and not uses_packages(code, self._package_set)
-        slot = self._acquire(light)
+        slot = self._acquire(light, stop)
+        if slot is None:  # stopped while it waited for a slot: it never started
+            return stopped_before_start()
         recycle = False
         try:
             for attempt in range(2):
@@ -349,18 +353,24 @@ class Sandbox:
                 self._free[slot.light].put(slot)
             self._running.release()
 
-    def _acquire(self, light: bool) -> Slot:
-        """A free slot of the kind, once fewer than ``slots`` runs are running."""
-        while not self._running.acquire(timeout=0.5):
+    def _acquire(self, light: bool, stop: StopSwitch | None) -> Slot | None:
+        """A free slot of the kind, once fewer than ``slots`` runs are running; None when
+        ``stop`` flipped meanwhile (looked at every 0.1 s while all slots are busy)."""
+        while not self._running.acquire(timeout=0.1):
             if self._closed:
                 raise RuntimeError("the Sandbox was closed")
+            if stop is not None and stop.flipped:
+                return None
         try:
             while True:
                 try:
-                    return self._free[light].get(timeout=0.5)
+                    return self._free[light].get(timeout=0.1)
                 except queue.Empty:
                     if self._closed:
                         raise RuntimeError("the Sandbox was closed") from None
+                    if stop is not None and stop.flipped:
+                        self._running.release()
+                        return None
         except BaseException:
             self._running.release()
             raise

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.worker.sandbox import HostIsolation, Sandbox, SandboxUnavailable, probe_host
+from bot.worker.sandbox import (
+    HostIsolation,
+    Sandbox,
+    SandboxResult,
+    SandboxUnavailable,
+    StopSwitch,
+    probe_host,
+)
 
 from .conftest import processes_of, run
 
@@ -137,3 +144,36 @@ def test_stale_work_roots_of_crashed_owners_are_removed() -> None:
             assert run(box, TRIVIAL).status == "succeeded"
     finally:
         foreign.rmdir()
+
+
+def test_a_run_stopped_while_waiting_for_a_slot_ends_without_waiting() -> None:
+    """Stop pressed on a run whose turn has not come (every slot busy): it ends killed
+    ("stopped") then, not when a slot frees, and nothing of it runs; a run stopped before it
+    was handed over never takes a slot."""
+    sleeper = "import time\ndef run(p):\n    time.sleep(6)\n    return 1\n"
+    outcomes: dict[str, SandboxResult] = {}
+    with Sandbox(slots=1, packages=(), light=False) as box:
+        holder = threading.Thread(target=lambda: outcomes.setdefault("sleeper", run(box, sleeper)))
+        holder.start()
+        deadline = time.monotonic() + 10
+        while box._running._value:  # type: ignore[attr-defined]  # until the sleeper has the slot
+            assert time.monotonic() < deadline, "the sleeper never took the slot"
+            time.sleep(0.01)
+        switch = StopSwitch()
+        waiter = threading.Thread(
+            target=lambda: outcomes.setdefault(
+                "waiter", run(box, "def run(p):\n    return 2\n", stop=switch)
+            )
+        )
+        waiter.start()
+        switch.flip()
+        waiter.join(5)
+        assert not waiter.is_alive() and "sleeper" not in outcomes  # it did not wait for the slot
+        stopped = outcomes["waiter"]
+        assert (stopped.status, stopped.killed_reason, stopped.result) == ("killed", "stopped", b"")
+        early = StopSwitch()
+        early.flip()
+        before = run(box, "def run(p):\n    return 3\n", stop=early)
+        assert (before.status, before.killed_reason) == ("killed", "stopped")
+        holder.join(15)
+        assert outcomes["sleeper"].status == "succeeded"
