@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -265,35 +265,86 @@ _LAST_START = (
 )
 
 
+# Each user's oldest queued run, oldest first: the database ranks them (no row per queued run
+# comes back to Python, however long the queue).
+_ranked = (
+    select(
+        _runs.c.id,
+        _runs.c.requested_by,
+        _runs.c.queued_at,
+        func.row_number()
+        .over(partition_by=_runs.c.requested_by, order_by=(_runs.c.queued_at, _runs.c.id))
+        .label("n"),
+    )
+    .where(_runs.c.status == RunStatus.QUEUED.value)
+    .subquery()
+)
+_FIRSTS = (
+    select(_ranked.c.id, _ranked.c.requested_by)
+    .where(_ranked.c.n == 1)
+    .order_by(_ranked.c.queued_at, _ranked.c.id)
+)
+
+
 def fair_order(
     uow_factory: UnitOfWorkFactory, *, among: Collection[str] | None = None, limit: int = 500
-) -> list[str]:
+) -> Iterator[str]:
     """Queued run ids in the order they should be taken: each user's oldest queued run, the
     user whose last run started longest ago (or never) first, then the rest oldest first.
-    ``among`` restricts the choice to those runs (a pool deals out only what it was given)."""
+    ``among`` restricts the choice to those runs (a pool deals out only what it was given).
+
+    Lazily: a slot takes the first it can claim, so the rest are read only if none of the
+    users' first runs could be (another worker took them)."""
     if among is not None and not among:
-        return []
+        return
+    with uow_factory() as uow:
+        connection = uow.session.connection()
+        firsts = [(row.id, row.requested_by) for row in connection.execute(_FIRSTS)]
+        # Each user's oldest is theirs among ``among`` too when all of them are in it.
+        exact = among is None or all(run_id in among for run_id, _ in firsts)
+        last = _last_starts(connection, {user for _, user in firsts}) if exact else {}
+    offered: set[str] = set()
+    if exact:
+        for run_id in _in_turn(firsts, last):
+            offered.add(run_id)
+            yield run_id
+    for run_id in _full_order(uow_factory, among=among, limit=limit):
+        if run_id not in offered:
+            yield run_id
+
+
+def _last_starts(connection: Any, users: set[str]) -> dict[str, Any]:
+    """When each of ``users`` last had a run started (users never served are left out)."""
+    if not users:
+        return {}
+    found = connection.execute(_LAST_START, {"users": sorted(users)})
+    return {user: started for user, started in found}
+
+
+def _in_turn(firsts: list[tuple[str, str]], last: dict[str, Any]) -> list[str]:
+    """``firsts`` (each user's oldest run, oldest first) in turn: never-served users first,
+    then by their last start; ties by their oldest queued run."""
+    position = {run_id: i for i, (run_id, _) in enumerate(firsts)}
+    turn = sorted(
+        firsts,
+        key=lambda item: (last.get(item[1]) is not None, last.get(item[1]), position[item[0]]),
+    )
+    return [run_id for run_id, _ in turn]
+
+
+def _full_order(
+    uow_factory: UnitOfWorkFactory, *, among: Collection[str] | None, limit: int
+) -> list[str]:
+    """The whole order, from the oldest ``limit`` queued runs (of ``among``)."""
     with uow_factory() as uow:
         connection = uow.session.connection()
         rows = list(connection.execute(_QUEUED, {"limit": limit}))
         if among is not None:  # filtered here: a long IN list costs more than the rows
             rows = [row for row in rows if row.id in among]
-        users = {row.requested_by for row in rows}
-        if not users:
-            return []
-        last: dict[str, Any] = {
-            user: started
-            for user, started in connection.execute(_LAST_START, {"users": sorted(users)})
-        }
-    firsts: dict[str, str] = {}
-    for row in rows:
-        firsts.setdefault(row.requested_by, row.id)
-    position = {run_id: i for i, (run_id, _) in enumerate(rows)}
-    # Never-served users first; then by their last start; ties by their oldest queued run.
-    turn = sorted(
-        firsts.items(),
-        key=lambda item: (last.get(item[0]) is not None, last.get(item[0]), position[item[1]]),
-    )
-    first_ids = [run_id for _, run_id in turn]
+        firsts: dict[str, str] = {}
+        for row in rows:
+            firsts.setdefault(row.requested_by, row.id)
+        last = _last_starts(connection, set(firsts))
+    first_ids = _in_turn([(run_id, user) for user, run_id in firsts.items()], last)
     chosen = set(first_ids)
-    return first_ids + [run_id for run_id, _ in rows if run_id not in chosen]
+    return first_ids + [row.id for row in rows if row.id not in chosen]

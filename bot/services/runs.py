@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -184,8 +184,8 @@ class RunRecords:
 
     # --- executing (called by workers) ------------------------------------------------------
 
-    def fair_queue(self, *, among: Collection[str] | None = None) -> list[str]:
-        """Queued run ids in the order a free slot should take them (users in turn)."""
+    def fair_queue(self, *, among: Collection[str] | None = None) -> Iterator[str]:
+        """Queued run ids in the order a free slot should take them (users in turn), lazily."""
         return fair_order(self._uow, among=among)
 
     def start(self, run_id: str, *, worker: str) -> RunJob | None:

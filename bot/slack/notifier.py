@@ -134,11 +134,6 @@ class RunWatcher:
         """Block until no message update is in flight (tests drain the app with this)."""
         return self._pool.wait_idle(timeout)
 
-    def poke(self) -> None:
-        """A run was queued here. Its message's own change (``attach_reply``) already named
-        it to the watcher, so this only wakes it: no look everywhere per queued run."""
-        self._wake.set()
-
     def _run_changed(self, run_id: str) -> None:
         with self._lock:
             if self._changed is not None:

@@ -9,6 +9,7 @@ from freezegun import freeze_time
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from bot.services.fairness import fair_order
 from storage import migrate
 from storage.db import make_engine, make_session_factory
 from storage.kinds import RunStatus
@@ -204,3 +205,41 @@ def test_the_models_and_the_migrations_agree(db_url: str) -> None:
         assert ours == []
     finally:
         engine.dispose()
+
+
+def test_fair_order_takes_users_in_turn_on_either_database(uow) -> None:  # type: ignore[no-untyped-def]
+    """U1 queued three runs first and was served a minute ago, U2 was never served, U3 was
+    served long ago: U2's oldest goes first, then U3's, then U1's, then the rest oldest first.
+    A pool that holds only some of the runs gets the order of those."""
+    task_id = "eeeeeeee-0000-4000-8000-000000000001"
+    base = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+    def run(run_id: str, user: str, minute: int, **kw: object) -> Run:
+        return Run(
+            id=run_id,
+            task_id=task_id,
+            version_number=1,
+            requested_by=user,
+            queued_at=base.replace(minute=minute),
+            **kw,
+        )
+
+    with uow() as u:
+        u.tasks.add(_task(task_id))
+        u.flush()
+        for row in (
+            run("done1", "U1", 0, status="succeeded", started_at=base.replace(minute=50)),
+            run("done3", "U3", 0, status="succeeded", started_at=base.replace(minute=5)),
+            run("a1", "U1", 10),
+            run("a2", "U1", 11),
+            run("a3", "U1", 12),
+            run("b1", "U2", 20),
+            run("c1", "U3", 30),
+            run("c2", "U3", 31),
+        ):
+            u.runs.add(row)
+        u.commit()
+    assert list(fair_order(uow)) == ["b1", "c1", "a1", "a2", "a3", "c2"]
+    # U1's oldest is not this pool's: its own oldest of U1's (a2) takes U1's turn.
+    assert list(fair_order(uow, among={"a2", "a3", "c2", "b1"})) == ["b1", "c2", "a2", "a3"]
+    assert list(fair_order(uow, among=set())) == []
