@@ -50,7 +50,7 @@ _SET_REPLY = (
     .values(reply_ts=bindparam("p_reply_ts"), notified_status=bindparam("p_notified"))
 )
 _INSERT_RUN = insert(_runs)
-_INSERT_INPUT = insert(cast(Table, RunInput.__table__))
+_INSERT_INPUT = insert(_inputs)
 _STATUS = select(_runs.c.status).where(_runs.c.id == bindparam("run_id"))
 _CLAIM_REPLY_FROM_NONE = (
     update(_runs)
@@ -147,14 +147,9 @@ class RunRepository:
         result = self.session.connection().execute(statement, dict(params))
         return int(getattr(result, "rowcount", 0) or 0)
 
-    def add(self, run: Run, *, input_data: bytes | None = None) -> None:
-        self.session.add(run)
-        if input_data is not None:
-            self.session.add(RunInput(run_id=run.id, data=input_data))
-
     def insert(self, run: Run, *, input_data: bytes | None = None) -> None:
-        """``add`` for a new run that this session need not track: two Core inserts of its
-        set columns (the rest take their defaults), no ORM flush. ``run`` stays transient."""
+        """Store a new run (and its input): two Core inserts of its set columns (the rest take
+        their defaults), no ORM flush. ``run`` stays transient: the session does not track it."""
         values = {c.key: v for c in _runs.columns if (v := getattr(run, c.key)) is not None}
         self.session.flush()
         connection = self.session.connection()

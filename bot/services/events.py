@@ -19,8 +19,7 @@ Listener = Callable[[str], None]
 
 class RunSignal:
     def __init__(self) -> None:
-        self._listeners: list[Listener] = []
-        self._on_start: dict[int, Listener] = {}  # by index in _listeners
+        self._listeners: list[tuple[Listener, Listener]] = []  # (on a change, on a start)
         self._relays: list[Listener] = []
         self._changed = threading.Condition()
         self._count = 0
@@ -28,9 +27,7 @@ class RunSignal:
     def subscribe(self, listener: Listener, *, on_start: Listener | None = None) -> None:
         """``listener(run_id)`` after every change, on the changing thread: keep it short.
         With ``on_start``, a run's start here (``started``) calls that instead."""
-        self._listeners.append(listener)
-        if on_start is not None:
-            self._on_start[len(self._listeners) - 1] = on_start
+        self._listeners.append((listener, on_start or listener))
 
     def relay(self, send: Listener) -> None:
         """``send(run_id)`` forwards this process's own changes to other processes."""
@@ -39,30 +36,29 @@ class RunSignal:
     def changed(self, run_id: str) -> None:
         """A run's state changed here (committed): tell this process and the relays."""
         self.heard(run_id)
-        for send in self._relays:
-            try:
-                send(run_id)
-            except Exception:
-                logger.exception("could not relay the change of run %s", run_id)
+        self._relay(run_id)
 
     def started(self, run_id: str) -> None:
         """A run was claimed here and is running (committed): as ``changed``, but a listener
         with an ``on_start`` hears it there (the run-message watcher need not read a run that
         has only just started). Other processes hear a plain change."""
         self.heard(run_id, start=True)
+        self._relay(run_id)
+
+    def _relay(self, run_id: str) -> None:
         for send in self._relays:
             try:
                 send(run_id)
             except Exception:
-                logger.exception("could not relay the start of run %s", run_id)
+                logger.exception("could not relay the change of run %s", run_id)
 
     def heard(self, run_id: str, *, start: bool = False) -> None:
         """A run's state changed (here or in another process): tell this process."""
         with self._changed:
             self._count += 1
             self._changed.notify_all()
-        for index, listener in enumerate(self._listeners):
-            hear = self._on_start.get(index, listener) if start else listener
+        for on_change, on_start in self._listeners:
+            hear = on_start if start else on_change
             try:
                 hear(run_id)
             except Exception:

@@ -150,7 +150,7 @@ def test_runs_claim_once_and_keep_their_input(uow) -> None:  # type: ignore[no-u
     with uow() as u:
         u.tasks.add(_task("dddddddd-0000-4000-8000-000000000001"))
         u.flush()
-        u.runs.add(
+        u.runs.insert(
             Run(
                 id="r1",
                 task_id="dddddddd-0000-4000-8000-000000000001",
@@ -237,7 +237,7 @@ def test_fair_order_takes_users_in_turn_on_either_database(uow) -> None:  # type
             run("c1", "U3", 30),
             run("c2", "U3", 31),
         ):
-            u.runs.add(row)
+            u.runs.insert(row)
         u.commit()
     assert list(fair_order(uow)) == ["b1", "c1", "a1", "a2", "a3", "c2"]
     # U1's oldest is not this pool's: its own oldest of U1's (a2) takes U1's turn.

@@ -89,7 +89,7 @@ def test_refine_sends_previous_code_feedback_and_last_run_error(
     openai_server.reply_code(COUNT_LINES)
     task = services.tasks.create(description="count lines", requested_by="U1", source="cli").task
     with services.uow() as uow:
-        uow.runs.add(
+        uow.runs.insert(
             Run(
                 id="run-1",
                 task_id=task.id,
@@ -285,7 +285,7 @@ def test_list_shows_recent_tasks_with_their_last_run(
     openai_server.reply_code(COUNT_LINES, name="second_task")
     services.tasks.create(description="count more", requested_by="U1", source="cli")
     with services.uow() as uow:
-        uow.runs.add(
+        uow.runs.insert(
             Run(
                 id="r-ok",
                 task_id=first.id,

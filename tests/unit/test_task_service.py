@@ -53,12 +53,10 @@ class FakeRuns:
         self.rows: dict[str, Run] = {}
         self.inputs: dict[str, bytes] = {}
 
-    def add(self, run: Run, *, input_data: bytes | None = None) -> None:
+    def insert(self, run: Run, *, input_data: bytes | None = None) -> None:
         self.rows[run.id] = run
         if input_data is not None:
             self.inputs[run.id] = input_data
-
-    insert = add  # the real one skips the ORM; here they are the same
 
 
 class FakeUsage:
