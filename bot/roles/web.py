@@ -39,19 +39,19 @@ class ServicesOnFirstUse:
         self._build = build
         self._engine = engine  # disposed on close when the services were never built
         self._lock = threading.Lock()
-        self._built: list[Services] = []  # the services, once built
+        self._services: Services | None = None  # once built
 
     def __call__(self) -> Services:
         with self._lock:
-            if not self._built:
-                self._built.append(self._build())
-            return self._built[0]
+            if self._services is None:
+                self._services = self._build()
+            return self._services
 
     def close(self) -> None:
         with self._lock:
-            for services in self._built:
-                services.close()
-            if not self._built and self._engine is not None:
+            if self._services is not None:
+                self._services.close()
+            elif self._engine is not None:
                 self._engine.dispose()
 
 
