@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, literal, or_, select
+from sqlalchemy import Row, Table, and_, bindparam, delete, func, insert, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -34,9 +34,21 @@ class TaskRepository:
             stmt = stmt.where(Task.team_id == team_id)
         return list(self.session.scalars(stmt.order_by(Task.id).limit(limit)))
 
-    def by_thread(self, *, channel_id: str, thread_ts: str) -> Task | None:
-        stmt = select(Task).where(Task.channel_id == channel_id, Task.thread_ts == thread_ts)
-        return self.session.scalars(stmt).first()
+    def by_thread(self, *, channel_id: str, thread_ts: str) -> Row[Any] | None:
+        """The task whose Slack thread this is: a Core row of its columns (a thread message
+        asks this of every reply in every thread the app is in, so no ORM object is built)."""
+        self.session.flush()
+        params = {"p_channel": channel_id, "p_thread": thread_ts}
+        return self.session.connection().execute(_BY_THREAD, params).first()
+
+    def run_target(self, task_id: str, *, version: int | None) -> Row[Any] | None:
+        """A task's columns a run needs and ``number``: that of its version ``version`` (else
+        its current one), None when that version does not exist; in one query."""
+        self.session.flush()
+        params = {"p_task": task_id, "p_version": version}
+        return cast(
+            "Row[Any] | None", self.session.connection().execute(_RUN_TARGET, params).first()
+        )
 
     def recent(
         self, *, team_id: str | None = None, channel_id: str | None = None, limit: int = 20
@@ -92,6 +104,41 @@ class TaskRepository:
 
     def add_version(self, version: TaskVersion) -> None:
         self.session.add(version)
+
+
+_tasks = cast(Table, Task.__table__)
+_versions = cast(Table, TaskVersion.__table__)
+_BY_THREAD = (
+    select(_tasks)
+    .where(
+        _tasks.c.channel_id == bindparam("p_channel"), _tasks.c.thread_ts == bindparam("p_thread")
+    )
+    .limit(1)
+)
+_RUN_TARGET = (
+    select(
+        _tasks.c.id,
+        _tasks.c.team_id,
+        _tasks.c.channel_id,
+        _tasks.c.task_type,
+        _tasks.c.state,
+        _tasks.c.current_version,
+        _versions.c.number,
+    )
+    .select_from(
+        _tasks.outerjoin(
+            _versions,
+            and_(
+                _versions.c.task_id == _tasks.c.id,
+                _versions.c.number
+                == func.coalesce(
+                    bindparam("p_version", type_=_versions.c.number.type), _tasks.c.current_version
+                ),
+            ),
+        )
+    )
+    .where(_tasks.c.id == bindparam("p_task"))
+)
 
 
 class DeliveryRepository:

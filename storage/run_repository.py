@@ -33,6 +33,17 @@ _inputs = cast(Table, RunInput.__table__)
 _files = cast(Table, RunFile.__table__)
 _UNENDED = [RunStatus.QUEUED.value, RunStatus.RUNNING.value]
 
+
+@functools.lru_cache(maxsize=8)
+def _record_outcome(columns: tuple[str, ...]) -> Any:
+    """The outcome's UPDATE of these columns, built once (every run ends through it)."""
+    return (
+        update(_runs)
+        .where(_runs.c.id == bindparam("run_id"), _runs.c.status.in_(_UNENDED))
+        .values({_runs.c[name]: bindparam(f"p_{name}") for name in columns})
+    )
+
+
 _CLAIM = (
     update(_runs)
     .where(_runs.c.id == bindparam("run_id"), _runs.c.status == RunStatus.QUEUED.value)
@@ -214,11 +225,8 @@ class RunRepository:
     ) -> bool:
         """Store a run's outcome unless it already has one (its input is the caller's: see
         ``drop_input``). True if stored."""
-        self.session.flush()
-        result = self.session.connection().execute(
-            update(_runs).where(_runs.c.id == run_id, _runs.c.status.in_(_UNENDED)).values(**values)
-        )
-        if not getattr(result, "rowcount", 0):
+        params = {f"p_{key}": value for key, value in values.items()}
+        if not self._execute(_record_outcome(tuple(values)), params | {"run_id": run_id}):
             return False
         if files:
             self.session.execute(

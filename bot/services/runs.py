@@ -318,15 +318,15 @@ class RunService(RunRecords):
         reply: ReplyTarget | None = None,
     ) -> RunView:
         """Record a run as queued (with its input), then hand it to the queue."""
-        detail = self._tasks.show(ref, version=version, team_id=team_id)
-        task = detail.task
+        task = self._tasks.run_target(ref, version=version, team_id=team_id)
         if task.task_type is TaskType.GENERATOR and input_data is not None:
             raise InvalidInput(
-                f"Task {task.id[:8]} is a generator: it takes no input file. Run it without one."
+                f"Task {task.task_id[:8]} is a generator: it takes no input file. "
+                "Run it without one."
             )
         if task.task_type is TaskType.PASSTHROUGH and input_data is None:
             raise InvalidInput(
-                f"Task {task.id[:8]} needs an input file: run it with one (a file or "
+                f"Task {task.task_id[:8]} needs an input file: run it with one (a file or "
                 "`input_text` in the API, `--input FILE` or `--text` in the terminal)."
             )
         if input_data is not None and len(input_data) > self.max_input_bytes:
@@ -342,8 +342,8 @@ class RunService(RunRecords):
         described = profile(name or "input", input_data) if input_data is not None else None
         run = Run(
             id=str(uuid.uuid4()),
-            task_id=task.id,
-            version_number=detail.version.number,
+            task_id=task.task_id,
+            version_number=task.version_number,
             status=RunStatus.QUEUED.value,
             requested_by=requested_by,
             input_name=name,

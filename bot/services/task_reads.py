@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.services.errors import AlreadyExists, AmbiguousId, InvalidInput, NotFound, NotReady
-from bot.services.views import TaskDetail, TaskSummary, TaskView, VersionView
-from storage.kinds import TaskState
+from bot.services.views import RunTarget, TaskDetail, TaskSummary, TaskView, VersionView
+from storage.kinds import TaskState, TaskType
 from storage.models import Task
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -31,6 +31,36 @@ class TaskReads:
         with self._uow() as uow:
             task = uow.tasks.by_thread(channel_id=channel_id, thread_ts=thread_ts)
             return None if task is None else TaskView.of(task)
+
+    def run_target(
+        self, ref: str, *, version: int | None = None, team_id: str | None = None
+    ) -> RunTarget:
+        """The task and version a run of ``ref`` would run, raising as ``show`` does. A full id
+        is one Core query (every upload in a thread asks this); anything else reads as
+        ``show``."""
+        if len(ref) == 36:
+            with self._uow() as uow:
+                row = uow.tasks.run_target(ref, version=version)
+            if (
+                row is not None
+                and row.number is not None
+                and (team_id is None or row.team_id == team_id)
+            ):
+                return RunTarget(
+                    task_id=row.id,
+                    team_id=row.team_id,
+                    channel_id=row.channel_id,
+                    task_type=TaskType(row.task_type),
+                    version_number=row.number,
+                )
+        detail = self.show(ref, version=version, team_id=team_id)  # its answer, or its error
+        return RunTarget(
+            task_id=detail.task.id,
+            team_id=detail.task.team_id,
+            channel_id=detail.task.channel_id,
+            task_type=detail.task.task_type,
+            version_number=detail.version.number,
+        )
 
     def show(
         self, ref: str, *, version: int | None = None, team_id: str | None = None

@@ -11,6 +11,8 @@ from bot.services.checks import Check, CheckResult
 from storage.kinds import RequestKind, RunStatus, TaskState, TaskType, VersionState
 
 if TYPE_CHECKING:  # views are read without the ORM (the web edge's listeners)
+    from sqlalchemy import Row
+
     from storage.models import Run, Task, TaskVersion
 
 
@@ -56,7 +58,8 @@ class TaskView:
         return self.pinned_version if self.pinned_version is not None else self.current_version
 
     @classmethod
-    def of(cls, task: Task) -> TaskView:
+    def of(cls, task: Task | Row[Any]) -> TaskView:
+        """From the ORM object or a Core row of the task's columns."""
         return cls(
             id=task.id,
             team_id=task.team_id,
@@ -191,6 +194,17 @@ class VersionView:
 class TaskDetail:
     task: TaskView
     version: VersionView
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """What requesting a run needs of its task: the task and the version to run."""
+
+    task_id: str
+    team_id: str
+    channel_id: str | None
+    task_type: TaskType
+    version_number: int
 
 
 @dataclass(frozen=True)

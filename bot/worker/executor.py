@@ -88,7 +88,9 @@ class RunExecutor:
         # all try the same run first, and every failed claim is a write (SQLite serialises).
         with self._choosing:
             claimed = None
-            for run_id in self.runs.fair_queue(among=among):
+            # One run to choose from needs no order (its claim finds out if it is still queued).
+            order = list(among) if among is not None and len(among) == 1 else None
+            for run_id in order or self.runs.fair_queue(among=among):
                 job = self.runs.start(run_id, worker=self.worker)
                 if job is not None:
                     claimed = (run_id, job)

@@ -4,7 +4,7 @@ stored, when it is committed, and what a bad request gets instead."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import Any
 
 import pytest
@@ -46,6 +46,20 @@ class FakeTasks:
 
     def latest_version_number(self, task_id: str) -> int:
         return max((n for t, n in self.versions_of if t == task_id), default=0)
+
+    def run_target(self, task_id: str, *, version: int | None) -> SimpleNamespace | None:
+        task = self.rows.get(task_id)
+        if task is None:
+            return None
+        number = version if version is not None else task.current_version
+        found = None if number is None else self.versions_of.get((task_id, number))
+        return SimpleNamespace(
+            id=task.id,
+            team_id=task.team_id,
+            channel_id=task.channel_id,
+            task_type=task.task_type,
+            number=None if found is None else found.number,
+        )
 
 
 class FakeRuns:
@@ -211,6 +225,22 @@ def test_a_run_is_stored_queued_with_its_input_then_handed_to_the_queue() -> Non
     assert submitted == [view.id]
     later = runs.request("feed0000", requested_by="U2", input_data=b"1", submit=False)
     assert submitted == [view.id] and uow.runs.rows[later.id].status == RunStatus.QUEUED.value
+
+
+def test_a_run_by_full_id_runs_the_version_asked_for_in_the_workspace_asked_for() -> None:
+    _, runs, uow, _ = services()
+    task_id = "feed0000-0000-0000-0000-000000000001"
+    ready_task(uow, task_id, task_type=TaskType.PASSTHROUGH)
+    view = runs.request(task_id, requested_by="U2", input_data=b"1", version=1, team_id="T1")
+    assert uow.runs.rows[view.id].task_id == task_id and view.version_number == 1
+    with pytest.raises(NotFound, match="has no version 2"):
+        runs.request(task_id, requested_by="U2", input_data=b"1", version=2)
+    with pytest.raises(NotFound, match="No task with id"):
+        runs.request(task_id, requested_by="U2", input_data=b"1", team_id="T9")
+    uow.tasks.rows[task_id].current_version = None
+    with pytest.raises(NotReady):
+        runs.request(task_id, requested_by="U2", input_data=b"1")
+    assert list(uow.runs.rows) == [view.id]
 
 
 def test_a_run_that_cannot_work_is_refused_before_it_is_stored() -> None:
