@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Row,
     Select,
     Table,
@@ -60,9 +61,11 @@ _SET_REPLY = (
     .where(_runs.c.id == bindparam("run_id"))
     .values(reply_ts=bindparam("p_reply_ts"), notified_status=bindparam("p_notified"))
 )
+# Where the database can (PostgreSQL, SQLite 3.35+), the status comes back in the same step.
+_SET_REPLY_RETURNING = _SET_REPLY.returning(_runs.c.status)
+_STATUS = select(_runs.c.status).where(_runs.c.id == bindparam("run_id"))
 _INSERT_RUN = insert(_runs)
 _INSERT_INPUT = insert(_inputs)
-_STATUS = select(_runs.c.status).where(_runs.c.id == bindparam("run_id"))
 _CLAIM_REPLY_FROM_NONE = (
     update(_runs)
     .where(
@@ -152,6 +155,11 @@ class RunRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def _connection(self) -> Connection:
+        """This session's connection, after what the session holds (as autoflush would)."""
+        self.session.flush()
+        return self.session.connection()
+
     def _execute(self, statement: Any, params: Mapping[str, Any]) -> int:
         """A prebuilt Core statement inside this session's transaction; its row count."""
         self.session.flush()  # what the session holds goes first, as autoflush would
@@ -215,9 +223,13 @@ class RunRepository:
         """Where the run's Slack message is and what it shows; the run's status as of then
         (in this transaction), or None when there is no run."""
         params = {"run_id": run_id, "p_reply_ts": message_ts, "p_notified": shown_status}
-        if not self._execute(_SET_REPLY, params):
-            return None
-        status = self.session.connection().execute(_STATUS, {"run_id": run_id}).scalar()
+        connection = self._connection()
+        if connection.dialect.update_returning:
+            status = connection.execute(_SET_REPLY_RETURNING, params).scalar()
+        elif connection.execute(_SET_REPLY, params).rowcount:
+            status = connection.execute(_STATUS, {"run_id": run_id}).scalar()
+        else:
+            status = None
         return None if status is None else str(status)
 
     def record_outcome(

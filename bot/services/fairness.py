@@ -302,7 +302,12 @@ def fair_order(
         firsts = [(row.id, row.requested_by) for row in connection.execute(_FIRSTS)]
         # Each user's oldest is theirs among ``among`` too when all of them are in it.
         exact = among is None or all(run_id in among for run_id, _ in firsts)
-        last = _last_starts(connection, {user for _, user in firsts}) if exact else {}
+        # One user's turn needs no last starts: it is the only one (a burst of one user's).
+        last = (
+            _last_starts(connection, {user for _, user in firsts})
+            if exact and len(firsts) > 1
+            else {}
+        )
     offered: set[str] = set()
     if exact:
         for run_id in _in_turn(firsts, last):

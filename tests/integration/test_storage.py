@@ -243,3 +243,38 @@ def test_fair_order_takes_users_in_turn_on_either_database(uow) -> None:  # type
     # U1's oldest is not this pool's: its own oldest of U1's (a2) takes U1's turn.
     assert list(fair_order(uow, among={"a2", "a3", "c2", "b1"})) == ["b1", "c2", "a2", "a3"]
     assert list(fair_order(uow, among=set())) == []
+    # One user's runs only: oldest first, whenever that user was last served.
+    assert list(fair_order(uow, among={"a3", "a2"})) == ["a2", "a3"]
+
+
+def test_a_run_message_is_attached_and_the_run_status_read_back_on_either_database(uow) -> None:  # type: ignore[no-untyped-def]
+    task_id = "eeeeeeee-0000-4000-8000-000000000002"
+    with uow() as u:
+        u.tasks.add(_task(task_id))
+        u.flush()
+        u.runs.insert(
+            Run(
+                id="r1",
+                task_id=task_id,
+                version_number=1,
+                requested_by="U1",
+                status="running",
+                queued_at=datetime(2026, 12, 1, 12, 0, tzinfo=UTC),
+            )
+        )
+        u.commit()
+    with uow() as u:
+        assert u.runs.set_reply("r1", message_ts="1.5", shown_status="queued") == "running"
+        assert u.runs.set_reply("nope", message_ts="1.6", shown_status="queued") is None
+        u.commit()
+    with uow() as u:
+        stored = u.runs.get("r1")
+        assert (stored.reply_ts, stored.notified_status) == ("1.5", "queued")
+        # A database without UPDATE .. RETURNING (SQLite before 3.35) reads the status after.
+        dialect = u.session.get_bind().dialect
+        dialect.update_returning = False
+        try:
+            assert u.runs.set_reply("r1", message_ts="1.7", shown_status="running") == "running"
+            assert u.runs.set_reply("nope", message_ts="1.8", shown_status="queued") is None
+        finally:
+            dialect.update_returning = True
