@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, bindparam, case, func, select
 
 from bot.services.errors import ServiceError
 from storage.kinds import RunStatus
@@ -218,37 +218,38 @@ def check_run_limits(
     """Raise ``Busy`` when ``user`` (or ``channel``) already has its share of queued runs."""
     if not (limits.per_user or limits.per_channel):
         return
-    queued = Run.status == RunStatus.QUEUED.value
     with uow_factory() as uow:
-        session = uow.session
-        total = session.scalar(select(func.count()).select_from(Run).where(queued)) or 0
-        if limits.per_user:
-            mine = session.scalar(
-                select(func.count()).select_from(Run).where(queued, Run.requested_by == user)
-            )
-            if (mine or 0) >= limits.per_user:
-                raise Busy(
-                    f"Busy: you already have {_plural(mine or 0, 'run')} waiting (at most "
-                    f"{limits.per_user}), {total} ahead of you. Nothing was started: run it "
-                    "again when some have finished."
-                )
-        if limits.per_channel and channel:
-            here = session.scalar(
-                select(func.count())
-                .select_from(Run)
-                .join(Task, Task.id == Run.task_id)
-                .where(queued, Task.channel_id == channel)
-            )
-            if (here or 0) >= limits.per_channel:
-                raise Busy(
-                    f"Busy: this channel already has {_plural(here or 0, 'run')} waiting (at "
-                    f"most {limits.per_channel}), {total} ahead of you. Nothing was started: "
-                    "run it again when some have finished."
-                )
+        params = {"p_user": user, "p_channel": channel}
+        total, mine, here = uow.session.connection().execute(_QUEUED_COUNTS, params).one()
+    if limits.per_user and mine >= limits.per_user:
+        raise Busy(
+            f"Busy: you already have {_plural(mine, 'run')} waiting (at most "
+            f"{limits.per_user}), {total} ahead of you. Nothing was started: run it "
+            "again when some have finished."
+        )
+    if limits.per_channel and channel and here >= limits.per_channel:
+        raise Busy(
+            f"Busy: this channel already has {_plural(here, 'run')} waiting (at "
+            f"most {limits.per_channel}), {total} ahead of you. Nothing was started: "
+            "run it again when some have finished."
+        )
 
 
 # Prebuilt Core statements on the session's connection (no ORM compile per pick).
 _runs = cast(Table, Run.__table__)
+_tasks = cast(Table, Task.__table__)
+# Every queued run, ``p_user``'s and ``p_channel``'s, in one pass (every run request asks).
+_QUEUED_COUNTS = (
+    select(
+        func.count(),
+        func.coalesce(func.sum(case((_runs.c.requested_by == bindparam("p_user"), 1), else_=0)), 0),
+        func.coalesce(
+            func.sum(case((_tasks.c.channel_id == bindparam("p_channel"), 1), else_=0)), 0
+        ),
+    )
+    .select_from(_runs.join(_tasks, _tasks.c.id == _runs.c.task_id))
+    .where(_runs.c.status == RunStatus.QUEUED.value)
+)
 _QUEUED = (
     select(_runs.c.id, _runs.c.requested_by)
     .where(_runs.c.status == RunStatus.QUEUED.value)

@@ -9,7 +9,7 @@ from freezegun import freeze_time
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from bot.services.fairness import fair_order
+from bot.services.fairness import Busy, RunLimits, check_run_limits, fair_order
 from storage import migrate
 from storage.db import make_engine, make_session_factory
 from storage.kinds import RunStatus
@@ -278,3 +278,36 @@ def test_a_run_message_is_attached_and_the_run_status_read_back_on_either_databa
             assert u.runs.set_reply("nope", message_ts="1.8", shown_status="queued") is None
         finally:
             dialect.update_returning = True
+
+
+def test_queued_run_limits_count_the_user_and_the_channel_on_either_database(uow) -> None:  # type: ignore[no-untyped-def]
+    at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    with uow() as u:
+        for task_id, channel in (("t-c1", "C1"), ("t-c2", "C2")):
+            u.tasks.add(_task(task_id, channel_id=channel))
+        u.flush()
+        for run_id, task_id, user, status in (
+            ("q1", "t-c1", "U1", "queued"),
+            ("q2", "t-c1", "U1", "queued"),
+            ("q3", "t-c2", "U2", "queued"),
+            ("done", "t-c1", "U2", "succeeded"),
+        ):
+            u.runs.insert(
+                Run(
+                    id=run_id,
+                    task_id=task_id,
+                    version_number=1,
+                    requested_by=user,
+                    status=status,
+                    queued_at=at,
+                )
+            )
+        u.commit()
+    per_user, per_channel = RunLimits(per_user=2), RunLimits(per_channel=2)
+    with pytest.raises(Busy, match=r"you already have 2 runs waiting \(at most 2\), 3 ahead"):
+        check_run_limits(uow, per_user, user="U1", channel="C2")
+    check_run_limits(uow, per_user, user="U2", channel="C1")  # one of U2's is queued
+    with pytest.raises(Busy, match=r"this channel already has 2 runs waiting"):
+        check_run_limits(uow, per_channel, user="U3", channel="C1")
+    check_run_limits(uow, per_channel, user="U1", channel="C2")
+    check_run_limits(uow, per_channel, user="U1", channel=None)  # no channel: no channel limit
