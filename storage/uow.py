@@ -51,10 +51,13 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            self.session.rollback()
+            if exc_type is not None:  # after a failure (perhaps the database's): roll back first
+                self.session.rollback()
         except DBAPIError:
             pass  # the connection is gone; closing the session discards it
         finally:
+            # Closing rolls back what was not committed and gives the write lock back: a block
+            # that ended normally (a read, or a write it chose not to commit) needs no more.
             self.session.close()
             self._session = None
         if isinstance(exc, OperationalError) or (

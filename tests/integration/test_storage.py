@@ -311,3 +311,28 @@ def test_queued_run_limits_count_the_user_and_the_channel_on_either_database(uow
         check_run_limits(uow, per_channel, user="U3", channel="C1")
     check_run_limits(uow, per_channel, user="U1", channel="C2")
     check_run_limits(uow, per_channel, user="U1", channel=None)  # no channel: no channel limit
+
+
+def test_a_unit_of_work_left_without_commit_keeps_nothing_and_holds_up_no_writer(uow) -> None:  # type: ignore[no-untyped-def]
+    """Leaving the block rolls the transaction back: on SQLite that also gives back the write
+    lock, so the next writer (here, on another thread) is not held up."""
+    import threading
+
+    with pytest.raises(RuntimeError), uow() as u:
+        u.tasks.add(_task("t-gone"))
+        u.flush()  # written inside the transaction (SQLite: the write lock is held)
+        raise RuntimeError("the caller failed")
+    done = threading.Event()
+
+    def write() -> None:
+        with uow() as other:
+            other.tasks.add(_task("t-kept"))
+            other.commit()
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert done.wait(5), "the next writer waited on a transaction already left"
+    writer.join()
+    with uow() as u:
+        assert u.tasks.get("t-gone") is None and u.tasks.get("t-kept") is not None
