@@ -26,7 +26,7 @@ from sqlalchemy import Table, bindparam, case, func, select
 from bot.services.errors import ServiceError
 from storage.kinds import RunStatus
 from storage.models import Run, Task
-from storage.uow import UnitOfWorkFactory
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 
 class Busy(ServiceError):
@@ -212,15 +212,13 @@ class RunLimits:
 NO_LIMITS = RunLimits()
 
 
-def check_run_limits(
-    uow_factory: UnitOfWorkFactory, limits: RunLimits, *, user: str, channel: str | None
-) -> None:
-    """Raise ``Busy`` when ``user`` (or ``channel``) already has its share of queued runs."""
+def check_run_limits(uow: UnitOfWork, limits: RunLimits, *, user: str, channel: str | None) -> None:
+    """Raise ``Busy`` when ``user`` (or ``channel``) already has its share of queued runs (read
+    in ``uow``, the unit of work that stores the new run)."""
     if not (limits.per_user or limits.per_channel):
         return
-    with uow_factory() as uow:
-        params = {"p_user": user, "p_channel": channel}
-        total, mine, here = uow.session.connection().execute(_QUEUED_COUNTS, params).one()
+    params = {"p_user": user, "p_channel": channel}
+    total, mine, here = uow.session.connection().execute(_QUEUED_COUNTS, params).one()
     if limits.per_user and mine >= limits.per_user:
         raise Busy(
             f"Busy: you already have {_plural(mine, 'run')} waiting (at most "

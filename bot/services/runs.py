@@ -336,7 +336,6 @@ class RunService(RunRecords):
             )
         if self._usage is not None:
             self._usage.check(team_id=task.team_id, user_id=requested_by, model=False)
-        check_run_limits(self._uow, self.limits, user=requested_by, channel=task.channel_id)
         name = safe_name(input_name) if input_data is not None else None
         # A file of a kind Taskbot cannot read is refused here, with what to do instead.
         described = profile(name or "input", input_data) if input_data is not None else None
@@ -358,7 +357,8 @@ class RunService(RunRecords):
         if reply is not None:
             run.reply_team, run.reply_enterprise = reply.team_id, reply.enterprise_id
             run.reply_channel, run.reply_thread_ts = reply.channel_id, reply.thread_ts
-        with self._uow() as uow:
+        with self._uow() as uow:  # the queue's share is counted where the run is stored
+            check_run_limits(uow, self.limits, user=requested_by, channel=task.channel_id)
             uow.runs.insert(run, input_data=input_data)
             uow.commit()
             view = RunView.of(run)

@@ -304,13 +304,14 @@ def test_queued_run_limits_count_the_user_and_the_channel_on_either_database(uow
             )
         u.commit()
     per_user, per_channel = RunLimits(per_user=2), RunLimits(per_channel=2)
-    with pytest.raises(Busy, match=r"you already have 2 runs waiting \(at most 2\), 3 ahead"):
-        check_run_limits(uow, per_user, user="U1", channel="C2")
-    check_run_limits(uow, per_user, user="U2", channel="C1")  # one of U2's is queued
-    with pytest.raises(Busy, match=r"this channel already has 2 runs waiting"):
-        check_run_limits(uow, per_channel, user="U3", channel="C1")
-    check_run_limits(uow, per_channel, user="U1", channel="C2")
-    check_run_limits(uow, per_channel, user="U1", channel=None)  # no channel: no channel limit
+    with uow() as u:
+        with pytest.raises(Busy, match=r"you already have 2 runs waiting \(at most 2\), 3 ahead"):
+            check_run_limits(u, per_user, user="U1", channel="C2")
+        check_run_limits(u, per_user, user="U2", channel="C1")  # one of U2's is queued
+        with pytest.raises(Busy, match=r"this channel already has 2 runs waiting"):
+            check_run_limits(u, per_channel, user="U3", channel="C1")
+        check_run_limits(u, per_channel, user="U1", channel="C2")
+        check_run_limits(u, per_channel, user="U1", channel=None)  # no channel: no limit
 
 
 def test_a_unit_of_work_left_without_commit_keeps_nothing_and_holds_up_no_writer(uow) -> None:  # type: ignore[no-untyped-def]
