@@ -43,7 +43,8 @@ class TaskRepository:
 
     def run_target(self, task_id: str, *, version: int | None) -> Row[Any] | None:
         """A task's columns a run needs and ``number``: that of its version ``version`` (else
-        its current one), None when that version does not exist; in one query."""
+        its current one), None when there is no such version; in one query. None when there
+        is no such task."""
         self.session.flush()
         params = {"p_task": task_id, "p_version": version}
         return cast(
@@ -121,8 +122,6 @@ _RUN_TARGET = (
         _tasks.c.team_id,
         _tasks.c.channel_id,
         _tasks.c.task_type,
-        _tasks.c.state,
-        _tasks.c.current_version,
         _versions.c.number,
     )
     .select_from(

@@ -162,16 +162,14 @@ class RunRepository:
 
     def _execute(self, statement: Any, params: Mapping[str, Any]) -> int:
         """A prebuilt Core statement inside this session's transaction; its row count."""
-        self.session.flush()  # what the session holds goes first, as autoflush would
-        result = self.session.connection().execute(statement, dict(params))
+        result = self._connection().execute(statement, dict(params))
         return int(getattr(result, "rowcount", 0) or 0)
 
     def insert(self, run: Run, *, input_data: bytes | None = None) -> None:
         """Store a new run (and its input): two Core inserts of its set columns (the rest take
         their defaults), no ORM flush. ``run`` stays transient: the session does not track it."""
         values = {c.key: v for c in _runs.columns if (v := getattr(run, c.key)) is not None}
-        self.session.flush()
-        connection = self.session.connection()
+        connection = self._connection()
         connection.execute(_INSERT_RUN, values)
         if input_data is not None:
             connection.execute(_INSERT_INPUT, {"run_id": run.id, "data": input_data})
@@ -196,8 +194,7 @@ class RunRepository:
         with ``name``, ``size`` and ``content``."""
         found: dict[str, list[Row[Any]]] = {}
         if run_ids:
-            self.session.flush()
-            rows = self.session.connection().execute(_FILES_OF, {"ids": list(run_ids)})
+            rows = self._connection().execute(_FILES_OF, {"ids": list(run_ids)})
             for row in rows:
                 found.setdefault(row.run_id, []).append(row)
         return found
@@ -207,8 +204,7 @@ class RunRepository:
 
     def job(self, run_id: str) -> dict[str, Any] | None:
         """What a worker needs to execute a run, in one query."""
-        self.session.flush()
-        row = self.session.connection().execute(_JOB, {"run_id": run_id}).first()
+        row = self._connection().execute(_JOB, {"run_id": run_id}).first()
         if row is None:
             return None
         return {
@@ -299,8 +295,7 @@ class RunRepository:
         """Those of ``run_ids`` someone asked to stop."""
         if not run_ids:
             return []
-        self.session.flush()
-        rows = self.session.connection().execute(_STOP_REQUESTED, {"ids": list(run_ids)})
+        rows = self._connection().execute(_STOP_REQUESTED, {"ids": list(run_ids)})
         return list(rows.scalars())
 
     def active_for_task(self, task_id: str) -> list[Run]:
@@ -334,8 +329,7 @@ class RunRepository:
             params["now"] = now
         if exclude_teams:
             params["teams"] = list(exclude_teams)
-        self.session.flush()
-        return list(self.session.connection().execute(stmt, params))
+        return list(self._connection().execute(stmt, params))
 
     def claim_reply(self, run_id: str, *, shown: str | None, showing: str | None) -> bool:
         # An update that ended for good is never claimed again, even by a pass that read the
