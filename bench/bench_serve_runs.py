@@ -49,9 +49,16 @@ class Served(NamedTuple):
     slack: SlackSender
 
 
-def process_cpu(web: int) -> tuple[float, float, float]:
-    """CPU-seconds so far of this process's descendants: (the web process ``web``, the app's
-    other processes, the sandbox's: its zygotes with every run they forked and reaped)."""
+def machine_busy() -> float:
+    """CPU-seconds the whole machine spent busy so far (every core, every process)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / TICK  # all but idle and iowait
+
+
+def process_cpu(web: int) -> tuple[float, float, float, float]:
+    """CPU-seconds so far of this process's descendants: (the web process ``web``, its flow
+    process, the flow process's pool process, the sandbox's: its zygotes with every run they
+    forked and reaped)."""
     parents: dict[int, int] = {}
     used: dict[int, float] = {}
     reaped: dict[int, float] = {}
@@ -78,7 +85,7 @@ def process_cpu(web: int) -> tuple[float, float, float]:
             pid = parents.get(pid, 1)
         return False
 
-    edge = app = sandbox = 0.0
+    edge = flow = pool = sandbox = 0.0
     for pid, cpu in used.items():
         if pid == os.getpid() or not under(pid, os.getpid()):
             continue
@@ -86,9 +93,18 @@ def process_cpu(web: int) -> tuple[float, float, float]:
             sandbox += cpu + (reaped[pid] if pid in zygotes else 0.0)
         elif pid == web:
             edge += cpu
+        elif parents[pid] == web:
+            flow += cpu
         else:
-            app += cpu
-    return edge, app, sandbox
+            pool += cpu
+    return edge, flow, pool, sandbox
+
+
+def pool_alone(runs: int) -> tuple[float, float]:
+    """The pool alone at 2 slots: (runs/s, the machine's busy CPU-seconds per run)."""
+    busy = machine_busy()
+    rate, _ = pool_rate(runs, f"sqlite:///{tempfile.mkdtemp(prefix='bench-pool-')}/p.db")
+    return rate, (machine_busy() - busy) / (runs + 20)  # pool_rate warms up with 20
 
 
 def start_serve(
@@ -148,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout`: serve stops too
     bare = bare_p50()
-    pool, _ = pool_rate(args.runs, f"sqlite:///{tempfile.mkdtemp(prefix='bench-pool-')}/p.db")
+    pool, pool_busy = pool_alone(args.runs)
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     mock, model = MockSlackAPI().start(), FakeOpenAIServer().start()
     model.reply_by_default(answer_json(code=TRIVIAL, name="one", title="One"))
@@ -159,20 +175,22 @@ def main() -> None:
         succeeded = Succeeded()
         latency(served, root_ts, succeeded, 10)  # warm up
         samples = sorted(latency(served, root_ts, succeeded, args.latency))
-        web0, flow0, sandbox0 = process_cpu(proc.pid)
-        own0 = time.process_time()
+        before = process_cpu(proc.pid)
+        own0, busy0 = time.process_time(), machine_busy()
         rate, _, _ = throughput(served, root_ts, succeeded, args.runs)
-        web1, flow1, sandbox1 = process_cpu(proc.pid)
+        busy = (machine_busy() - busy0) / args.runs
+        after = process_cpu(proc.pid)
         own = (time.process_time() - own0) / args.runs
     finally:
         stop(proc)
         mock.stop()
         model.stop()
     bare = (bare + bare_p50()) / 2
-    pool2, _ = pool_rate(args.runs, f"sqlite:///{tempfile.mkdtemp(prefix='bench-pool-')}/p.db")
-    pool = (pool + pool2) / 2
-    web, flow = (web1 - web0) / args.runs, (flow1 - flow0) / args.runs
-    sandbox = (sandbox1 - sandbox0) / args.runs
+    pool2, pool_busy2 = pool_alone(args.runs)
+    pool, pool_busy = (pool + pool2) / 2, (pool_busy + pool_busy2) / 2
+    web, flow, pool_process, sandbox = (
+        (b - a) / args.runs for a, b in zip(before, after, strict=True)
+    )
     p50, p90 = samples[len(samples) // 2], samples[int(len(samples) * 0.9) - 1]
     print(
         f"upload -> result posted, through serve, one at a time: p50 {p50 * 1000:.1f} ms, "
@@ -188,8 +206,15 @@ def main() -> None:
     print(f"ratio through serve / pool alone: {rate / pool:.2f}")
     print(
         f"CPU per run: the web process {web * 1000:.1f} ms, the flow process {flow * 1000:.1f} ms"
-        f" (its ceiling {1 / flow:.0f} runs/s), the sandbox {sandbox * 1000:.1f} ms, this "
-        f"process (mock Slack, model, senders) {own * 1000:.1f} ms"
+        f" (its ceiling {1 / flow:.0f} runs/s), the pool process {pool_process * 1000:.1f} ms, "
+        f"the sandbox {sandbox * 1000:.1f} ms, this process (mock Slack, model, senders) "
+        f"{own * 1000:.1f} ms"
+    )
+    cores = os.cpu_count() or 1
+    print(
+        f"the machine's busy CPU per run: through serve {busy * 1000:.1f} ms (ceiling on {cores} "
+        f"cores {cores / busy:.0f} runs/s), the pool alone {pool_busy * 1000:.1f} ms (ceiling "
+        f"{cores / pool_busy:.0f} runs/s)"
     )
 
 

@@ -45,7 +45,11 @@ def make_engine(url: str) -> Engine:
             prepare_sqlite_file(path)  # 0600 before SQLite makes it; -wal/-shm take its mode
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 10, "factory": writer_factory()},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": 10,
+                "factory": writer_factory(database=path),
+            },
             pool_pre_ping=False,
         )
         event.listen(engine, "connect", _sqlite_pragmas)

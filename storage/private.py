@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 logger = logging.getLogger(__name__)
 
 PRIVATE_UMASK = 0o077
-SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal", "-writer")  # -writer: storage.sqlite_writes
 BUSY_TIMEOUT_MS = 10000  # storage.db's busy_timeout
 SCRUB_WAIT_MS = 250
 

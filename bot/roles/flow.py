@@ -1,35 +1,28 @@
 """The flow process role: the slow half of Slack (flows, model calls, the run-message watcher)
-and, with ``TASK_QUEUE=local``, the sandbox pool, in a process of its own. The web process
-starts it (``bot.slack.flowproc.FlowProcess``) and feeds it typed values through a pipe."""
+in a process of its own, and, with ``TASK_QUEUE=local``, the parent of the pool process
+(``bot.roles.pool``: the sandbox and the runs). The web process starts it
+(``bot.slack.flowproc.FlowProcess``) and feeds it typed values through a pipe."""
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.services.checks import Execution
-from bot.slack.messages import CheckDone, CheckRun, Message, QueuedRun, RunChanged, Stop
+from bot.services.events import RunSignal
+from bot.services.handoff import CheckDone, CheckRun, ChildProcess, QueuedRun, RunChanged, Stop
+from bot.slack.messages import Message
 from storage.kinds import RunStatus
 
 if TYPE_CHECKING:
-    from bot.composition import Runner
+    from bot.composition import Services
 
 logger = logging.getLogger(__name__)
 
 FLOW_NICENESS = 10
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before the line above
-        raise SystemExit(0)
 
 
 def main(settings: Settings, inbox: Any, replies: Any) -> None:
@@ -37,27 +30,20 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
     # Imported here: the web process imports this module only to name this function as the
     # flow process's target, and must not hold the slow half's modules nor the services' ORM
     # (bench/bench_rss.py).
-    from bot.composition import build_services
+    from bot.roles.child import become_child
     from bot.roles.sweeper import Sweeper
     from bot.slack.app import build_flows
 
-    # Acks come first: the web process keeps the CPU when both want it. And this process must
-    # not outlive the web process that feeds it.
+    # Acks come first: the web process keeps the CPU when both want it (the pool process,
+    # started from here, inherits this). And this process must not outlive the web process.
     os.setpriority(os.PRIO_PROCESS, 0, FLOW_NICENESS)
-    _die_with_parent()
-    # Ctrl-C reaches the whole process group: the web process handles it and stops this one.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s [flows]: %(message)s"
-    )
-    runner: Runner = "celery" if settings.task_queue == "celery" else "local"
-    services = build_services(settings, runner=runner)
-    # Every change of a run made here (the pool's claims and outcomes) goes back to the web
-    # process, whose API waits listen to its own signal (``FlowProcess._read``).
+    become_child(settings, role="flows")
+    services, pool = _services(settings, replies)
+    # Every change of a run made here (a stop, a queued run ended) goes to the web process,
+    # whose API waits listen to its own signal (``FlowProcess._read``), and to the pool.
     services.signal.relay(lambda run_id: replies.put(RunChanged(run_id)))
-    if services.pool is not None:
-        services.pool.recover(services.runs)
+    if pool is not None:
+        services.signal.relay(lambda run_id: pool.send(RunChanged(run_id)))
     flows = build_flows(services)
     flows.start()
     # Retention and audit purges: database work that needs no Slack request, done here, where the
@@ -100,3 +86,28 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
         checks.shutdown(wait=False, cancel_futures=True)
         flows.close()
         services.close()
+        if pool is not None:
+            pool.close()
+
+
+def _services(settings: Settings, replies: Any) -> tuple[Services, ChildProcess | None]:
+    """The flow process's services; with ``TASK_QUEUE=local`` its pool process too, to which
+    they queue runs and hand checks, and whose run changes this process hears and passes on
+    to the web process."""
+    from bot.composition import build_services
+    from bot.roles import pool as pool_role
+
+    if settings.task_queue == "celery":
+        return build_services(settings, runner="celery"), None
+    signal = RunSignal()
+
+    def heard(change: RunChanged) -> None:
+        signal.heard(change.run_id, start=change.started)
+        replies.put(RunChanged(change.run_id))
+
+    pool = ChildProcess(settings, target=pool_role.main, name="pool", on_change=heard)
+    pool.start()
+    services = build_services(
+        settings, runner="none", queue=pool, execute=pool.execute, signal=signal
+    )
+    return services, pool

@@ -20,7 +20,7 @@ Listener = Callable[[str], None]
 class RunSignal:
     def __init__(self) -> None:
         self._listeners: list[tuple[Listener, Listener]] = []  # (on a change, on a start)
-        self._relays: list[Listener] = []
+        self._relays: list[tuple[Listener, Listener]] = []  # (a change, a start)
         self._changed = threading.Condition()
         self._count = 0
 
@@ -29,26 +29,27 @@ class RunSignal:
         With ``on_start``, a run's start here (``started``) calls that instead."""
         self._listeners.append((listener, on_start or listener))
 
-    def relay(self, send: Listener) -> None:
-        """``send(run_id)`` forwards this process's own changes to other processes."""
-        self._relays.append(send)
+    def relay(self, send: Listener, *, on_start: Listener | None = None) -> None:
+        """``send(run_id)`` forwards this process's own changes to other processes; with
+        ``on_start``, a start is forwarded by that instead."""
+        self._relays.append((send, on_start or send))
 
     def changed(self, run_id: str) -> None:
         """A run's state changed here (committed): tell this process and the relays."""
         self.heard(run_id)
-        self._relay(run_id)
+        self._relay(run_id, start=False)
 
     def started(self, run_id: str) -> None:
         """A run was claimed here and is running (committed): as ``changed``, but a listener
         with an ``on_start`` hears it there (the run-message watcher need not read a run that
-        has only just started). Other processes hear a plain change."""
+        has only just started). A relay with an ``on_start`` forwards it by that."""
         self.heard(run_id, start=True)
-        self._relay(run_id)
+        self._relay(run_id, start=True)
 
-    def _relay(self, run_id: str) -> None:
-        for send in self._relays:
+    def _relay(self, run_id: str, *, start: bool) -> None:
+        for on_change, on_start in self._relays:
             try:
-                send(run_id)
+                (on_start if start else on_change)(run_id)
             except Exception:
                 logger.exception("could not relay the change of run %s", run_id)
 

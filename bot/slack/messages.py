@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.services.checks import Execution
 from storage.kinds import TaskType
 
 
@@ -109,46 +108,6 @@ class Usage(Message):
 @dataclass(frozen=True, kw_only=True)
 class Revoked(Message):
     """Slack said the app was uninstalled from the origin's workspace (or its token revoked)."""
-
-
-@dataclass(frozen=True)
-class QueuedRun:
-    """A run the HTTP API queued, for the flow process's pool (``TASK_QUEUE=local``)."""
-
-    run_id: str
-
-
-@dataclass(frozen=True)
-class CheckRun:
-    """A version's checks (their harness module) to run in the flow process's sandbox: the web
-    process never starts sandbox processes. The answer comes back as a ``CheckDone``."""
-
-    request_id: str
-    code: str
-
-
-# --- from the flow process back to the web process (its reply queue) ---
-
-
-@dataclass(frozen=True)
-class CheckDone:
-    """What the sandbox said about a ``CheckRun``'s harness."""
-
-    request_id: str
-    execution: Execution
-
-
-@dataclass(frozen=True)
-class RunChanged:
-    """A run's state changed in the flow process (its pool claimed or recorded it): the web
-    process tells its own ``RunSignal``, so an API wait on the run wakes at once."""
-
-    run_id: str
-
-
-@dataclass(frozen=True)
-class Stop:
-    """The flow process stops after what it already took."""
 
 
 class Dispatcher(Protocol):

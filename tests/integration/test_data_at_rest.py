@@ -117,7 +117,12 @@ def test_the_database_files_and_every_run_file_are_refused_to_another_account(
         services.signal.wait_after(services.signal.count, 0.02)
     run_files = slot_files()
     database = [p for p in _files_under(data_dir) if p.name.startswith("taskbot.db")]
-    assert {p.name for p in database} >= {"taskbot.db", "taskbot.db-wal", "taskbot.db-shm"}
+    assert {p.name for p in database} >= {
+        "taskbot.db",
+        "taskbot.db-wal",
+        "taskbot.db-shm",
+        "taskbot.db-writer",  # the writer lock between processes (storage.sqlite_writes)
+    }
     export = services.tasks.export(task_id, directory=data_dir / "user_tasks")
     exported = _files_under(export)
     assert len(exported) == 2

@@ -8,8 +8,8 @@ import threading
 from bot.config import Settings
 from bot.services.checks import Execution
 from bot.services.events import RunSignal
+from bot.services.handoff import CheckDone, CheckRun, ChildProcess, RunChanged, Stop
 from bot.slack.flowproc import FlowProcess
-from bot.slack.messages import CheckDone, CheckRun, RunChanged, Stop
 
 PASSED = Execution(
     status="succeeded", result=b"{}", error_type=None, error_message=None, killed_reason=None
@@ -53,3 +53,25 @@ def test_a_check_answer_reaches_the_request_that_waits_for_it() -> None:
         flows._replies.put(Stop())
         reader.join(30)
     assert not reader.is_alive()
+
+
+def test_a_run_start_in_the_pool_process_is_heard_as_a_start() -> None:
+    """The pool process relays its starts as starts (the run-message watcher need not read a
+    run that has only just started) and its other changes as changes."""
+    pool_signal = RunSignal()
+    sent: list[RunChanged] = []
+    pool_signal.relay(
+        lambda run_id: sent.append(RunChanged(run_id)),
+        on_start=lambda run_id: sent.append(RunChanged(run_id, started=True)),
+    )
+    pool_signal.started("run-1")
+    pool_signal.changed("run-1")
+    assert sent == [RunChanged("run-1", started=True), RunChanged("run-1")]
+
+    heard: list[RunChanged] = []
+    pool = ChildProcess(Settings(), target=_never_started, name="pool", on_change=heard.append)
+    for change in sent:
+        pool._replies.put(change)
+    pool._replies.put(Stop())
+    pool._read()
+    assert heard == sent

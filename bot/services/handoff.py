@@ -1,0 +1,209 @@
+"""A child process of one role, fed typed values through a pipe, started again if it dies.
+
+``python -m bot serve`` runs three processes with ``TASK_QUEUE=local``: the web process (acks),
+its flow process (Slack flows, model calls, run messages) and the flow process's pool process
+(the sandbox and the runs). Python threads share one interpreter lock, so work in one of them
+delays the others: acks wait behind flows (``bench/bench_ack.py``), runs behind uploads
+(``bench/bench_serve_runs.py``). Each parent holds a ``ChildProcess``: what goes down is a
+frozen value per kind (below, and the Slack flows' ``bot.slack.messages``), what comes back is
+dispatched by type: a check's answer to the one waiting for it (``CheckDone``), a run's change
+to ``on_change`` (``RunChanged``). The database stays the truth: a change lost with a dying
+process costs a sweep, never a result."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from multiprocessing.context import SpawnProcess
+from typing import Any
+
+from bot.config import Settings
+from bot.services.checks import Execution
+from storage.kinds import RunStatus
+
+logger = logging.getLogger(__name__)
+
+
+# --- from a parent down to its child ---
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """A queued run for the pool (``TASK_QUEUE=local``), wherever it was queued."""
+
+    run_id: str
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """A version's checks (their harness module) to run in the sandbox, which only the pool's
+    process starts. The answer comes back as a ``CheckDone``."""
+
+    request_id: str
+    code: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The child stops after what it already took."""
+
+
+# --- both ways ---
+
+
+@dataclass(frozen=True)
+class RunChanged:
+    """A run's state changed (committed) in the sending process: the receiver tells its own
+    ``RunSignal``, so a wait on the run or its Slack message wakes at once. ``started``: the
+    change was the run's start (a watcher need not read a run that has only just started)."""
+
+    run_id: str
+    started: bool = False
+
+
+# --- from a child back up ---
+
+
+@dataclass(frozen=True)
+class CheckDone:
+    """What the sandbox said about a ``CheckRun``'s harness."""
+
+    request_id: str
+    execution: Execution
+
+
+Target = Callable[[Settings, Any, Any], None]
+
+
+class ChildProcess:
+    """Starts ``target(settings, inbox, replies)`` in a spawned process, hands it values, reads
+    its replies, and starts it again if it dies."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        target: Target,
+        name: str,
+        on_change: Callable[[RunChanged], None],
+    ) -> None:
+        self._settings = settings
+        self._target = target
+        self._name = name
+        self._on_change = on_change
+        self._context = multiprocessing.get_context("spawn")
+        self._inbox: Any = self._context.Queue()
+        self._replies: Any = self._context.Queue()
+        self._waiting: dict[str, Future[Execution]] = {}
+        self._reader = threading.Thread(target=self._read, name=f"{name}-replies", daemon=True)
+        self._check_timeout = settings.sandbox_wall_seconds + 30.0
+        self._process: SpawnProcess | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watch = threading.Thread(target=self._keep_alive, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._watch.start()
+        self._reader.start()
+
+    def send(self, item: object) -> None:
+        self._inbox.put(item)
+
+    def submit(self, run_id: str) -> None:
+        """A run queue (``bot.services.runs.RunQueue``): the pool is in the child, or below it."""
+        self._inbox.put(QueuedRun(run_id))
+
+    def execute(self, code: str) -> Execution:
+        """Run a checks harness in the child's sandbox (or below it) and wait for the answer."""
+        request_id = uuid.uuid4().hex
+        answer: Future[Execution] = Future()
+        with self._lock:
+            self._waiting[request_id] = answer
+        self._inbox.put(CheckRun(request_id, code))
+        try:
+            return answer.result(timeout=self._check_timeout)
+        except FutureTimeout:
+            logger.error("the %s process did not answer a check run in time", self._name)
+            return Execution(
+                status=RunStatus.FAILED,
+                result=b"",
+                error_type="ChecksUnavailable",
+                error_message="the checks could not be run now; try again in a moment",
+                killed_reason=None,
+            )
+        finally:
+            with self._lock:
+                self._waiting.pop(request_id, None)
+
+    def _read(self) -> None:
+        while True:
+            item = self._replies.get()
+            if isinstance(item, Stop):
+                return
+            if isinstance(item, RunChanged):
+                try:
+                    self._on_change(item)
+                except Exception:
+                    logger.exception("could not pass on the change of run %s", item.run_id)
+            elif isinstance(item, CheckDone):
+                with self._lock:
+                    answer = self._waiting.get(item.request_id)
+                if answer is not None and not answer.done():
+                    answer.set_result(item.execution)
+            else:
+                logger.error("the %s process answered an unknown value %r", self._name, item)
+
+    def _spawn(self) -> None:
+        with self._lock:
+            process = self._context.Process(
+                target=self._target,
+                args=(self._settings, self._inbox, self._replies),
+                name=f"taskbot-{self._name}",
+            )
+            # Ctrl-C reaches the whole process group, and the child imports for a while before
+            # its entry ignores it: an ignored SIGINT is inherited, and Python then leaves it so.
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                process.start()
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+            self._process = process
+
+    def _keep_alive(self) -> None:
+        delay = 1.0
+        while not self._stopping.wait(delay):
+            process = self._process
+            if process is not None and not process.is_alive() and not self._stopping.is_set():
+                logger.error(
+                    "the %s process exited (%s); starting it again", self._name, process.exitcode
+                )
+                self._spawn()
+                delay = min(delay * 2, 60.0)  # a process that keeps dying is not restarted hot
+            elif process is not None and process.is_alive():
+                delay = 1.0
+
+    def ping(self) -> None:
+        process = self._process
+        if process is None or not process.is_alive():
+            raise RuntimeError(f"the {self._name} process is not running")
+
+    def close(self, timeout: float = 20.0) -> None:
+        self._stopping.set()
+        self._inbox.put(Stop())
+        self._replies.put(Stop())
+        process = self._process
+        if process is not None:
+            process.join(timeout)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
