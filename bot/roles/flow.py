@@ -82,6 +82,8 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
             except Exception:
                 logger.exception("the flow process could not take %r", item)
     finally:
+        if pool is not None:  # it finishes its runs meanwhile; waited for last
+            pool.ask_to_stop()
         sweeper.stop()
         checks.shutdown(wait=False, cancel_futures=True)
         flows.close()
@@ -105,7 +107,16 @@ def _services(settings: Settings, replies: Any) -> tuple[Services, ChildProcess 
         signal.heard(change.run_id, start=change.started)
         replies.put(RunChanged(change.run_id))
 
-    pool = ChildProcess(settings, target=pool_role.main, name="pool", on_change=heard)
+    # Shorter waits than the web process's on this one (bot.slack.flowproc): an answer or a
+    # stop comes back up before the web process gives up on it.
+    pool = ChildProcess(
+        settings,
+        target=pool_role.main,
+        name="pool",
+        on_change=heard,
+        check_timeout=settings.sandbox_wall_seconds + 20.0,
+        stop_timeout=20.0,
+    )
     pool.start()
     services = build_services(
         settings, runner="none", queue=pool, execute=pool.execute, signal=signal

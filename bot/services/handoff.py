@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
+import queue
 import signal
 import threading
 import uuid
@@ -84,7 +86,13 @@ Target = Callable[[Settings, Any, Any], None]
 
 class ChildProcess:
     """Starts ``target(settings, inbox, replies)`` in a spawned process, hands it values, reads
-    its replies, and starts it again if it dies."""
+    its replies, and starts it again if it dies.
+
+    Each start gets queues of its own: a child that dies inside a queue's ``get`` or ``put``
+    (killed, out of memory) takes that queue's lock with it, and a child started on the same
+    queues would wait on it for ever. What the dead child had not taken yet is lost with its
+    queue (the database still holds every queued run: the pool's start takes them up again);
+    checks it had not answered are answered "unavailable" at once."""
 
     def __init__(
         self,
@@ -93,17 +101,23 @@ class ChildProcess:
         target: Target,
         name: str,
         on_change: Callable[[RunChanged], None],
+        check_timeout: float | None = None,
+        stop_timeout: float = 20.0,
     ) -> None:
+        """``check_timeout``: how long a check waits for its answer (default: the sandbox's
+        wall time and 30 s); ``stop_timeout``: how long ``close`` lets the child finish."""
         self._settings = settings
         self._target = target
         self._name = name
         self._on_change = on_change
         self._context = multiprocessing.get_context("spawn")
-        self._inbox: Any = self._context.Queue()
-        self._replies: Any = self._context.Queue()
+        self._inbox: Any = None
+        self._replies: Any = None
         self._waiting: dict[str, Future[Execution]] = {}
-        self._reader = threading.Thread(target=self._read, name=f"{name}-replies", daemon=True)
-        self._check_timeout = settings.sandbox_wall_seconds + 30.0
+        self._check_timeout = (
+            check_timeout if check_timeout is not None else settings.sandbox_wall_seconds + 30.0
+        )
+        self._stop_timeout = stop_timeout
         self._process: SpawnProcess | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -112,14 +126,17 @@ class ChildProcess:
     def start(self) -> None:
         self._spawn()
         self._watch.start()
-        self._reader.start()
 
     def send(self, item: object) -> None:
-        self._inbox.put(item)
+        with self._lock:
+            inbox = self._inbox
+        if inbox is None:
+            raise RuntimeError(f"the {self._name} process was never started")
+        inbox.put(item)
 
     def submit(self, run_id: str) -> None:
         """A run queue (``bot.services.runs.RunQueue``): the pool is in the child, or below it."""
-        self._inbox.put(QueuedRun(run_id))
+        self.send(QueuedRun(run_id))
 
     def execute(self, code: str) -> Execution:
         """Run a checks harness in the child's sandbox (or below it) and wait for the answer."""
@@ -127,25 +144,29 @@ class ChildProcess:
         answer: Future[Execution] = Future()
         with self._lock:
             self._waiting[request_id] = answer
-        self._inbox.put(CheckRun(request_id, code))
         try:
+            self.send(CheckRun(request_id, code))
             return answer.result(timeout=self._check_timeout)
         except FutureTimeout:
             logger.error("the %s process did not answer a check run in time", self._name)
-            return Execution(
-                status=RunStatus.FAILED,
-                result=b"",
-                error_type="ChecksUnavailable",
-                error_message="the checks could not be run now; try again in a moment",
-                killed_reason=None,
-            )
+            return _UNAVAILABLE
         finally:
             with self._lock:
                 self._waiting.pop(request_id, None)
 
-    def _read(self) -> None:
+    def _read(self, replies: Any) -> None:
+        """Read one start's replies until ``Stop`` or until that start's queues are replaced."""
         while True:
-            item = self._replies.get()
+            try:
+                item = replies.get(timeout=1.0)
+            except queue.Empty:  # all it sent was read: done if it was replaced, or stopped
+                with self._lock:
+                    process, current = self._process, self._replies
+                if replies is not current or (
+                    self._stopping.is_set() and (process is None or not process.is_alive())
+                ):
+                    return
+                continue
             if isinstance(item, Stop):
                 return
             if isinstance(item, RunChanged):
@@ -163,9 +184,10 @@ class ChildProcess:
 
     def _spawn(self) -> None:
         with self._lock:
+            inbox, replies = self._context.Queue(), self._context.Queue()
             process = self._context.Process(
                 target=self._target,
-                args=(self._settings, self._inbox, self._replies),
+                args=(self._settings, inbox, replies),
                 name=f"taskbot-{self._name}",
             )
             # Ctrl-C reaches the whole process group, and the child imports for a while before
@@ -177,33 +199,78 @@ class ChildProcess:
             finally:
                 if main:
                     signal.signal(signal.SIGINT, previous or signal.default_int_handler)
-            self._process = process
+            if self._inbox is not None:  # the last child's: nobody reads it any more
+                self._inbox.cancel_join_thread()
+                self._inbox.close()
+            self._process, self._inbox, self._replies = process, inbox, replies
+            unanswered = list(self._waiting.values())
+        threading.Thread(
+            target=self._read, args=(replies,), name=f"{self._name}-replies", daemon=True
+        ).start()
+        for answer in unanswered:  # asked of a child that is gone
+            if not answer.done():
+                answer.set_result(_UNAVAILABLE)
 
     def _keep_alive(self) -> None:
         delay = 1.0
         while not self._stopping.wait(delay):
             process = self._process
-            if process is not None and not process.is_alive() and not self._stopping.is_set():
+            if process is None:
+                continue
+            if _ended(process) and not self._stopping.is_set():
+                process.join()  # reaped here only: ``close`` reaps the last one
                 logger.error(
                     "the %s process exited (%s); starting it again", self._name, process.exitcode
                 )
                 self._spawn()
                 delay = min(delay * 2, 60.0)  # a process that keeps dying is not restarted hot
-            elif process is not None and process.is_alive():
+            elif not _ended(process):
                 delay = 1.0
+        # A child started here dies with this thread (PR_SET_PDEATHSIG counts the thread that
+        # started it): this thread ends only once the child has, after ``close``. It waits on
+        # the child's sentinel, not by ``join``: ``close`` reaps it (two reapers would race).
+        process = self._process
+        if process is not None:
+            multiprocessing.connection.wait([process.sentinel])
 
     def ping(self) -> None:
         process = self._process
-        if process is None or not process.is_alive():
+        if process is None or _ended(process):
             raise RuntimeError(f"the {self._name} process is not running")
 
-    def close(self, timeout: float = 20.0) -> None:
+    def ask_to_stop(self) -> None:
+        """Tell the child to stop after what it already took, without waiting (``close``
+        waits)."""
         self._stopping.set()
-        self._inbox.put(Stop())
-        self._replies.put(Stop())
-        process = self._process
+        with self._lock:
+            inbox = self._inbox
+        if inbox is not None:
+            inbox.put(Stop())
+
+    def close(self) -> None:
+        """Stop the child, waiting up to ``stop_timeout`` for it to finish what it took; its
+        replies are read to the end (the reader ends by itself)."""
+        self.ask_to_stop()
+        with self._lock:
+            process = self._process
         if process is not None:
-            process.join(timeout)
+            process.join(self._stop_timeout)
             if process.is_alive():
+                logger.error("the %s process did not stop in time; ending it", self._name)
                 process.terminate()
                 process.join(5)
+
+
+def _ended(process: SpawnProcess) -> bool:
+    """Whether the child has exited, without reaping it (``is_alive`` reaps, and one child
+    must have one reaper: two race, and the loser takes a reaped child for a live one)."""
+    return bool(multiprocessing.connection.wait([process.sentinel], 0))
+
+
+_UNAVAILABLE = Execution(
+    status=RunStatus.FAILED,
+    result=b"",
+    error_type="ChecksUnavailable",
+    error_message="the checks could not be run now; try again in a moment",
+    killed_reason=None,
+)

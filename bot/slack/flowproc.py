@@ -29,7 +29,9 @@ class FlowProcess(ChildProcess):
         def heard(change: RunChanged) -> None:
             signal.heard(change.run_id)
 
-        super().__init__(settings, target=target, name="flows", on_change=heard)
+        # It waits for its pool process (bot.roles.flow) for less than this, so the pool can
+        # finish what it took before this process ends it.
+        super().__init__(settings, target=target, name="flows", on_change=heard, stop_timeout=25.0)
 
     def dispatch(self, message: Message) -> None:
         self.send(message)

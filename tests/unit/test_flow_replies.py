@@ -3,6 +3,7 @@ goes to the one waiting for it, a run's change to the web process's ``RunSignal`
 
 from __future__ import annotations
 
+import queue
 import threading
 
 from bot.config import Settings
@@ -20,22 +21,28 @@ def _never_started(settings: Settings, inbox: object, replies: object) -> None:
     raise AssertionError("no flow process is started here")
 
 
+def _piped(child: ChildProcess) -> ChildProcess:
+    """The child's queues as a start would make them, with no process behind them."""
+    child._inbox, child._replies = queue.Queue(), queue.Queue()
+    return child
+
+
 def test_a_run_change_from_the_flow_process_wakes_a_wait_in_this_one() -> None:
     signal = RunSignal()
     heard: list[str] = []
     signal.subscribe(heard.append)
-    flows = FlowProcess(Settings(), target=_never_started, signal=signal)
+    flows = _piped(FlowProcess(Settings(), target=_never_started, signal=signal))
     seen = signal.count
     flows._replies.put(RunChanged("run-1"))
     flows._replies.put(Stop())
-    flows._read()  # returns at Stop, after every reply before it
+    flows._read(flows._replies)  # returns at Stop, after every reply before it
     assert heard == ["run-1"]
     assert signal.wait_after(seen, 0) == seen + 1
 
 
 def test_a_check_answer_reaches_the_request_that_waits_for_it() -> None:
-    flows = FlowProcess(Settings(), target=_never_started, signal=RunSignal())
-    reader = threading.Thread(target=flows._read)
+    flows = _piped(FlowProcess(Settings(), target=_never_started, signal=RunSignal()))
+    reader = threading.Thread(target=flows._read, args=(flows._replies,))
     reader.start()
 
     def answer() -> None:  # the flow process's part: answer the CheckRun it was given
@@ -70,8 +77,9 @@ def test_a_run_start_in_the_pool_process_is_heard_as_a_start() -> None:
 
     heard: list[RunChanged] = []
     pool = ChildProcess(Settings(), target=_never_started, name="pool", on_change=heard.append)
+    replies: queue.Queue[object] = queue.Queue()
     for change in sent:
-        pool._replies.put(change)
-    pool._replies.put(Stop())
-    pool._read()
+        replies.put(change)
+    replies.put(Stop())
+    pool._read(replies)
     assert heard == sent
