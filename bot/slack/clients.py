@@ -19,6 +19,7 @@ from slack_sdk.oauth.installation_store import InstallationStore
 from sqlalchemy import Engine
 
 from bot.config import Settings
+from bot.slack.keepalive import KeepAliveWebClient
 
 BOT_SCOPES = (
     "commands",
@@ -41,7 +42,7 @@ BOT_SCOPES = (
 
 def web_client(*, token: str | None, base_url: str) -> WebClient:
     """A Web API client that waits out 429s (Retry-After) and retries server errors."""
-    return WebClient(
+    return KeepAliveWebClient(
         token=token or None,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         retry_handlers=[

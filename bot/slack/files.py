@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlparse
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.services.errors import InvalidInput
+from bot.slack.keepalive import fetch
 from bot.slack.outcomes import classify
 
 logger = logging.getLogger(__name__)
@@ -78,22 +79,27 @@ class SlackFiles:
         except ValueError:  # a port that is not a number
             return False
 
-    def _open(self, url: str, token: str | None, name: str) -> IO[bytes]:
-        """GET ``url`` with the token, following redirects by hand: every hop must be one of
-        Slack's hosts (the token goes nowhere else), or the download is refused."""
+    def _fetch(self, url: str, token: str | None, name: str) -> tuple[Message, bytes]:
+        """GET ``url`` with the token (on a kept connection, ``bot.slack.keepalive``), following
+        redirects by hand: every hop must be one of Slack's hosts (the token goes nowhere
+        else), or the download is refused. (headers, at most ``max_bytes + 1`` bytes)."""
         for _ in range(MAX_REDIRECTS + 1):
             if not self._allowed(url):
                 logger.warning("refusing to fetch a file from %s", urlparse(url).hostname)
                 raise InvalidInput(f"`{name}` is not hosted by Slack; I will not fetch it.")
-            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-            try:
-                return _NO_REDIRECTS.open(request, timeout=self.timeout)  # type: ignore[no-any-return]
-            except urllib.error.HTTPError as exc:
-                location = exc.headers.get("Location") if exc.code in _REDIRECTS else None
-                exc.close()
-                if not location:
-                    raise
+            status, headers, data = fetch(
+                url,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=self.timeout,
+                limit=self.max_bytes,
+            )
+            location = headers.get("Location") if status in _REDIRECTS else None
+            if location is not None:
                 url = urllib.parse.urljoin(url, location)
+                continue
+            if not 200 <= status < 300:  # a 304, or a redirect to nowhere: not the file
+                raise InvalidInput(f"I could not download `{name}`: Slack answered {status}.")
+            return headers, data
         raise InvalidInput(f"I could not download `{name}`: too many redirects.")
 
     def download(self, client: WebClient, file: Mapping[str, Any]) -> tuple[str, bytes]:
@@ -108,18 +114,18 @@ class SlackFiles:
             )
         url = str(meta.get("url_private_download") or meta.get("url_private") or "")
         try:
-            with self._open(url, client.token, name) as response:
-                headers: Message = response.headers  # type: ignore[attr-defined]
-                kind = headers.get("content-type", "")
-                if kind.startswith("text/html") and not name.lower().endswith((".html", ".htm")):
-                    # Slack answers 200 with its login page when the token cannot read files.
-                    raise InvalidInput(
-                        f"Slack would not give me `{name}` (it sent a login page). Reinstall "
-                        "the app with the files:read scope."
-                    )
-                data = response.read(self.max_bytes + 1)
+            headers, data = self._fetch(url, client.token, name)
         except urllib.error.URLError as exc:
             raise InvalidInput(f"I could not download `{name}`: {exc.reason}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise InvalidInput(f"I could not download `{name}`: {exc}") from None
+        kind = headers.get("content-type", "")
+        if kind.startswith("text/html") and not name.lower().endswith((".html", ".htm")):
+            # Slack answers 200 with its login page when the token cannot read files.
+            raise InvalidInput(
+                f"Slack would not give me `{name}` (it sent a login page). Reinstall "
+                "the app with the files:read scope."
+            )
         if len(data) > self.max_bytes:
             raise InvalidInput(f"`{name}` is too large: over {self.max_bytes / 2**20:.0f} MiB.")
         return name, data
@@ -135,15 +141,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return scheme, host, port
 
 
-class _Refuse(urllib.request.HTTPRedirectHandler):
-    """Redirects come back as errors, so ``SlackFiles._open`` checks each hop itself."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 _REDIRECTS = (301, 302, 303, 307, 308)
-_NO_REDIRECTS = urllib.request.build_opener(_Refuse)
 
 
 def _check_stub(file: Mapping[str, Any]) -> None:

@@ -24,6 +24,7 @@ from bot.services.replies import PendingReply, RunReplies
 from bot.services.run_errors import RunErrorSharing
 from bot.slack import blocks
 from bot.slack.files import Upload, upload_to_thread
+from bot.slack.keepalive import KeepAliveWebClient
 from bot.slack.outcomes import Uninstalled, classify
 from bot.slack.tracked import TrackedPool
 from storage.kinds import RunStatus
@@ -70,7 +71,9 @@ class ClientSource:
             for h in self.default.retry_handlers or []
             if patient or not isinstance(h, RateLimitErrorRetryHandler)
         ]
-        return WebClient(token=token, base_url=self.default.base_url, retry_handlers=handlers)
+        return KeepAliveWebClient(
+            token=token, base_url=self.default.base_url, retry_handlers=handlers
+        )
 
 
 class RunWatcher:

@@ -19,6 +19,7 @@ from bot.services.schedules import ScheduleView
 from bot.services.views import TaskView
 from bot.slack import blocks
 from bot.slack.flows import SlackFlows
+from bot.slack.keepalive import KeepAliveWebClient
 from bot.slack.messages import Message, Origin
 from bot.slack.posting import Say, update
 from bot.slack.tracked import TrackedPool
@@ -175,7 +176,7 @@ class TriggerFlows:
 
     def _workflow_client(self, client: WebClient, token: str) -> WebClient:
         """The execution's own token completes it (Slack refuses the bot token there)."""
-        return WebClient(
+        return KeepAliveWebClient(
             token=token, base_url=client.base_url, retry_handlers=client.retry_handlers
         )
 

@@ -9,9 +9,11 @@ posted (``chat.update`` of any other ts, or of a ``delete_message``d one, answer
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
+import socket
 import threading
 import time
 from collections import defaultdict, deque
@@ -37,6 +39,7 @@ class Call:
     path: str = ""  # the URL path (tells response_url calls apart)
     error: str | None = None  # the body's "error" when not ok
     host: str = ""  # the Host header the request came with
+    peer: tuple[str, int] | None = None  # the client's address: which connection it came on
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +87,8 @@ class MockSlackAPI:
         self._files = itertools.count(1)
         self._lock = threading.RLock()  # hooks may call back into the mock
         self._cond = threading.Condition(self._lock)
+        self.connections: set[socket.socket] = set()  # the clients' open connections
+        self.connections_lock = threading.Lock()
         self._server, self._thread = serve(self)
 
     # --- lifecycle and addresses --------------------------------------------------------------
@@ -91,6 +96,14 @@ class MockSlackAPI:
     def start(self) -> MockSlackAPI:
         self._thread.start()
         return self
+
+    def drop_connections(self) -> None:
+        """Close every open client connection, as a server does with idle ones, without a
+        word to the client: it finds out at its next request."""
+        with self.connections_lock:
+            for connection in self.connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -36,9 +36,22 @@ def _handler(mock: MockSlackAPI) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body are two writes: without this, on a kept-alive connection the body
+        # waits for the client's delayed ACK (40 ms), as no real Slack server makes it wait.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             return
+
+        def setup(self) -> None:
+            super().setup()
+            with mock.connections_lock:
+                mock.connections.add(self.connection)
+
+        def finish(self) -> None:
+            with mock.connections_lock:
+                mock.connections.discard(self.connection)
+            super().finish()
 
         def _token(self) -> str | None:
             auth = self.headers.get("Authorization", "")
@@ -85,7 +98,15 @@ def _handler(mock: MockSlackAPI) -> type[BaseHTTPRequestHandler]:
                 return
             file_id, token = found.group(1), self._token()
             host = self.headers.get("Host", "")
-            mock.record(Call("file", {"id": file_id, "host": host}, token, host=host))
+            mock.record(
+                Call(
+                    "file",
+                    {"id": file_id, "host": host},
+                    token,
+                    host=host,
+                    peer=self.client_address,
+                )
+            )
             if file_id in mock.redirects:
                 self._send(302, b"", "text/plain", {"Location": mock.redirects[file_id]})
                 return
@@ -139,6 +160,7 @@ def _handler(mock: MockSlackAPI) -> type[BaseHTTPRequestHandler]:
                 ok=bool(body.get("ok")),
                 answer_ts=body.get("ts"),
                 error=body.get("error"),
+                peer=self.client_address,
             )
             mock.record(call)
             self._send(
