@@ -137,9 +137,9 @@ def build_server(
     slack_state: SlackState | None = None,
 ) -> Server:
     """The web app. With ``flow_process`` the slow half (Slack flows, model calls, run
-    messages and, with TASK_QUEUE=local, the worker pool) runs in a process of its own and this
-    one only acks, serves the API and /healthz, its services built on first use; otherwise
-    everything runs here (tests)."""
+    messages and, with TASK_QUEUE=local, the pool process below it) runs in a process of its
+    own and this one only acks, serves the API and /healthz, its services built on first use;
+    otherwise everything runs here (tests)."""
     from bot.slack.async_app import build_slack, start_socket_mode
 
     flows = None
@@ -152,7 +152,8 @@ def build_server(
             migrate.prepare(engine, migrate_command=hint("migrate"))
         if settings.task_queue != "celery":
             _check_isolation(settings)  # before the flow process starts the worker pool
-        # What the flow process's pool changes is heard here too (API waits on a run).
+        # What the pool process changes is heard here too, through the flow process (API waits
+        # on a run).
         run_signal = services.signal if services is not None else RunSignal()
         flows = FlowProcess(settings, target=flow.main, signal=run_signal)
         flows.start()
