@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_ack import free_port, wait_up
-from bench.bench_pool import pool_rate
+from bench.bench_pool import machine_busy, pool_rate
 from bench.bench_slack_runs import TRIVIAL, Succeeded, bare_p50, latency, throughput
 from tests.fakes.openai_server import FakeOpenAIServer, answer_json
 from tests.fakes.slack_api import MockSlackAPI, text_of
@@ -47,12 +47,6 @@ class Served(NamedTuple):
 
     mock: MockSlackAPI
     slack: SlackSender
-
-
-def machine_busy() -> float:
-    """CPU-seconds the whole machine spent busy so far (every core, every process)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / TICK  # all but idle and iowait
 
 
 def process_cpu(web: int) -> tuple[float, float, float, float]:
@@ -102,9 +96,9 @@ def process_cpu(web: int) -> tuple[float, float, float, float]:
 
 def pool_alone(runs: int) -> tuple[float, float]:
     """The pool alone at 2 slots: (runs/s, the machine's busy CPU-seconds per run)."""
-    busy = machine_busy()
-    rate, _ = pool_rate(runs, f"sqlite:///{tempfile.mkdtemp(prefix='bench-pool-')}/p.db")
-    return rate, (machine_busy() - busy) / (runs + 20)  # pool_rate warms up with 20
+    busy: list[float] = []
+    rate, _ = pool_rate(runs, f"sqlite:///{tempfile.mkdtemp(prefix='bench-pool-')}/p.db", busy=busy)
+    return rate, busy[0]
 
 
 def start_serve(

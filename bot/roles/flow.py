@@ -105,7 +105,8 @@ def _services(settings: Settings, replies: Any) -> tuple[Services, ChildProcess 
 
     def heard(change: RunChanged) -> None:
         signal.heard(change.run_id, start=change.started)
-        replies.put(RunChanged(change.run_id))
+        if not change.started:  # the web process only waits for runs to end (API, MCP)
+            replies.put(RunChanged(change.run_id))
 
     # Shorter waits than the web process's on this one (bot.slack.flowproc): an answer or a
     # stop comes back up before the web process gives up on it.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
+import pickle
 import queue
 import signal
 import threading
@@ -82,6 +83,41 @@ class CheckDone:
 
 
 Target = Callable[[Settings, Any, Any], None]
+
+
+class Channel:
+    """A child's way back to its parent: a pipe each value is written to at once by the thread
+    that sends it, where a ``multiprocessing.Queue`` hands every value to a feeder thread first
+    (one thread woken less per run change). Its writers (the child's threads) queue on a lock
+    of the child's own, not one shared with the parent, so a child that dies while sending
+    leaves nothing locked behind it. ``put`` blocks while the pipe is full: the parent reads it
+    on a thread of its own."""
+
+    def __init__(self, context: Any) -> None:
+        self._reader, self._writer = context.Pipe(duplex=False)
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> tuple[Any, Any]:  # into the child, as its process's argument
+        return self._reader, self._writer
+
+    def __setstate__(self, state: tuple[Any, Any]) -> None:
+        self._reader, self._writer = state
+        self._lock = threading.Lock()
+
+    def put(self, item: object) -> None:
+        with self._lock:
+            self._writer.send(item)
+
+    def sender_started(self) -> None:
+        """(In the parent, once the child holds its copy.) The parent never writes here: with
+        its copy closed, the child's end makes the pipe end, and its reader with it."""
+        self._writer.close()
+
+    def get(self, timeout: float | None = None) -> object:
+        """The next value (one reader at a time); ``queue.Empty`` after ``timeout`` seconds."""
+        if not self._reader.poll(timeout):
+            raise queue.Empty
+        return self._reader.recv()
 
 
 class ChildProcess:
@@ -159,6 +195,11 @@ class ChildProcess:
         while True:
             try:
                 item = replies.get(timeout=1.0)
+            except (EOFError, OSError):  # the child ended (``_keep_alive`` tells why)
+                return
+            except pickle.UnpicklingError:  # each value is framed: the next one still reads
+                logger.exception("the %s process sent a value that does not read", self._name)
+                continue
             except queue.Empty:  # all it sent was read: done if it was replaced, or stopped
                 with self._lock:
                     process, current = self._process, self._replies
@@ -184,7 +225,7 @@ class ChildProcess:
 
     def _spawn(self) -> None:
         with self._lock:
-            inbox, replies = self._context.Queue(), self._context.Queue()
+            inbox, replies = self._context.Queue(), Channel(self._context)
             process = self._context.Process(
                 target=self._target,
                 args=(self._settings, inbox, replies),
@@ -199,6 +240,7 @@ class ChildProcess:
             finally:
                 if main:
                     signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+            replies.sender_started()
             if self._inbox is not None:  # the last child's: nobody reads it any more
                 self._inbox.cancel_join_thread()
                 self._inbox.close()
