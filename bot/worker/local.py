@@ -43,6 +43,7 @@ class LocalPool:
         self._pending: set[Future[None]] = set()
         self._given: set[str] = set()  # run ids handed to this pool and not yet taken
         self._lock = threading.Lock()
+        self._closing = threading.Event()
 
     def submit(self, run_id: str) -> None:
         """One more job for the pool; each job takes the next of this pool's queued runs in
@@ -61,7 +62,7 @@ class LocalPool:
     def _execute(self, run_id: str) -> None:
         """Take this pool's queued runs in fair order until none is left to take (so a job
         that failed, or one whose run another job took, strands nothing)."""
-        while True:
+        while not self._closing.is_set():  # closing: what is still queued stays queued
             try:
                 with self._lock:
                     given = set(self._given)
@@ -100,4 +101,7 @@ class LocalPool:
         return True
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        """Finish the runs started, start no other: queued runs stay queued in the database,
+        for the next start (``recover``), however long the queue."""
+        self._closing.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -354,3 +354,21 @@ def test_a_queued_run_stopped_never_runs(harness: Harness) -> None:
     assert done.status is RunStatus.KILLED and done.killed_reason == "stopped"
     for run_id in queued_ids[:-1]:
         harness.services.stops.stop_run(run_id, by="U1")
+
+
+def test_closing_the_local_pool_finishes_started_runs_and_leaves_the_queue_queued(
+    local: Harness,
+) -> None:
+    """serve's stop (SIGTERM) must not wait for a long queue: what is queued stays queued in
+    the database for the next start, and what was running ends as it would have."""
+    task_id = local.task("import time\n\ndef run(input_path):\n    time.sleep(0.5)\n    return 1\n")
+    runs = local.services.runs
+    ids = [runs.request(task_id, requested_by="U1", input_data=b"x").id for _ in range(8)]
+    _until_running(local, ids[0])
+    pool = local.services.pool
+    assert pool is not None
+    pool.close()
+    statuses = [runs.get(run_id).status for run_id in ids]
+    assert RunStatus.RUNNING not in statuses
+    assert statuses.count(RunStatus.QUEUED) >= 4, statuses
+    assert set(statuses) <= {RunStatus.SUCCEEDED, RunStatus.QUEUED}, statuses
