@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
-from bot.services.checks import Execution
 from bot.services.events import RunSignal
-from bot.services.handoff import CheckDone, CheckRun, ChildProcess, QueuedRun, RunChanged, Stop
+from bot.services.handoff import CheckRun, ChildProcess, QueuedRun, RunChanged
 from bot.slack.messages import Message
-from storage.kinds import RunStatus
 
 if TYPE_CHECKING:
     from bot.composition import Services
@@ -30,7 +29,7 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
     # Imported here: the web process imports this module only to name this function as the
     # flow process's target, and must not hold the slow half's modules nor the services' ORM
     # (bench/bench_rss.py).
-    from bot.roles.child import become_child
+    from bot.roles.child import answer_check, become_child, take_until_stop
     from bot.roles.sweeper import Sweeper
     from bot.slack.app import build_flows
 
@@ -51,36 +50,15 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
     sweeper = Sweeper(services, abandoned=False)
     checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="taskbot-checks")
 
-    def check(item: CheckRun) -> None:
-        try:
-            execution = services.checks(item.code)
-        except Exception as exc:
-            logger.exception("a check run failed in the flow process")
-            execution = Execution(
-                status=RunStatus.FAILED,
-                result=b"",
-                error_type="SandboxError",
-                error_message=f"The sandbox could not run the checks: {exc}",
-                killed_reason=None,
-            )
-        replies.put(CheckDone(item.request_id, execution))
-
+    handlers: dict[type, Callable[[Any], object]] = {
+        Message: flows.dispatch,
+        CheckRun: lambda item: checks.submit(
+            answer_check, services.checks, item, replies, role="flow"
+        ),
+        QueuedRun: lambda item: services.runs.submit(item.run_id),
+    }
     try:
-        while True:
-            item = inbox.get()
-            if isinstance(item, Stop):
-                break
-            try:
-                if isinstance(item, Message):
-                    flows.dispatch(item)
-                elif isinstance(item, CheckRun):
-                    checks.submit(check, item)
-                elif isinstance(item, QueuedRun):
-                    services.runs.submit(item.run_id)
-                else:
-                    logger.error("the flow process got an unknown value %r", item)
-            except Exception:
-                logger.exception("the flow process could not take %r", item)
+        take_until_stop(inbox, handlers, role="flow")
     finally:
         if pool is not None:  # it finishes its runs meanwhile; waited for last
             pool.ask_to_stop()

@@ -7,13 +7,12 @@ model calls and run messages the flow process handles, and those no longer wait 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.config import Settings
-from bot.services.checks import Execution
-from bot.services.handoff import CheckDone, CheckRun, QueuedRun, RunChanged, Stop
-from storage.kinds import RunStatus
+from bot.services.handoff import CheckRun, QueuedRun, RunChanged
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ logger = logging.getLogger(__name__)
 def main(settings: Settings, inbox: Any, replies: Any) -> None:
     """Entry point of the pool process (spawned: a fresh interpreter, no inherited threads)."""
     from bot.composition import build_services
-    from bot.roles.child import become_child
+    from bot.roles.child import answer_check, become_child, take_until_stop
 
     become_child(settings, role="pool")
     services = build_services(settings, runner="local")
@@ -35,36 +34,16 @@ def main(settings: Settings, inbox: Any, replies: Any) -> None:
     services.pool.recover(services.runs)
     checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="taskbot-checks")
 
-    def check(item: CheckRun) -> None:
-        try:
-            execution = services.checks(item.code)
-        except Exception as exc:
-            logger.exception("a check run failed in the pool process")
-            execution = Execution(
-                status=RunStatus.FAILED,
-                result=b"",
-                error_type="SandboxError",
-                error_message=f"The sandbox could not run the checks: {exc}",
-                killed_reason=None,
-            )
-        replies.put(CheckDone(item.request_id, execution))
-
+    handlers: dict[type, Callable[[Any], object]] = {
+        QueuedRun: lambda item: services.runs.submit(item.run_id),
+        # A stop asked for elsewhere: the stop watch looks again.
+        RunChanged: lambda item: services.signal.heard(item.run_id),
+        CheckRun: lambda item: checks.submit(
+            answer_check, services.checks, item, replies, role="pool"
+        ),
+    }
     try:
-        while True:
-            item = inbox.get()
-            if isinstance(item, Stop):
-                break
-            try:
-                if isinstance(item, QueuedRun):
-                    services.runs.submit(item.run_id)
-                elif isinstance(item, RunChanged):  # a stop asked for elsewhere: look again
-                    services.signal.heard(item.run_id)
-                elif isinstance(item, CheckRun):
-                    checks.submit(check, item)
-                else:
-                    logger.error("the pool process got an unknown value %r", item)
-            except Exception:
-                logger.exception("the pool process could not take %r", item)
+        take_until_stop(inbox, handlers, role="pool")
     finally:
         checks.shutdown(wait=False, cancel_futures=True)
         services.close()

@@ -7,9 +7,10 @@ import queue
 import threading
 
 from bot.config import Settings
+from bot.roles.child import take_until_stop
 from bot.services.checks import Execution
 from bot.services.events import RunSignal
-from bot.services.handoff import CheckDone, CheckRun, ChildProcess, RunChanged, Stop
+from bot.services.handoff import CheckDone, CheckRun, ChildProcess, QueuedRun, RunChanged, Stop
 from bot.slack.flowproc import FlowProcess
 
 PASSED = Execution(
@@ -83,3 +84,24 @@ def test_a_run_start_in_the_pool_process_is_heard_as_a_start() -> None:
     replies.put(Stop())
     pool._read(replies)
     assert heard == sent
+
+
+def test_a_child_takes_values_by_type_until_stop_past_unknown_and_failing_ones() -> None:
+    inbox: queue.Queue[object] = queue.Queue()
+    for item in (QueuedRun("a"), "not a value", QueuedRun("boom"), RunChanged("c"), Stop()):
+        inbox.put(item)
+    inbox.put(QueuedRun("after the stop"))
+    taken: list[str] = []
+
+    def run(item: QueuedRun) -> None:
+        if item.run_id == "boom":
+            raise RuntimeError("a handler failed")
+        taken.append(item.run_id)
+
+    take_until_stop(
+        inbox,
+        {QueuedRun: run, RunChanged: lambda item: taken.append(f"changed {item.run_id}")},
+        role="test",
+    )
+    assert taken == ["a", "changed c"]
+    assert inbox.get_nowait() == QueuedRun("after the stop")  # left for nobody: it stopped
