@@ -51,7 +51,12 @@ def _handler(mock: MockSlackAPI) -> type[BaseHTTPRequestHandler]:
         def finish(self) -> None:
             with mock.connections_lock:
                 mock.connections.discard(self.connection)
-            super().finish()
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):  # dropped
+                super().finish()
+
+        def handle(self) -> None:
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):  # dropped
+                super().handle()
 
         def _token(self) -> str | None:
             auth = self.headers.get("Authorization", "")

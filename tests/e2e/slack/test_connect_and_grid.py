@@ -135,7 +135,11 @@ def test_uninstalling_deletes_the_installation_stops_its_work_and_keeps_its_data
         stack.mock.revoke("xoxb-two")
         assert uninstall_events(stack, "T2") == [200, 200]
         store = SQLAlchemyInstallationStore(client_id="111.222", engine=stack.services.engine)
-        assert store.find_bot(enterprise_id=None, team_id="T2") is None
+        # Deleted by the listener, which Bolt runs after the event's ack: waited for.
+        wait_until(
+            lambda: store.find_bot(enterprise_id=None, team_id="T2") is None,
+            what="the installation deleted",
+        )
         run_id = pending_run_for(stack, task_id, "T2", "C2")
         wait_until(lambda: reply_error(stack, run_id) is not None, what="the update to end")
         assert [c for c in stack.mock.of("chat.update") if c.token == "xoxb-two" and not c.ok] == []
