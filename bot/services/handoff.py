@@ -16,7 +16,6 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import pickle
-import queue
 import signal
 import threading
 import uuid
@@ -113,10 +112,9 @@ class Channel:
         its copy closed, the child's end makes the pipe end, and its reader with it."""
         self._writer.close()
 
-    def get(self, timeout: float | None = None) -> object:
-        """The next value (one reader at a time); ``queue.Empty`` after ``timeout`` seconds."""
-        if not self._reader.poll(timeout):
-            raise queue.Empty
+    def get(self) -> object:
+        """The next value (one reader at a time); ``EOFError`` once the child's end is closed
+        and everything it sent was read."""
         return self._reader.recv()
 
 
@@ -191,22 +189,15 @@ class ChildProcess:
                 self._waiting.pop(request_id, None)
 
     def _read(self, replies: Any) -> None:
-        """Read one start's replies until ``Stop`` or until that start's queues are replaced."""
+        """Read one start's replies to their end: the pipe ends with its child (only the
+        child holds its sending end), after everything it sent; or at a ``Stop``."""
         while True:
             try:
-                item = replies.get(timeout=1.0)
+                item = replies.get()
             except (EOFError, OSError):  # the child ended (``_keep_alive`` tells why)
                 return
             except pickle.UnpicklingError:  # each value is framed: the next one still reads
                 logger.exception("the %s process sent a value that does not read", self._name)
-                continue
-            except queue.Empty:  # all it sent was read: done if it was replaced, or stopped
-                with self._lock:
-                    process, current = self._process, self._replies
-                if replies is not current or (
-                    self._stopping.is_set() and (process is None or not process.is_alive())
-                ):
-                    return
                 continue
             if isinstance(item, Stop):
                 return
@@ -259,15 +250,15 @@ class ChildProcess:
             process = self._process
             if process is None:
                 continue
-            if _ended(process) and not self._stopping.is_set():
+            if not _ended(process):
+                delay = 1.0
+            elif not self._stopping.is_set():
                 process.join()  # reaped here only: ``close`` reaps the last one
                 logger.error(
                     "the %s process exited (%s); starting it again", self._name, process.exitcode
                 )
                 self._spawn()
                 delay = min(delay * 2, 60.0)  # a process that keeps dying is not restarted hot
-            elif not _ended(process):
-                delay = 1.0
         # A child started here dies with this thread (PR_SET_PDEATHSIG counts the thread that
         # started it): this thread ends only once the child has, after ``close``. It waits on
         # the child's sentinel, not by ``join``: ``close`` reaps it (two reapers would race).
