@@ -12,26 +12,32 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row
-
-from bot.services.errors import InvalidInput, NotFound, NotReady
+from bot.services.errors import InvalidInput, NotFound
 from bot.services.events import RunSignal
 from bot.services.fairness import NO_LIMITS, RunLimits, check_run_limits, fair_order
 from bot.services.inputs import profile, safe_name
 from bot.services.outcomes import OutputFileView, RunOutcome, stored_files, stored_values
+from bot.services.run_views import ReplyTarget, RunJob, RunView
 from bot.services.tasks import TaskService
 from bot.services.usage import UsageService
 from bot.services.validation import check_code
-from storage.kinds import ResultKind, RunStatus, TaskType
-from storage.models import Run, RunFile
-from storage.uow import UnitOfWorkFactory
+from storage.kinds import RunStatus, TaskType
+from storage.models import Run
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 
-__all__ = ["OutputFileView", "RunOutcome", "RunRecords", "RunService", "RunView"]
+__all__ = [
+    "OutputFileView",
+    "ReplyTarget",
+    "RunJob",
+    "RunOutcome",
+    "RunRecords",
+    "RunService",
+    "RunView",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,93 +46,6 @@ class RunQueue(Protocol):
     """Where queued runs go: the in-process pool or Celery."""
 
     def submit(self, run_id: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class RunView:
-    id: str
-    task_id: str
-    version_number: int
-    status: RunStatus
-    requested_by: str
-    input_name: str | None
-    input_size: int | None
-    input_sha256: str | None
-    result_kind: ResultKind | None
-    result: bytes | None
-    result_truncated: bool
-    stdout: str | None
-    stderr: str | None
-    error_type: str | None
-    error_message: str | None
-    traceback_tail: str | None
-    killed_reason: str | None
-    attempts: int
-    queued_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_seconds: float | None
-    files: tuple[OutputFileView, ...] = ()
-    cpu_seconds: float | None = None
-    stopped_by: str | None = None  # who asked to stop it (killed_reason "stopped")
-
-    @property
-    def final(self) -> bool:
-        return self.status.final
-
-    @classmethod
-    def of(cls, run: Run | Row[Any], files: Sequence[RunFile | Row[Any]] = ()) -> RunView:
-        """From the ORM's run, or a row with the same columns (and files with ``name``,
-        ``size`` and ``content``)."""
-        return cls(
-            id=run.id,
-            task_id=run.task_id,
-            version_number=run.version_number,
-            status=RunStatus(run.status),
-            requested_by=run.requested_by,
-            input_name=run.input_name,
-            input_size=run.input_size,
-            input_sha256=run.input_sha256,
-            result_kind=ResultKind(run.result_kind) if run.result_kind else None,
-            result=run.result,
-            result_truncated=run.result_truncated,
-            stdout=run.stdout,
-            stderr=run.stderr,
-            error_type=run.error_type,
-            error_message=run.error_message,
-            traceback_tail=run.traceback_tail,
-            killed_reason=run.killed_reason,
-            attempts=run.attempts,
-            queued_at=run.queued_at,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            duration_seconds=run.duration_seconds,
-            files=tuple(OutputFileView(f.name, f.size, f.content) for f in files),
-            cpu_seconds=run.cpu_seconds,
-            stopped_by=run.stop_requested_by,
-        )
-
-
-@dataclass(frozen=True)
-class ReplyTarget:
-    """Where a run's progress is shown (a Slack thread); the service only stores it."""
-
-    team_id: str
-    enterprise_id: str | None
-    channel_id: str
-    thread_ts: str
-
-
-@dataclass(frozen=True)
-class RunJob:
-    """What a worker needs to execute a claimed run: paths and bytes, nothing else."""
-
-    run_id: str
-    task_type: str
-    code: str
-    input_name: str | None
-    input_data: bytes | None
-    stop_requested: bool = False  # asked before the claim: stopped as soon as it starts
 
 
 def _now() -> datetime:
@@ -191,45 +110,76 @@ class RunRecords:
     def start(self, run_id: str, *, worker: str) -> RunJob | None:
         """Claim a queued run; None when it is gone or another worker has it."""
         with self._uow() as uow:
-            if not uow.runs.claim(run_id, worker=worker, started_at=self._clock()):
-                return None
-            row = uow.runs.job(run_id)
+            claimed = self._claim(uow, (run_id,), worker)
             uow.commit()
-        self.signal.started(run_id)
-        if row is None:
-            raise NotReady(f"Run {run_id} names a version that does not exist.")
-        job = RunJob(run_id=run_id, **row)
-        error = _code_error(job.code, self._packages, self._max_code_bytes)
-        if error is not None:
-            self.finish(
-                run_id,
-                RunOutcome(
-                    status=RunStatus.FAILED,
-                    error_type="CodeCheckFailed",
-                    error_message=f"This version cannot run here: {error}",
-                ),
-            )
-            return None
-        return job
+        return None if claimed is None else self._vetted(*claimed)
+
+    def finish_then_start(
+        self, run_id: str, outcome: RunOutcome, *, candidates: Iterable[str], worker: str
+    ) -> tuple[str, RunJob | None] | None:
+        """``finish`` one run and ``start`` the first of ``candidates`` still queued, in one
+        transaction (one write, where the database has a single writer): the id claimed and
+        its job (None when it ended at once: its code cannot run here), or None."""
+        with self._uow() as uow:
+            recorded, dropped = self._record(uow, run_id, outcome)
+            claimed = self._claim(uow, candidates, worker)
+            uow.commit()
+        self._recorded(run_id, recorded=recorded, dropped=dropped)
+        return None if claimed is None else (claimed[0], self._vetted(*claimed))
 
     def finish(self, run_id: str, outcome: RunOutcome) -> bool:
         """Record a run's outcome once; False (and nothing changed) when it had already ended."""
         with self._uow() as uow:
-            values = stored_values(outcome) | {"finished_at": self._clock()}
-            recorded = uow.runs.record_outcome(run_id, values=values, files=stored_files(outcome))
-            dropped = False
-            if recorded:
-                uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
-                # The input goes with the outcome, unless retention keeps it for a while.
-                dropped = not self._keep_inputs and uow.runs.drop_input(run_id)
+            recorded, dropped = self._record(uow, run_id, outcome)
             uow.commit()
+        self._recorded(run_id, recorded=recorded, dropped=dropped)
+        return recorded
+
+    def _claim(
+        self, uow: UnitOfWork, candidates: Iterable[str], worker: str
+    ) -> tuple[str, dict[str, Any] | None] | None:
+        for run_id in candidates:
+            if uow.runs.claim(run_id, worker=worker, started_at=self._clock()):
+                return run_id, uow.runs.job(run_id)
+        return None
+
+    def _vetted(self, run_id: str, row: dict[str, Any] | None) -> RunJob | None:
+        """A claimed run's job, or None when it ended at once (recorded failed)."""
+        self.signal.started(run_id)
+        job = None if row is None else RunJob(run_id=run_id, **row)
+        error = (
+            "its version does not exist"
+            if job is None
+            else _code_error(job.code, self._packages, self._max_code_bytes)
+        )
+        if error is None:
+            return job
+        self.finish(
+            run_id,
+            RunOutcome(
+                status=RunStatus.FAILED,
+                error_type="CodeCheckFailed",
+                error_message=f"This version cannot run here: {error}",
+            ),
+        )
+        return None
+
+    def _record(self, uow: UnitOfWork, run_id: str, outcome: RunOutcome) -> tuple[bool, bool]:
+        """Whether the outcome was recorded (the run had not ended), and its input dropped."""
+        values = stored_values(outcome) | {"finished_at": self._clock()}
+        if not uow.runs.record_outcome(run_id, values=values, files=stored_files(outcome)):
+            return False, False
+        uow.usage.record_run(run_id, cpu_seconds=outcome.cpu_seconds, at=self._clock())
+        # The input goes with the outcome, unless retention keeps it for a while.
+        return True, not self._keep_inputs and uow.runs.drop_input(run_id)
+
+    def _recorded(self, run_id: str, *, recorded: bool, dropped: bool) -> None:
         if not recorded:
             logger.warning("run %s had already ended; ignoring a second outcome", run_id)
-        else:
-            self.signal.changed(run_id)
-            if dropped:
-                self._uow.scrub_soon()  # the input went with the outcome: no copy in the WAL
-        return recorded
+            return
+        self.signal.changed(run_id)
+        if dropped:
+            self._uow.scrub_soon()  # the input went with the outcome: no copy in the WAL
 
     def wait(self, run_id: str, *, timeout: float, sweep: float = 2.0) -> RunView:
         """The run once it has ended (or as it is when ``timeout`` runs out). Woken by the

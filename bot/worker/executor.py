@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 from bot.config import Settings
 from bot.services.checks import Execute, Execution
@@ -79,38 +80,75 @@ class RunExecutor:
     def execute(self, run_id: str) -> None:
         job = self.runs.start(run_id, worker=self.worker)
         if job is not None:
-            self._execute(run_id, job)
+            self.record(run_id, self._outcome(run_id, job))
 
     def execute_next(self, among: Collection[str] | None = None) -> str | None:
         """Claim and execute the next run in fair order (``bot.services.fairness``), among
         ``among`` when given; its id, or None when there was nothing queued to take."""
+        step = self.step(among)
+        if step is None:
+            return None
+        self.record(*step)
+        return step[0]
+
+    def step(
+        self, among: Collection[str] | None, *, ended: tuple[str, RunOutcome] | None = None
+    ) -> tuple[str, RunOutcome] | None:
+        """Record ``ended`` (a run and its outcome) and claim the next run in fair order (among
+        ``among`` when given) in one transaction, then execute that run: its id and outcome,
+        for the next step to record; None when there was nothing to take (``ended`` is
+        recorded all the same)."""
         # Choosing and claiming is one step per process: threads that chose together would
         # all try the same run first, and every failed claim is a write (SQLite serialises).
         with self._choosing:
-            claimed = None
-            # One run to choose from needs no order (its claim finds out if it is still queued).
-            order = list(among) if among is not None and len(among) == 1 else None
-            for run_id in order or self.runs.fair_queue(among=among):
-                job = self.runs.start(run_id, worker=self.worker)
-                if job is not None:
-                    claimed = (run_id, job)
-                    break
+            claimed = self._claim(among, ended)
         if claimed is None:
             return None
-        self._execute(*claimed)
-        return claimed[0]
+        return claimed[0], self._outcome(*claimed)
 
-    def _execute(self, run_id: str, job: RunJob) -> None:
+    def _claim(
+        self, among: Collection[str] | None, ended: tuple[str, RunOutcome] | None
+    ) -> tuple[str, RunJob] | None:
+        # One run to choose from needs no order (its claim finds out if it is still queued).
+        if among is not None and len(among) == 1:
+            order: Iterator[str] = iter(list(among))
+        else:
+            order = self.runs.fair_queue(among=among)
+            # The order's first read is done here, not while the claim holds the write lock.
+            order = itertools.chain(itertools.islice(order, 1), order)
+        if ended is not None:
+            try:
+                taken = self.runs.finish_then_start(*ended, candidates=order, worker=self.worker)
+            except Exception:
+                logger.exception("the outcome of run %s could not be stored", ended[0])
+                self.runs.finish(ended[0], UNSTORABLE)
+                order = self.runs.fair_queue(among=among)  # claimed nothing: choose again
+            else:
+                if taken is None:
+                    return None
+                if taken[1] is not None:
+                    return taken[0], taken[1]
+                # That one ended at once (its code cannot run here): the next, as below.
+        for run_id in order:
+            job = self.runs.start(run_id, worker=self.worker)
+            if job is not None:
+                return run_id, job
+        return None
+
+    def _outcome(self, run_id: str, job: RunJob) -> RunOutcome:
         try:
             with self.stops.watching(run_id, stopped=job.stop_requested) as stop:
-                outcome = self._sandboxed(job, stop)
+                return self._sandboxed(job, stop)
         except Exception as exc:
             logger.exception("run %s could not be executed", run_id)
-            outcome = RunOutcome(
+            return RunOutcome(
                 status=RunStatus.FAILED,
                 error_type="SandboxError",
                 error_message=f"The sandbox could not run this: {exc}",
             )
+
+    def record(self, run_id: str, outcome: RunOutcome) -> None:
+        """Record a run's outcome (one that ``step`` returned, when no next step will)."""
         try:
             self.runs.finish(run_id, outcome)
         except Exception:

@@ -8,7 +8,7 @@ import socket
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from bot.services.runs import RunRecords
+from bot.services.runs import RunOutcome, RunRecords
 from bot.worker.executor import RunExecutor
 from bot.worker.identity import process_start_ticks
 
@@ -61,20 +61,29 @@ class LocalPool:
 
     def _execute(self, run_id: str) -> None:
         """Take this pool's queued runs in fair order until none is left to take (so a job
-        that failed, or one whose run another job took, strands nothing)."""
-        while not self._closing.is_set():  # closing: what is still queued stays queued
-            try:
+        that failed, or one whose run another job took, strands nothing). Each outcome is
+        recorded with the claim of the next run, in one transaction."""
+        ended: tuple[str, RunOutcome] | None = None
+        try:
+            while not self._closing.is_set():  # closing: what is still queued stays queued
                 with self._lock:
                     given = set(self._given)
-                taken = self.executor.execute_next(among=given)
-            except Exception:
-                logger.exception("the local pool could not take a run (after %s)", run_id)
-                return
-            with self._lock:
-                if taken is None:  # none of them could be taken: ended, or taken elsewhere
-                    self._given -= given
-                    return
-                self._given.discard(taken)
+                step = self.executor.step(among=given, ended=ended)
+                ended = None  # recorded by that step
+                with self._lock:
+                    if step is None:  # none of them could be taken: ended, or taken elsewhere
+                        self._given -= given
+                        return
+                    self._given.discard(step[0])
+                ended = step
+        except Exception:
+            logger.exception("the local pool could not take a run (after %s)", run_id)
+        finally:
+            if ended is not None:  # a step failed, or closing: recorded here (or again: once)
+                try:
+                    self.executor.record(*ended)
+                except Exception:
+                    logger.exception("the outcome of run %s could not be stored", ended[0])
 
     def recover(self, runs: RunRecords) -> tuple[list[str], list[str]]:
         """After a restart: fail runs a dead process left running, resubmit the queued ones."""

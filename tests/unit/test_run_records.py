@@ -116,6 +116,38 @@ def test_a_run_is_claimed_and_recorded_once_and_each_change_is_announced() -> No
     assert view.status is RunStatus.SUCCEEDED and view.final
 
 
+def test_an_outcome_and_the_next_claim_are_one_commit() -> None:
+    runs, uow, heard = records()
+    assert runs.start("r1", worker="w1") is not None
+    before = uow.commits
+    taken = runs.finish_then_start("r1", DONE, candidates=iter(["r1", "r2"]), worker="w1")
+    assert uow.commits == before + 1  # one write for both
+    assert taken is not None and taken[0] == "r2" and taken[1] is not None  # r1 had ended
+    assert runs.get("r1").status is RunStatus.SUCCEEDED
+    assert runs.get("r2").status is RunStatus.RUNNING
+    assert heard == ["r1", "r1", "r2"]  # r1 claimed, r1 ended, r2 claimed
+    # Nothing left to claim: the outcome is recorded all the same.
+    assert runs.finish_then_start("r2", DONE, candidates=iter(["r1"]), worker="w1") is None
+    assert runs.get("r2").status is RunStatus.SUCCEEDED
+
+
+def test_a_claimed_run_whose_code_cannot_run_here_ends_failed_at_once() -> None:
+    runs, uow, _ = records()
+    runs = RunRecords(
+        uow=uow,  # type: ignore[arg-type]
+        packages=(),
+        max_code_bytes=10,  # CODE is longer: every run's code is refused
+        wall_seconds=5,
+        signal=RunSignal(),
+    )
+    uow.runs.claim("r1", worker="w1", started_at=datetime.now(UTC))  # claimed before: it ran
+    taken = runs.finish_then_start("r1", DONE, candidates=iter(["r2"]), worker="w1")
+    assert taken == ("r2", None)  # claimed, and ended: nothing to execute
+    ended = runs.get("r2")
+    assert (ended.status, ended.error_type) == (RunStatus.FAILED, "CodeCheckFailed")
+    assert runs.get("r1").status is RunStatus.SUCCEEDED
+
+
 def test_waiting_on_a_run_wakes_when_it_ends_in_another_thread() -> None:
     runs, _, _ = records()
     runs.start("r1", worker="w1")

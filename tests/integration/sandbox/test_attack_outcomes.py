@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from bot.api.run_models import RunOut
 from bot.composition import Services, build_services
 from bot.config import Settings
-from bot.services.runs import RunOutcome, RunRecords, RunView
+from bot.services.runs import RunView
 from bot.slack import blocks
 from storage import migrate
 from storage.db import make_engine
+from storage.run_repository import RunRepository
 from tests.fakes.model import FakeCodeGenerator
 from tests.fakes.openai_server import answer_json
 
@@ -140,17 +142,18 @@ def test_an_outcome_that_still_cannot_be_stored_ends_the_run(
     task = services.tasks.create(
         description="d", task_type="generator", requested_by="U1", source="cli"
     ).task
-    real_finish = RunRecords.finish
+    real_record = RunRepository.record_outcome
     refused: list[str] = []
 
-    def finish_once_refused(records: RunRecords, run_id: str, outcome: RunOutcome) -> bool:
+    def record_once_refused(repo: RunRepository, run_id: str, **kwargs: Any) -> bool:
         if not refused:
             refused.append(run_id)
             raise ValueError("this outcome cannot be stored")
-        return real_finish(records, run_id, outcome)
+        return real_record(repo, run_id, **kwargs)
 
-    # The worker records through its own RunRecords: refuse there, whichever instance it is.
-    monkeypatch.setattr(RunRecords, "finish", finish_once_refused)
+    # Refused where it is stored, whichever way the worker records it (alone, or with the
+    # claim of its next run).
+    monkeypatch.setattr(RunRepository, "record_outcome", record_once_refused)
     view = _final(services, services.runs.request(task.id, requested_by="U1").id)
     assert (view.status, view.error_type) == ("failed", "OutcomeNotStored")
     assert refused == [view.id]
